@@ -1,0 +1,34 @@
+"""Run the installed ``triplegain`` command as a user would, from the repository root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# Only the variables a user would have: none of the developer's TRIPLEGAIN_* settings leak into a test.
+_BASE_ENV = {key: value for key, value in os.environ.items() if not key.startswith("TRIPLEGAIN_")}
+
+
+def triplegain_executable() -> str:
+    """The console script next to this interpreter (the virtualenv's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("triplegain")
+    return str(beside) if beside.exists() else (shutil.which("triplegain") or "triplegain")
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [triplegain_executable(), *args],
+        cwd=REPO,
+        env={**_BASE_ENV, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,120 @@
+"""The ``triplegain`` command line: every user-facing behaviour starts here.
+
+Errors a user can fix (bad config, bad arguments) end in one line per problem and exit code 2; errors of the
+system (an unreachable database) in one line and exit code 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from triplegain import __version__
+from triplegain.config import Settings, default_config_path, load_settings, render_defaults
+from triplegain.errors import ConfigError, TriplegainError
+from triplegain.logs import configure_logging
+
+app = typer.Typer(
+    help="Multi-agent LLM trading coordinator (paper trading). See README.md.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check settings and print the defaults.", no_args_is_help=True)
+db_app = typer.Typer(help="The PostgreSQL database: migrations and status.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    config_path: Path | None
+
+    def settings(self) -> Settings:
+        """Load and validate the settings, then set up logging from them."""
+        settings = load_settings(self.config_path)
+        configure_logging(settings.logging)
+        return settings
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings file (YAML). Default: $TRIPLEGAIN_CONFIG, else the built-in defaults.",
+        dir_okay=False,
+    ),
+]
+
+
+@app.callback()
+def _options(ctx: typer.Context, config: ConfigOption = None) -> None:
+    ctx.obj = CliOptions(config_path=config or default_config_path())
+
+
+@app.command()
+def version() -> None:
+    """Print triplegain's version."""
+    typer.echo(__version__)
+
+
+@config_app.command("check")
+def config_check(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="File to check. Default: --config, $TRIPLEGAIN_CONFIG, else the built-in defaults."),
+    ] = None,
+) -> None:
+    """Validate a settings file (with TRIPLEGAIN_* overrides applied): one line per problem, exit 2 if any."""
+    path = file or ctx.obj.config_path
+    load_settings(path)
+    typer.echo(f"{path if path is not None else 'built-in defaults'}: valid")
+
+
+@config_app.command("defaults")
+def config_defaults() -> None:
+    """Print every setting at its default, with comments (the content of config/default.yaml)."""
+    typer.echo(render_defaults(), nl=False)
+
+
+@db_app.command("migrate")
+def db_migrate(ctx: typer.Context) -> None:
+    """Apply pending migrations (starting the embedded server if no TRIPLEGAIN_DATABASE_URL is set)."""
+    settings = ctx.obj.settings()
+    asyncio.run(_migrate(settings))
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context) -> None:
+    """Show the server in use and which migrations are applied."""
+    settings = ctx.obj.settings()
+    asyncio.run(_status(settings))
+
+
+def _report(error: TriplegainError) -> None:
+    if isinstance(error, ConfigError):
+        count = len(error.problems)
+        typer.echo(f"{error.source}: {count} problem{'s' if count != 1 else ''}", err=True)
+        for problem in error.problems:
+            typer.echo(problem, err=True)
+    else:
+        typer.echo(f"error: {error}", err=True)
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI and turn our errors into one line and an exit code."""
+    try:
+        app()
+    except TriplegainError as error:
+        _report(error)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
