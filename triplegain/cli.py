@@ -18,6 +18,7 @@ from triplegain import __version__
 from triplegain.config import Settings, default_config_path, load_settings, render_defaults
 from triplegain.errors import ConfigError, TriplegainError
 from triplegain.logs import configure_logging
+from triplegain.store import MigrationState, interrupt_on_sigterm, migrate, migration_status, open_database
 
 app = typer.Typer(
     help="Multi-agent LLM trading coordinator (paper trading). See README.md.",
@@ -88,14 +89,40 @@ def config_defaults() -> None:
 def db_migrate(ctx: typer.Context) -> None:
     """Apply pending migrations (starting the embedded server if no TRIPLEGAIN_DATABASE_URL is set)."""
     settings = ctx.obj.settings()
-    asyncio.run(_migrate(settings))
+    with interrupt_on_sigterm():
+        asyncio.run(_migrate(settings))
 
 
 @db_app.command("status")
 def db_status(ctx: typer.Context) -> None:
-    """Show the server in use and which migrations are applied."""
+    """Show the server in use and each migration's state; exit 1 if an applied migration changed or is missing."""
     settings = ctx.obj.settings()
-    asyncio.run(_status(settings))
+    with interrupt_on_sigterm():
+        consistent = asyncio.run(_status(settings))
+    if not consistent:
+        raise typer.Exit(1)
+
+
+async def _migrate(settings: Settings) -> None:
+    async with open_database(settings.database) as db:
+        applied = await migrate(db)
+    if not applied:
+        typer.echo(f"{db.server}: schema up to date")
+    for migration in applied:
+        typer.echo(f"{db.server}: applied {migration.file_name}")
+
+
+async def _status(settings: Settings) -> bool:
+    """Print the server and one line per migration; False when the schema and the files disagree."""
+    async with open_database(settings.database) as db:
+        statuses = await migration_status(db)
+    typer.echo(f"server: {db.server}")
+    pending = sum(status.state is MigrationState.PENDING for status in statuses)
+    typer.echo(f"migrations: {len(statuses) - pending} applied, {pending} pending")
+    for status in statuses:
+        when = f"  {status.applied_at:%Y-%m-%d %H:%M:%S %Z}" if status.applied_at else ""
+        typer.echo(f"  {status.version:03d} {status.name:<24} {status.state.value}{when}")
+    return all(status.checksum_ok for status in statuses)
 
 
 def _report(error: TriplegainError) -> None:

@@ -9,6 +9,9 @@ import structlog
 
 from triplegain.config import LoggingConfig
 
+# Libraries that narrate routine work at INFO (pgserver: socket paths, every pg_ctl call).
+_CHATTY_LIBRARIES = ("pgserver", "asyncio", "httpx", "ccxt")
+
 
 def configure_logging(config: LoggingConfig) -> None:
     """Route structlog (and the standard library's loggers, e.g. asyncio's) to stderr at ``config.level``."""
@@ -31,3 +34,5 @@ def configure_logging(config: LoggingConfig) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in _CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

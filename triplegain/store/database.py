@@ -1,0 +1,179 @@
+"""Opening the database: which server, the asyncpg pool, and database errors as one line for the user.
+
+The server is ``TRIPLEGAIN_DATABASE_URL`` when set; otherwise the embedded server in ``home_dir()/pgdata``
+(database ``triplegain``, created on first use), started for the duration of ``open_database`` unless another
+process already runs it (see ``embedded``).
+
+Every failure of the server or of the connection to it surfaces as a ``DatabaseError`` with one line naming the
+server and what failed (``cannot connect to 127.0.0.1:5433/test: connection refused``); servers are described
+without user or password, so no message ever carries a secret.
+
+Pool connections decode ``json``/``jsonb`` columns to Python objects and encode parameters with ``json.dumps``:
+pass a dict, not a JSON string (a string would be stored as a JSON string).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import asyncpg
+
+from triplegain.config import DatabaseConfig
+from triplegain.errors import DatabaseError, UserError
+from triplegain.paths import home_dir
+from triplegain.store.embedded import embedded_server
+
+DATABASE_URL_ENV = "TRIPLEGAIN_DATABASE_URL"
+EMBEDDED_DATA_DIR = "pgdata"
+EMBEDDED_DATABASE = "triplegain"
+APPLICATION_NAME = "triplegain"
+URL_SCHEMES = ("postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class Database:
+    """An open database: the asyncpg pool and a description of its server for messages (never a password)."""
+
+    pool: Any  # asyncpg.Pool; asyncpg has no type hints
+    server: str
+    embedded: bool
+    command_timeout_seconds: float
+
+    def errors(self, action: str) -> AbstractContextManager[None]:
+        """Turn server and connection errors in the block into ``DatabaseError``.
+
+        The message reads ``{action} failed on {server}: {reason}``, e.g. ``saving the order failed on
+        127.0.0.1:5432/test: no answer within 30 s``.
+        """
+        return translate_errors(f"{action} failed on {self.server}", timeout_seconds=self.command_timeout_seconds)
+
+
+@contextlib.asynccontextmanager
+async def open_database(config: DatabaseConfig) -> AsyncIterator[Database]:
+    """The configured database for the duration of the block: ``TRIPLEGAIN_DATABASE_URL``, else embedded."""
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        if urlsplit(url).scheme not in URL_SCHEMES:
+            raise UserError(
+                f"{DATABASE_URL_ENV}: not a postgresql:// URL (its value is not shown: it may hold a password) — "
+                "postgresql://user:password@host:5432/database is allowed"
+            )
+        async with open_database_at(url, config) as db:
+            yield db
+        return
+    async with embedded_server(home_dir() / EMBEDDED_DATA_DIR, config.embedded_start_timeout_seconds) as server:
+        await _create_database_if_missing(server.url("postgres"), EMBEDDED_DATABASE, server.description, config)
+        async with _pooled(server.url(EMBEDDED_DATABASE), server.description, config, embedded=True) as db:
+            yield db
+
+
+@contextlib.asynccontextmanager
+async def open_database_at(url: str, config: DatabaseConfig) -> AsyncIterator[Database]:
+    """The database a PostgreSQL URL names, for the duration of the block."""
+    async with _pooled(url, describe_url(url), config, embedded=False) as db:
+        yield db
+
+
+def describe_url(url: str) -> str:
+    """``host:port/database`` from a PostgreSQL URL, without user or password (they are never shown)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    address = unquote(parts.netloc.rpartition("@")[2])
+    if not address:
+        host, port = query.get("host", ["localhost"])[0], query.get("port", [""])[0]
+        address = f"{host}:{port}" if port else host
+    database = unquote(parts.path.lstrip("/")) or query.get("dbname", [""])[0]
+    return f"{address}/{database}" if database else address
+
+
+@contextlib.contextmanager
+def translate_errors(failure: str, *, timeout_seconds: float | None = None) -> Iterator[None]:
+    """Inside the block, an error of the server or the connection raises ``DatabaseError(f"{failure}: …")``.
+
+    ``timeout_seconds`` is the limit that applied, quoted when the error is a timeout.
+    """
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
+        raise DatabaseError(f"{failure}: {error_reason(exc, timeout_seconds)}") from exc
+
+
+def error_reason(exc: BaseException, timeout_seconds: float | None = None) -> str:
+    """What went wrong, in one line: Postgres's message (with its DETAIL and HINT), the socket error, the timeout."""
+    if isinstance(exc, TimeoutError):
+        reason = f"no answer within {timeout_seconds:g} s" if timeout_seconds else "timed out"
+    elif isinstance(exc, socket.gaierror):
+        reason = f"cannot resolve the host name ({exc.strerror})"
+    elif isinstance(exc, OSError):
+        reason = _socket_reason(exc)
+    else:
+        reason = str(exc)
+    return " ".join(reason.split())
+
+
+def _socket_reason(exc: OSError) -> str:
+    # asyncio reports "Connect call failed (...)" as the text, and several addresses as one OSError without an
+    # errno whose text lists "[Errno N] ..." per address: name the error numbers instead.
+    codes = [exc.errno] if exc.errno else [int(code) for code in re.findall(r"\[Errno (\d+)\]", str(exc))]
+    reason = "; ".join(dict.fromkeys(os.strerror(code) for code in codes)) or str(exc)
+    return reason[:1].lower() + reason[1:]
+
+
+@contextlib.asynccontextmanager
+async def _pooled(url: str, server: str, config: DatabaseConfig, *, embedded: bool) -> AsyncIterator[Database]:
+    with translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds):
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=config.pool_min_size,
+            max_size=config.pool_max_size,
+            timeout=config.connect_timeout_seconds,
+            command_timeout=config.command_timeout_seconds,
+            init=_use_json_codecs,
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+        try:
+            # With pool_min_size 0 the pool has not connected yet: fail here, with this message, if it cannot.
+            async with pool.acquire(timeout=config.connect_timeout_seconds):
+                pass
+        except BaseException:
+            pool.terminate()
+            raise
+    try:
+        yield Database(
+            pool=pool, server=server, embedded=embedded, command_timeout_seconds=config.command_timeout_seconds
+        )
+    finally:
+        await _close(pool, config.command_timeout_seconds)
+
+
+async def _close(pool: Any, limit_seconds: float) -> None:
+    """Close gracefully, but never wait forever for a connection someone still holds."""
+    with contextlib.suppress(TimeoutError):
+        # A close() that is cancelled (here, by the timeout) terminates the pool: held connections are cut.
+        await asyncio.wait_for(pool.close(), limit_seconds)
+
+
+async def _use_json_codecs(connection: Any) -> None:
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(type_name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads)
+
+
+async def _create_database_if_missing(maintenance_url: str, name: str, server: str, config: DatabaseConfig) -> None:
+    with translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds):
+        connection = await asyncpg.connect(maintenance_url, timeout=config.connect_timeout_seconds)
+        try:
+            if not await connection.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name):
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                    await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
