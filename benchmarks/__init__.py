@@ -1,0 +1,1 @@
+"""Commands that print performance figures (``python -m benchmarks.<name>``); never run as tests."""

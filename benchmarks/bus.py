@@ -1,0 +1,215 @@
+"""Message bus figures, with the same figures for two baselines measured in the same run.
+
+    python -m benchmarks.bus [--messages N] [--repeats K]
+
+Prints one JSON document. Each figure is the median of K runs.
+
+- ``fan_out.<S>`` (S = 1 and 10 subscribers, no-op handlers):
+  ``messages_per_s``: N messages published back to back, until every subscriber has handled every one
+  (queues bounded at ``BusConfig.default_maxsize``, so a fast publisher meets backpressure);
+  ``delivery_latency_us``: publish() called to handler called, over ``--latency-messages`` messages sent one
+  at a time (the next one once every handler has seen the previous one), so it measures the delivery path
+  rather than time spent queued behind a burst.
+- ``slow_handler``: how long ``publish()`` takes to return while one of two subscribers sleeps
+  ``--slow-handler-ms`` in every call; the publisher yields to the loop between publishes.
+
+Baselines (``benchmarks/baselines.py``): ``inline`` awaits each handler inside publish() (the design the bus
+replaces); ``asyncio_queue`` is one bounded ``asyncio.Queue`` and consumer task per subscriber (the floor).
+``ratios`` divide the bus's figure by the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmarks.baselines import FanOut, InlineBus, QueueFanOut
+from triplegain.bus import Message, MessageBus, Topic
+from triplegain.clock import WallClock
+from triplegain.config import BusConfig
+
+TOPIC = Topic.TA_SIGNALS
+SUBSCRIBER_COUNTS = (1, 10)
+MAXSIZE = BusConfig().default_maxsize
+
+Factory = Callable[[], FanOut]
+FACTORIES: dict[str, Factory] = {
+    "bus": lambda: MessageBus(BusConfig(close_timeout_seconds=0), clock=WallClock()),
+    "inline": InlineBus,
+    "asyncio_queue": lambda: QueueFanOut(MAXSIZE),
+}
+
+
+async def ignore(message: Message) -> None:
+    return None
+
+
+def percentiles_us(seconds: Sequence[float], *fractions: float) -> dict[str, float]:
+    """Nearest-rank percentiles, in microseconds, named like ``p50`` and ``p99.9``."""
+    ordered = sorted(seconds)
+    figures = {}
+    for fraction in fractions:
+        rank = max(1, math.ceil(fraction * len(ordered)))
+        figures[f"p{fraction * 100:g}"] = round(ordered[rank - 1] * 1e6, 2)
+    return figures
+
+
+async def throughput(factory: Factory, subscribers: int, messages: Sequence[Message]) -> float:
+    target = factory()
+    for number in range(subscribers):
+        await target.subscribe(TOPIC, ignore, name=f"noop-{number}")
+    started = time.perf_counter()
+    for message in messages:
+        await target.publish(message)
+    await target.drain()
+    elapsed = time.perf_counter() - started
+    await target.close()
+    return len(messages) / elapsed
+
+
+async def delivery_latency(factory: Factory, subscribers: int, messages: Sequence[Message]) -> list[float]:
+    target = factory()
+    samples: list[float] = []
+    publish_started = 0.0
+    handled = 0
+    all_handled = asyncio.Event()
+
+    async def timed(message: Message) -> None:
+        nonlocal handled
+        samples.append(time.perf_counter() - publish_started)
+        handled += 1
+        if handled == subscribers:
+            all_handled.set()
+
+    for number in range(subscribers):
+        await target.subscribe(TOPIC, timed, name=f"timed-{number}")
+    for message in messages:
+        handled = 0
+        all_handled.clear()
+        publish_started = time.perf_counter()
+        await target.publish(message)
+        await all_handled.wait()
+    await target.close()
+    return samples
+
+
+async def publish_latency_with_slow_handler(
+    factory: Factory, messages: Sequence[Message], slow_seconds: float
+) -> list[float]:
+    target = factory()
+
+    async def slow(message: Message) -> None:
+        await asyncio.sleep(slow_seconds)
+
+    await target.subscribe(TOPIC, slow, name="slow")
+    await target.subscribe(TOPIC, ignore, name="fast")
+    samples: list[float] = []
+    for message in messages:
+        started = time.perf_counter()
+        await target.publish(message)
+        samples.append(time.perf_counter() - started)
+        await asyncio.sleep(0)  # let the handlers run between publishes, as a real publisher would
+    await target.close()
+    return samples
+
+
+def median_of(runs: list[Any]) -> Any:
+    """The median of each figure across runs (runs are numbers, or dicts of them, nested)."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: median_of([run[key] for run in runs]) for key in first}
+    return round(statistics.median(runs), 2)
+
+
+def ratios(figures: dict[str, Any], ours: str = "bus") -> dict[str, Any]:
+    def divide(mine: Any, theirs: Any) -> Any:
+        if isinstance(mine, dict):
+            return {key: divide(mine[key], theirs[key]) for key in mine}
+        return round(mine / theirs, 3) if theirs else None
+
+    return {f"{ours}/{name}": divide(figures[ours], theirs) for name, theirs in figures.items() if name != ours}
+
+
+async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    clock = WallClock()
+
+    def build(count: int) -> list[Message]:
+        return [Message.create(clock, topic=TOPIC, source="benchmark", payload={"n": n}) for n in range(count)]
+
+    messages = build(arguments.messages)
+    gc.collect()
+    gc.freeze()  # the prepared messages live through every run: keep them out of the collector's scans
+    latency_messages = messages[: arguments.latency_messages]
+    slow_messages = messages[: arguments.slow_messages]
+    slow_seconds = arguments.slow_handler_ms / 1000
+
+    fan_out: dict[str, Any] = {}
+    for subscribers in SUBSCRIBER_COUNTS:
+        figures: dict[str, Any] = {}
+        for name, factory in FACTORIES.items():
+            runs = []
+            for _ in range(arguments.repeats):
+                gc.collect()
+                rate = await throughput(factory, subscribers, messages)
+                gc.collect()
+                samples = await delivery_latency(factory, subscribers, latency_messages)
+                runs.append(
+                    {
+                        "messages_per_s": rate,
+                        "delivery_latency_us": percentiles_us(samples, 0.5, 0.99, 0.999),
+                    }
+                )
+            figures[name] = median_of(runs)
+        fan_out[str(subscribers)] = figures | {"ratios": ratios(figures)}
+
+    slow: dict[str, Any] = {}
+    for name, factory in FACTORIES.items():
+        runs = []
+        for _ in range(arguments.repeats):
+            gc.collect()
+            samples = await publish_latency_with_slow_handler(factory, slow_messages, slow_seconds)
+            runs.append({"publish_us": percentiles_us(samples, 0.5, 0.99)})
+        slow[name] = median_of(runs)
+
+    return {
+        "benchmark": "triplegain.bus",
+        "python": platform.python_version(),
+        "messages": arguments.messages,
+        "latency_messages": len(latency_messages),
+        "slow_messages": len(slow_messages),
+        "slow_handler_ms": arguments.slow_handler_ms,
+        "repeats": arguments.repeats,
+        "queue_maxsize": MAXSIZE,
+        "fan_out": fan_out,
+        "slow_handler": slow | {"ratios": ratios(slow)},
+    }
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} — a positive whole number is allowed")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bus", description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=positive, default=100_000, help="messages per throughput run")
+    parser.add_argument("--repeats", type=positive, default=3, help="runs per figure; the median is printed")
+    parser.add_argument("--latency-messages", type=positive, default=10_000, help="messages per delivery-latency run")
+    parser.add_argument("--slow-messages", type=positive, default=1_000, help="messages per slow-handler run")
+    parser.add_argument("--slow-handler-ms", type=float, default=1.0, help="how long the slow handler sleeps")
+    arguments = parser.parse_args(argv)
+    print(json.dumps(asyncio.run(measure(arguments)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Dead letters: bounded, evictions counted, each one handed to on_dead_letter (whose failure is contained)."""
+
+import logging
+
+import pytest
+
+from triplegain.bus import BusClosed, DeadLetter, DeadLetterReason, Message, MessageBus, Topic
+from triplegain.clock import FakeClock
+from triplegain.config import BusConfig
+from triplegain.errors import TriplegainError
+
+
+async def failing(message: Message) -> None:
+    raise ValueError(f"bad {message.payload['n']}")  # type: ignore[index]
+
+
+async def test_dead_letters_are_bounded_and_evictions_counted() -> None:
+    clock = FakeClock()
+    seen: list[DeadLetter] = []
+    async with MessageBus(BusConfig(dead_letter_limit=3), clock=clock, on_dead_letter=seen.append) as bus:
+        await bus.subscribe(Topic.TA_SIGNALS, failing, name="failing")
+        for n in range(5):
+            await bus.publish(bus.message(Topic.TA_SIGNALS, {"n": n}, source="t"))
+        await bus.drain()
+
+        kept = bus.dead_letters()
+        assert [letter.error for letter in kept] == ["ValueError: bad 2", "ValueError: bad 3", "ValueError: bad 4"]
+        assert [letter.error for letter in seen] == [f"ValueError: bad {n}" for n in range(5)]
+        stats = bus.stats()
+        assert (stats.failed, stats.dead_letters_kept, stats.dead_letters_evicted) == (5, 3, 2)
+
+
+async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on(caplog: pytest.LogCaptureFixture) -> None:
+    def broken_hook(letter: DeadLetter) -> None:
+        raise OSError("disk full")
+
+    clock = FakeClock()
+    delivered: list[Message] = []
+
+    async def healthy(message: Message) -> None:
+        delivered.append(message)
+
+    async with MessageBus(clock=clock, on_dead_letter=broken_hook) as bus:
+        await bus.subscribe(Topic.TA_SIGNALS, failing, name="failing")
+        await bus.subscribe(Topic.TA_SIGNALS, healthy, name="healthy")
+        with caplog.at_level(logging.ERROR, logger="triplegain.bus"):
+            for n in range(3):
+                await bus.publish(bus.message(Topic.TA_SIGNALS, {"n": n}, source="t"))
+            await bus.drain()
+
+        stats = bus.stats()
+        assert (stats.dead_letter_hook_errors, stats.dead_letters_kept, len(delivered)) == (3, 3, 3)
+        hook_records = [record for record in caplog.records if "on_dead_letter hook raised" in record.getMessage()]
+        assert len(hook_records) == 3
+        assert hook_records[0].exc_info is not None
+
+
+async def test_dead_letter_is_serialisable_for_persistence() -> None:
+    clock = FakeClock()
+    async with MessageBus(clock=clock) as bus:
+        await bus.subscribe(Topic.TA_SIGNALS, failing, name="failing")
+        await bus.publish(bus.message(Topic.TA_SIGNALS, {"n": 1}, source="t", symbol="BTC"))
+        await bus.drain()
+
+        letter = bus.dead_letters()[0]
+        again = DeadLetter.model_validate_json(letter.model_dump_json())
+        assert again == letter
+        assert (again.reason, again.subscription, again.message.symbol) == (
+            DeadLetterReason.HANDLER_ERROR,
+            "failing",
+            "BTC",
+        )
+
+
+async def test_subscription_names_are_unique_and_maxsize_positive() -> None:
+    async with MessageBus(clock=FakeClock()) as bus:
+        await bus.subscribe(Topic.TA_SIGNALS, failing, name="one")
+        with pytest.raises(ValueError, match="'one' is already active"):
+            await bus.subscribe(Topic.REGIME_UPDATES, failing, name="one")
+        with pytest.raises(ValueError, match="maxsize must be at least 1"):
+            await bus.subscribe(Topic.REGIME_UPDATES, failing, name="two", maxsize=0)
+    assert issubclass(BusClosed, TriplegainError)

@@ -1,0 +1,80 @@
+"""The in-process async priority message bus (DESIGN §4).
+
+Usage::
+
+    async with MessageBus(settings.bus, clock=clock, on_dead_letter=persist) as bus:
+        sub = await bus.subscribe(Topic.TA_SIGNALS, handler, name="coordinator.ta")
+        await bus.publish(bus.message(Topic.TA_SIGNALS, {"bias": "long"}, source="ta", symbol="BTC/USDT"))
+        await bus.drain()
+        await sub.unsubscribe()
+
+Messages
+    ``Message`` is a frozen pydantic model. Its payload is a frozen pydantic model (a non-frozen one is
+    refused) or a JSON-like mapping, deep-frozen when the message is built (mappings become read-only
+    views over a private copy, lists become tuples), so no handler can change what another one sees.
+    ``Message.create(clock, ...)`` or ``bus.message(...)`` stamps ``created_at``. A ``ttl`` of None means
+    the topic's ``ttl_seconds``; a message is deliverable while ``now < created_at + ttl``.
+
+Delivery
+    ``publish()`` routes a message to every active subscription of its topic whose ``filter`` (a sync
+    predicate, run at publish time) accepts it, puts it in that subscription's bounded queue and returns:
+    it never awaits a handler. Each subscription has one worker task that takes the highest priority first
+    (URGENT > HIGH > NORMAL > LOW) and, within a priority, publish order; it calls the handler outside any
+    lock, one message at a time. A handler may publish, subscribe and unsubscribe (its own subscription
+    included). At delivery an expired message is not handed over but dead-lettered (``expired``); a handler
+    that raises only costs its own message (dead letter ``handler_error`` with the error and traceback) and
+    the worker carries on. A filter that raises is treated the same way (``filter_error``). Cancelling a
+    worker is honoured: the message in hand is dead-lettered (``closed``) and the cancellation propagates.
+
+Full queues
+    ``drop_oldest_lowest``: the oldest message of the lowest priority present, counting the incoming one, is
+    dropped (a LOW arriving at a queue full of URGENT is itself dropped) and dead-lettered (``dropped``).
+    ``block``: the publisher waits for room, in turn with other waiting publishers, whatever its message's
+    priority. A publish made from inside a handler (or from a task a handler started) never waits: two
+    handlers publishing into each other's full queues would deadlock. Such a message is admitted over the
+    bound and counted in ``overflow_admitted``.
+
+Unsubscribe and close
+    ``unsubscribe()`` stops deliveries at once and dead-letters what is queued (``unsubscribed``); a handler
+    call in progress finishes on its own. ``close()`` refuses new publishes and subscriptions (``BusClosed``,
+    also raised in publishers waiting for room), drains for up to ``close_timeout_seconds`` (a handler
+    publishing meanwhile gets ``BusClosed``, which fails its message), then cancels the workers and
+    dead-letters what is left (``closed``). ``drain()`` returns once every queue is empty, no handler is
+    running and no publisher waits for room. Neither ``drain()`` nor ``close()`` may be awaited by a
+    handler (it would wait for itself): that raises ``RuntimeError``.
+
+Reading
+    ``latest(topic, symbol)`` is O(1): the newest message for that key, or None when it has expired.
+    ``history(topic, symbol)`` is the last ``history_size`` messages for the key, expired ones included.
+    ``stats()`` counts every (message, subscription) pair: ``enqueued == delivered + expired + failed +
+    dropped + discarded`` (``accounted``) whenever nothing is queued or running, and always after close;
+    per subscription it adds queue depth, high-water mark and delivery latency (publish to handler call,
+    on the bus clock's ``monotonic()``) p50/p99/p99.9 over the last ``latency_window`` deliveries.
+    ``dead_letters()`` keeps the last ``dead_letter_limit`` (evictions are counted); ``on_dead_letter`` is
+    called with each one, and a hook that raises is counted and logged, never propagated.
+"""
+
+from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription
+from triplegain.bus.dead_letters import DeadLetter, DeadLetterHook, DeadLetterReason
+from triplegain.bus.message import Message, Priority, Topic
+from triplegain.bus.stats import BusStats, Counts, LatencySummary, SubscriptionStats
+from triplegain.config import Overflow
+
+__all__ = [
+    "BusClosed",
+    "BusStats",
+    "Counts",
+    "DeadLetter",
+    "DeadLetterHook",
+    "DeadLetterReason",
+    "Handler",
+    "LatencySummary",
+    "Message",
+    "MessageBus",
+    "MessageFilter",
+    "Overflow",
+    "Priority",
+    "Subscription",
+    "SubscriptionStats",
+    "Topic",
+]

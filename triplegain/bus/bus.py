@@ -1,0 +1,453 @@
+"""``MessageBus``: fan-out of published messages to per-subscription queues, each drained by its own worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from contextvars import ContextVar
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from triplegain.bus.dead_letters import DeadLetter, DeadLetterBox, DeadLetterHook, DeadLetterReason
+from triplegain.bus.message import Message, Priority, Topic
+from triplegain.bus.queue import Envelope, SubscriptionQueue
+from triplegain.bus.stats import BusStats, Counters, LatencySummary, SubscriptionStats
+from triplegain.clock import Clock, WallClock
+from triplegain.config import BusConfig, Overflow, TopicSettings
+from triplegain.errors import TriplegainError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Awaitable[None]]
+MessageFilter = Callable[[Message], bool]
+
+# True in a worker task, and in every task started from one (they inherit the context): a publish made there
+# must not wait for room, or two handlers publishing into each other's full queues would deadlock.
+_in_delivery: ContextVar[bool] = ContextVar("triplegain_bus_in_delivery", default=False)
+
+_OUTCOME_OF: Mapping[DeadLetterReason, str] = {
+    DeadLetterReason.EXPIRED: "expired",
+    DeadLetterReason.HANDLER_ERROR: "failed",
+    DeadLetterReason.FILTER_ERROR: "failed",
+    DeadLetterReason.DROPPED: "dropped",
+    DeadLetterReason.UNSUBSCRIBED: "discarded",
+    DeadLetterReason.CLOSED: "discarded",
+}
+
+
+class BusClosed(TriplegainError):
+    """The bus was closed: it accepts no more publishes or subscriptions."""
+
+
+class Subscription:
+    """One subscriber of one topic: its queue, its worker's counts, and ``unsubscribe()``."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        *,
+        name: str,
+        topic: Topic,
+        handler: Handler,
+        message_filter: MessageFilter | None,
+        overflow: Overflow,
+        maxsize: int,
+        latency_window: int,
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.overflow = overflow
+        self._bus = bus
+        self._handler = handler
+        self._filter = message_filter
+        self._queue = SubscriptionQueue(maxsize)
+        self._counts = Counters()
+        self._latencies: deque[float] = deque(maxlen=latency_window)
+        self._running = False
+
+    @property
+    def active(self) -> bool:
+        """False once unsubscribed or the bus closed."""
+        return not self._queue.closed
+
+    async def unsubscribe(self) -> None:
+        """Stop deliveries now; what is still queued is dead-lettered with reason ``unsubscribed``.
+
+        A handler call already in progress is not interrupted: it finishes on its own (``drain()`` and
+        ``close()`` wait for it). Returns without waiting for it, so a handler may unsubscribe any
+        subscription, its own included. Unsubscribing twice does nothing.
+        """
+        self._bus._retire(self, DeadLetterReason.UNSUBSCRIBED)
+
+    def stats(self) -> SubscriptionStats:
+        return SubscriptionStats(
+            name=self.name,
+            topic=self.topic,
+            overflow=self.overflow,
+            maxsize=self._queue.maxsize,
+            depth=len(self._queue),
+            high_water=self._queue.high_water,
+            running=self._running,
+            latency=LatencySummary.of(self._latencies),
+            **self._counts.snapshot(),
+        )
+
+
+class MessageBus:
+    """In-process async priority message bus (see the package docstring for the semantics)."""
+
+    def __init__(
+        self,
+        config: BusConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        self._config = config or BusConfig()
+        self._clock: Clock = clock or WallClock()
+        self._topic_settings: dict[Topic, TopicSettings] = {
+            topic: getattr(self._config.topics, topic.value) for topic in Topic
+        }
+        self._default_ttl = {
+            topic: timedelta(seconds=settings.ttl_seconds) for topic, settings in self._topic_settings.items()
+        }
+        self._subscriptions: dict[str, Subscription] = {}
+        self._by_topic: dict[Topic, tuple[Subscription, ...]] = {}
+        self._history: dict[tuple[Topic, str | None], deque[Message]] = {}
+        self._dead_letters = DeadLetterBox(self._config.dead_letter_limit, on_dead_letter)
+        self._counts = Counters()
+        self._published = 0
+        # Queued or running (message, subscription) pairs plus publishers waiting for room; drain() waits for 0.
+        self._pending = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._workers: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._close_finished = asyncio.Event()
+
+    async def __aenter__(self) -> MessageBus:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def message(
+        self,
+        topic: Topic,
+        payload: BaseModel | Mapping[str, Any],
+        *,
+        source: str,
+        priority: Priority = Priority.NORMAL,
+        ttl: timedelta | None = None,
+        correlation_id: UUID | None = None,
+        symbol: str | None = None,
+    ) -> Message:
+        """A new message stamped with this bus's clock."""
+        return Message.create(
+            self._clock,
+            topic=topic,
+            source=source,
+            payload=payload,
+            priority=priority,
+            ttl=ttl,
+            correlation_id=correlation_id,
+            symbol=symbol,
+        )
+
+    async def publish(self, message: Message) -> None:
+        """Put ``message`` in the queue of every matching subscription and return; never awaits a handler.
+
+        Waits only for a full ``block`` queue (and never when called from a handler). Raises ``BusClosed``
+        once ``close()`` has begun, including in a publisher that was waiting for room.
+        """
+        if self._closed:
+            raise BusClosed(f"cannot publish {message.topic.value} message {message.id}: the bus is closed")
+        self._published += 1
+        key = (message.topic, message.symbol)
+        history = self._history.get(key)
+        if history is None:
+            history = self._history[key] = deque(maxlen=self._config.history_size)
+        history.append(message)
+        subscriptions = self._by_topic.get(message.topic)
+        if not subscriptions:
+            return
+        envelope = Envelope(message, message.expires_at(self._default_ttl[message.topic]), self._clock.monotonic())
+        for subscription in subscriptions:
+            queue = subscription._queue
+            if queue.closed or (subscription._filter is not None and not self._accepts(subscription, message)):
+                continue
+            if queue.offer(envelope):  # the common case; what _admit() does, inlined
+                subscription._counts.enqueued += 1
+                self._counts.enqueued += 1
+                self._pending += 1
+            elif subscription.overflow is Overflow.DROP_OLDEST_LOWEST:
+                self._drop_for(subscription, envelope)
+            elif _in_delivery.get():
+                subscription._counts.overflow_admitted += 1
+                self._counts.overflow_admitted += 1
+                self._admit(subscription, envelope)
+            else:
+                await self._admit_when_room(subscription, envelope)
+
+    async def subscribe(
+        self,
+        topic: Topic,
+        handler: Handler,
+        *,
+        name: str,
+        filter: MessageFilter | None = None,
+        maxsize: int | None = None,
+        overflow: Overflow | None = None,
+    ) -> Subscription:
+        """Start delivering ``topic`` messages to ``handler`` (``async def handler(msg)``) from a worker task.
+
+        ``name`` must be unique among active subscriptions. ``filter`` is a sync predicate applied at publish
+        time. ``maxsize`` and ``overflow`` default to the topic's settings.
+        """
+        if self._closed:
+            raise BusClosed(f"cannot subscribe {name!r}: the bus is closed")
+        if name in self._subscriptions:
+            raise ValueError(f"a subscription named {name!r} is already active")
+        settings = self._topic_settings[topic]
+        subscription = Subscription(
+            self,
+            name=name,
+            topic=topic,
+            handler=handler,
+            message_filter=filter,
+            overflow=settings.overflow if overflow is None else overflow,
+            maxsize=maxsize if maxsize is not None else settings.maxsize or self._config.default_maxsize,
+            latency_window=self._config.latency_window,
+        )
+        self._subscriptions[name] = subscription
+        self._by_topic[topic] = (*self._by_topic.get(topic, ()), subscription)
+        worker = asyncio.create_task(self._deliver(subscription), name=f"bus-worker:{name}")
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
+        return subscription
+
+    def latest(self, topic: Topic, symbol: str | None = None) -> Message | None:
+        """The newest message published for (topic, symbol), or None if there is none or it has expired.
+
+        Only the newest counts: an older message is never returned in place of an expired newer one.
+        ``symbol=None`` means messages published without a symbol.
+        """
+        history = self._history.get((topic, symbol))
+        if not history:
+            return None
+        newest = history[-1]
+        if self._clock.now() >= newest.expires_at(self._default_ttl[topic]):
+            return None
+        return newest
+
+    def history(self, topic: Topic, symbol: str | None = None) -> list[Message]:
+        """The last ``history_size`` messages published for (topic, symbol), oldest first, expired included."""
+        return list(self._history.get((topic, symbol), ()))
+
+    def stats(self) -> BusStats:
+        return BusStats(
+            published=self._published,
+            dead_letters_kept=len(self._dead_letters),
+            dead_letters_evicted=self._dead_letters.evicted,
+            dead_letter_hook_errors=self._dead_letters.hook_errors,
+            subscriptions=tuple(subscription.stats() for subscription in self._subscriptions.values()),
+            **self._counts.snapshot(),
+        )
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters kept (the last ``dead_letter_limit``), oldest first."""
+        return self._dead_letters.letters()
+
+    async def drain(self) -> None:
+        """Return once every queue is empty, no handler is running and no publisher waits for room.
+
+        Messages that handlers publish meanwhile are waited for too. Must not be awaited by a handler
+        (it would wait for itself): that raises ``RuntimeError``.
+        """
+        self._refuse_from_worker("drain")
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            idle = loop.create_future()
+            self._idle_waiters.append(idle)
+            await idle
+
+    async def close(self) -> None:
+        """Refuse new publishes (waiting publishers get ``BusClosed``), drain for up to
+        ``close_timeout_seconds``, then stop the workers and dead-letter whatever is left with reason
+        ``closed``. Afterwards ``stats().accounted == stats().enqueued``. Calling it again waits for the first.
+        """
+        self._refuse_from_worker("close")
+        if self._closed:
+            await self._close_finished.wait()
+            return
+        self._closed = True
+        for subscription in self._subscriptions.values():
+            subscription._queue.release_waiting()
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self._config.close_timeout_seconds):
+                await self.drain()
+        workers = list(self._workers)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for subscription in list(self._subscriptions.values()):
+            self._retire(subscription, DeadLetterReason.CLOSED)
+        self._close_finished.set()
+
+    async def _deliver(self, subscription: Subscription) -> None:
+        """The worker: deliver one message at a time, highest priority first, until unsubscribed."""
+        _in_delivery.set(True)
+        worker = asyncio.current_task()
+        assert worker is not None
+        queue, handler, clock = subscription._queue, subscription._handler, self._clock
+        counts, latencies = subscription._counts, subscription._latencies
+        while True:
+            envelope = queue.pop()
+            if envelope is None:
+                if queue.closed:
+                    return
+                await queue.wait_for_item()
+                continue
+            if clock.now() >= envelope.expires_at:
+                self._reject(subscription, envelope.message, DeadLetterReason.EXPIRED)
+            else:
+                latencies.append(clock.monotonic() - envelope.published_at)
+                subscription._running = True
+                try:
+                    await handler(envelope.message)
+                except Exception as exc:
+                    self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
+                except asyncio.CancelledError as exc:
+                    if worker.cancelling():
+                        subscription._running = False
+                        self._reject(subscription, envelope.message, DeadLetterReason.CLOSED)
+                        self._settle()
+                        raise
+                    # Not a request to stop this worker: the handler let a CancelledError of its own escape.
+                    self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
+                else:
+                    counts.delivered += 1
+                    self._counts.delivered += 1
+                subscription._running = False
+            self._pending -= 1  # self._settle(), inlined on the hot path
+            if not self._pending and self._idle_waiters:
+                self._wake_idle()
+            if worker.cancelling():
+                raise asyncio.CancelledError("a handler swallowed the cancellation that stops this worker")
+
+    def _accepts(self, subscription: Subscription, message: Message) -> bool:
+        assert subscription._filter is not None
+        try:
+            return subscription._filter(message)
+        except Exception as exc:
+            self._count_enqueued(subscription)
+            self._reject(subscription, message, DeadLetterReason.FILTER_ERROR, exc)
+            return False
+
+    def _admit(self, subscription: Subscription, envelope: Envelope) -> None:
+        subscription._queue.put(envelope)
+        self._count_enqueued(subscription)
+        self._pending += 1
+
+    def _drop_for(self, subscription: Subscription, envelope: Envelope) -> None:
+        """Full ``drop_oldest_lowest`` queue. Pending stays as it was: either the incoming message is dropped,
+        or a queued one is dropped and the incoming one takes its place."""
+        dropped = subscription._queue.drop_oldest_lowest(envelope)
+        self._count_enqueued(subscription)
+        self._reject(subscription, dropped.message, DeadLetterReason.DROPPED)
+
+    async def _admit_when_room(self, subscription: Subscription, envelope: Envelope) -> None:
+        if self._closed:
+            raise BusClosed(f"publish of message {envelope.message.id} stopped: the bus is closed")
+        self._pending += 1
+        try:
+            if await subscription._queue.wait_for_room():
+                self._admit(subscription, envelope)
+            elif self._closed:
+                raise BusClosed(f"publish of message {envelope.message.id} stopped: the bus is closed")
+        finally:
+            self._settle()
+
+    def _count_enqueued(self, subscription: Subscription) -> None:
+        subscription._counts.enqueued += 1
+        self._counts.enqueued += 1
+
+    def _reject(
+        self,
+        subscription: Subscription,
+        message: Message,
+        reason: DeadLetterReason,
+        error: BaseException | None = None,
+    ) -> None:
+        """Count an undelivered pair under its outcome and keep it as a dead letter."""
+        outcome = _OUTCOME_OF[reason]
+        setattr(subscription._counts, outcome, getattr(subscription._counts, outcome) + 1)
+        setattr(self._counts, outcome, getattr(self._counts, outcome) + 1)
+        error_text = trace = None
+        if error is not None:
+            error_text = f"{type(error).__name__}: {error}"
+            trace = "".join(traceback.format_exception(error))
+            logger.warning(
+                "subscription %s: %s for message %s: %s",
+                subscription.name,
+                reason.value,
+                message.id,
+                error_text,
+            )
+        self._dead_letters.add(
+            DeadLetter(
+                message=message,
+                subscription=subscription.name,
+                reason=reason,
+                at=self._clock.now(),
+                error=error_text,
+                traceback=trace,
+            )
+        )
+
+    def _retire(self, subscription: Subscription, reason: DeadLetterReason) -> None:
+        """Remove an active subscription and dead-letter its queue."""
+        if not subscription.active:
+            return
+        del self._subscriptions[subscription.name]
+        self._by_topic[subscription.topic] = tuple(
+            other for other in self._by_topic[subscription.topic] if other is not subscription
+        )
+        for envelope in subscription._queue.close():
+            self._reject(subscription, envelope.message, reason)
+            self._settle()
+
+    def _settle(self) -> None:
+        """One pending pair (or waiting publisher) is done."""
+        self._pending -= 1
+        if not self._pending and self._idle_waiters:
+            self._wake_idle()
+
+    def _wake_idle(self) -> None:
+        for idle in self._idle_waiters:
+            if not idle.done():
+                idle.set_result(None)
+        self._idle_waiters.clear()
+
+    def _refuse_from_worker(self, what: str) -> None:
+        if asyncio.current_task() in self._workers:
+            raise RuntimeError(
+                f"{what}() called from a bus handler would wait for that handler to return; "
+                "call it from outside the bus's handlers"
+            )

@@ -1,0 +1,73 @@
+"""Messages that were not delivered, with why; kept in a bounded box and handed to an optional hook."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from triplegain.bus.message import Message
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetterReason(StrEnum):
+    EXPIRED = "expired"
+    HANDLER_ERROR = "handler_error"
+    FILTER_ERROR = "filter_error"
+    DROPPED = "dropped"
+    UNSUBSCRIBED = "unsubscribed"
+    CLOSED = "closed"
+
+
+class DeadLetter(BaseModel):
+    """One undelivered (message, subscription) pair. ``error`` is ``"Type: text"`` when user code raised."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message: Message
+    subscription: str
+    reason: DeadLetterReason
+    at: AwareDatetime
+    error: str | None = None
+    traceback: str | None = None
+
+
+DeadLetterHook = Callable[[DeadLetter], None]
+
+
+class DeadLetterBox:
+    """The most recent ``limit`` dead letters; older ones are evicted and counted."""
+
+    def __init__(self, limit: int, hook: DeadLetterHook | None = None) -> None:
+        self._kept: deque[DeadLetter] = deque(maxlen=limit)
+        self._hook = hook
+        self.evicted = 0
+        self.hook_errors = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def add(self, letter: DeadLetter) -> None:
+        if len(self._kept) == self._kept.maxlen:
+            self.evicted += 1
+        self._kept.append(letter)
+        if self._hook is None:
+            return
+        try:
+            self._hook(letter)
+        except Exception:
+            self.hook_errors += 1
+            logger.exception(
+                "on_dead_letter hook raised for message %s (subscription %s, reason %s)",
+                letter.message.id,
+                letter.subscription,
+                letter.reason.value,
+            )
+
+    def letters(self) -> list[DeadLetter]:
+        """Oldest first."""
+        return list(self._kept)
