@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from triplegain.errors import ConfigError
+from triplegain.llm.settings import LLMSettings
+from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
+from triplegain.section import Section
 
 ENV_PREFIX = "TRIPLEGAIN_"
 ENV_LEVEL_SEPARATOR = "__"
@@ -33,12 +36,6 @@ _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "
 ENV_NOT_SETTINGS = frozenset(
     {"TRIPLEGAIN_HOME", "TRIPLEGAIN_CONFIG", "TRIPLEGAIN_DATABASE_URL", "TRIPLEGAIN_TEST_DATABASE_URL"}
 )
-
-
-class Section(BaseModel):
-    """A group of settings: immutable, and an unknown key is an error rather than silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
 class Overflow(StrEnum):
@@ -153,11 +150,25 @@ class LoggingConfig(Section):
     )
 
 
+class MarketConfig(Section):
+    """Where candles come from, and the indicators computed from them."""
+
+    source: Literal["ccxt", "replay", "synthetic"] = Field(
+        default="ccxt", description="ccxt (live public candles), replay (CSV files) or synthetic (seeded)"
+    )
+    ccxt: CcxtFeedSettings = Field(default_factory=CcxtFeedSettings, description="live candles from an exchange")
+    replay: ReplaySettings = Field(default_factory=ReplaySettings, description="candles replayed from CSV files")
+    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings, description="seeded synthetic candles")
+    indicators: IndicatorSettings = Field(default_factory=IndicatorSettings, description="indicator periods")
+
+
 class Settings(Section):
     """All of triplegain's settings."""
 
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL")
     bus: BusConfig = Field(default_factory=BusConfig, description="message bus")
+    market: MarketConfig = Field(default_factory=MarketConfig, description="market data")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM providers and the response cache")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="structured logs")
 
 

@@ -138,9 +138,9 @@ def test_the_empty_file_is_the_defaults(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, ""), {}) == Settings()
 
 
-def test_rendered_defaults_are_valid_yaml_with_a_comment_per_key() -> None:
+def test_rendered_defaults_have_a_comment_above_every_key() -> None:
     text = render_defaults()
-    assert yaml.safe_load(text) == Settings().model_dump(mode="json")
+    assert Settings.model_validate(yaml.safe_load(text)) == Settings()
     lines = text.splitlines()
     for index, line in enumerate(lines):
         if line.strip() and not line.lstrip().startswith("#"):
