@@ -1,0 +1,1 @@
+"""Local HTTP servers that speak third-party wire formats, for tests of the real client libraries."""
