@@ -1,0 +1,314 @@
+"""One provider with everything around it: cache → budget → circuit breaker → call (retries, timeout) →
+validation → call log.
+
+``complete`` never raises for an LLM failure: it returns a ``CallOutcome`` holding the validated answer or the
+error, and the record of every attempt — each of which is also written to the ``CallLog`` before it returns.
+A cached answer is served before the budget and breaker checks: it costs nothing and contacts no one, and a
+replayed run then gets the same answers whatever state those are in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Generic
+from uuid import UUID, uuid4
+
+import structlog
+from pydantic import BaseModel
+
+from triplegain.clock import Clock
+from triplegain.llm.breaker import (
+    BreakerPhase,
+    BreakerState,
+    admit,
+    after_abandon,
+    after_failure,
+    after_success,
+    seconds_until_trial,
+)
+from triplegain.llm.budget import DailySpend, add_cost, budget_allows, call_cost_usd, on_day
+from triplegain.llm.cache import CacheKey, ResponseCache, answer_model_name, cache_enabled, prompt_digest
+from triplegain.llm.calllog import CallLog
+from triplegain.llm.errors import (
+    BreakerOpen,
+    BudgetExceeded,
+    LLMError,
+    LLMOutputError,
+    ProviderError,
+    ProviderTimeout,
+)
+from triplegain.llm.models import AnswerT, CallOutcome, LLMCallRecord, LLMRequest, LLMResult
+from triplegain.llm.parsing import parse_answer
+from triplegain.llm.providers import Provider, build_provider
+from triplegain.llm.providers.offline import OfflineRule
+from triplegain.llm.retry import Sleep, retrying
+from triplegain.llm.settings import LLMSettings, ProviderSettings
+
+log = structlog.get_logger(__name__)
+
+_MS_PER_SECOND = 1000.0
+
+
+@dataclass
+class _Call(Generic[AnswerT]):
+    """One ``complete`` call in progress: what was asked, and the records written so far."""
+
+    request_id: UUID
+    request: LLMRequest
+    answer_model: type[AnswerT]
+    answer_model_name: str
+    prompt_digest: str
+    records: list[LLMCallRecord] = field(default_factory=list)
+    attempts: int = 0
+
+
+class LLMGateway:
+    """A provider with its cache, budget, breaker, retries and call log. Its state lives for the process."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        settings: ProviderSettings,
+        *,
+        call_log: CallLog,
+        clock: Clock,
+        cache: ResponseCache | None = None,
+        sleep: Sleep = asyncio.sleep,
+        spend: DailySpend | None = None,
+        new_id: Callable[[], UUID] = uuid4,
+    ) -> None:
+        """``spend`` carries today's spend over a restart (e.g. summed from the call log); ``sleep`` is where
+        retry waits go (tests pass one that returns at once)."""
+        self.name = provider.name
+        self.settings = settings
+        self._provider = provider
+        self._call_log = call_log
+        self._clock = clock
+        self._cache = cache
+        self._sleep = sleep
+        self._new_id = new_id
+        self._spend = spend if spend is not None else DailySpend(day=self._today())
+        self._breaker = BreakerState()
+
+    @property
+    def breaker(self) -> BreakerState:
+        return self._breaker
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache, when on; fill it from an earlier run's call log to replay that run for free."""
+        return self._cache
+
+    @property
+    def spend(self) -> DailySpend:
+        """Today's spend (a new day starts at zero)."""
+        return on_day(self._spend, self._today())
+
+    async def complete(self, request: LLMRequest, answer_model: type[AnswerT]) -> CallOutcome[AnswerT]:
+        """Ask for an answer that validates against ``answer_model``."""
+        model_name = answer_model_name(answer_model)
+        call: _Call[AnswerT] = _Call(
+            request_id=self._new_id(),
+            request=request,
+            answer_model=answer_model,
+            answer_model_name=model_name,
+            prompt_digest=prompt_digest(request.system_prompt, request.user_prompt, model_name),
+        )
+        cached = await self._from_cache(call)
+        if cached is not None:
+            return self._outcome(call, cached, None)
+        skip = self._skip_reason()
+        if skip is not None:
+            await self._record(call, started_at=self._clock.now(), latency_ms=0.0, error=skip)
+            return self._outcome(call, None, skip)
+        try:
+            answer: AnswerT = await retrying(self.settings.retry, self._sleep)(self._attempt, call)
+        except LLMError as error:
+            self._breaker = after_failure(self._breaker, self.settings.breaker, self._clock.monotonic())
+            return self._outcome(call, None, error)
+        except BaseException:
+            self._breaker = after_abandon(self._breaker)
+            raise
+        self._breaker = after_success(self._breaker, self.settings.breaker)
+        return self._outcome(call, answer, None)
+
+    async def aclose(self) -> None:
+        await self._provider.aclose()
+
+    def _skip_reason(self) -> LLMError | None:
+        """Why no call may be made now (budget spent, breaker open), or None when one may; admits a trial call."""
+        spend = self.spend
+        if not budget_allows(spend, self.settings.daily_budget_usd, spend.day):
+            return BudgetExceeded(
+                f"{self.name}: daily budget of {self.settings.daily_budget_usd:.2f} USD spent "
+                f"({spend.spent_usd:.4f} USD on {spend.day.isoformat()} UTC)"
+            )
+        now = self._clock.monotonic()
+        self._breaker, admitted = admit(self._breaker, self.settings.breaker, now)
+        if admitted:
+            return None
+        if self._breaker.phase is BreakerPhase.HALF_OPEN:
+            return BreakerOpen(f"{self.name}: circuit breaker half-open, its trial call is under way")
+        wait = seconds_until_trial(self._breaker, self.settings.breaker, now)
+        return BreakerOpen(f"{self.name}: circuit breaker open after repeated failures; next trial in {wait:.0f} s")
+
+    async def _from_cache(self, call: _Call[AnswerT]) -> AnswerT | None:
+        if self._cache is None:
+            return None
+        result = self._cache.get(self._cache_key(call))
+        if result is None:
+            return None
+        started_at, started = self._clock.now(), self._clock.monotonic()
+        try:
+            answer = parse_answer(result.text, call.answer_model, cut_off=result.cut_off)
+        except LLMOutputError as error:
+            log.warning("llm_cache_entry_invalid", provider=self.name, reason=error.reason)
+            return None
+        call.attempts = 1
+        await self._record(
+            call, started_at=started_at, latency_ms=self._elapsed_ms(started), result=result, answer=answer, cached=True
+        )
+        return answer
+
+    async def _attempt(self, call: _Call[AnswerT]) -> AnswerT:
+        """One try at the provider, recorded whatever happens; raises to let ``retrying`` decide what next."""
+        call.attempts += 1
+        started_at, started = self._clock.now(), self._clock.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                result = await self._provider.complete(call.request)
+        except TimeoutError:
+            timeout = ProviderTimeout(f"{self.name}: no answer within {self.settings.timeout_seconds:g} s")
+            await self._record(call, started_at=started_at, latency_ms=self._elapsed_ms(started), error=timeout)
+            raise timeout from None
+        except (ProviderError, asyncio.CancelledError) as error:
+            await self._record(call, started_at=started_at, latency_ms=self._elapsed_ms(started), error=error)
+            raise
+        latency_ms = self._elapsed_ms(started)
+        cost = call_cost_usd(result.input_tokens, result.output_tokens, self.settings.prices)
+        self._spend = add_cost(self._spend, cost, _utc_day(started_at))
+        try:
+            answer = parse_answer(result.text, call.answer_model, cut_off=result.cut_off)
+        except LLMOutputError as error:
+            await self._record(
+                call, started_at=started_at, latency_ms=latency_ms, result=result, cost_usd=cost, error=error
+            )
+            raise
+        await self._record(
+            call, started_at=started_at, latency_ms=latency_ms, result=result, cost_usd=cost, answer=answer
+        )
+        if self._cache is not None:
+            self._cache.put(self._cache_key(call), result)
+        return answer
+
+    async def _record(
+        self,
+        call: _Call[AnswerT],
+        *,
+        started_at: datetime,
+        latency_ms: float,
+        result: LLMResult | None = None,
+        answer: BaseModel | None = None,
+        error: BaseException | None = None,
+        cost_usd: float = 0.0,
+        cached: bool = False,
+    ) -> None:
+        billed = result if result is not None and not cached else None
+        record = LLMCallRecord(
+            id=self._new_id(),
+            request_id=call.request_id,
+            served_id=call.request.served_id,
+            provider=self.name,
+            model=self.settings.model,
+            purpose=call.request.purpose,
+            answer_model=call.answer_model_name,
+            prompt_digest=call.prompt_digest,
+            system_prompt=call.request.system_prompt,
+            user_prompt=call.request.user_prompt,
+            raw_response=result.text if result is not None else None,
+            parsed=answer.model_dump(mode="json") if answer is not None else None,
+            validation_error=error.reason if isinstance(error, LLMOutputError) else None,
+            input_tokens=billed.input_tokens if billed is not None else 0,
+            output_tokens=billed.output_tokens if billed is not None else 0,
+            cost_usd=cost_usd,
+            latency_ms=latency_ms,
+            attempt=max(call.attempts, 1),
+            cached=cached,
+            error_class=type(error).__name__ if error is not None else None,
+            error_message=_error_message(error),
+            started_at=started_at,
+        )
+        call.records.append(record)
+        await self._call_log.record(record)
+        emit = log.info if error is None else log.warning
+        emit(
+            "llm_call",
+            provider=self.name,
+            model=record.model,
+            purpose=record.purpose,
+            attempt=record.attempt,
+            cached=cached,
+            latency_ms=round(latency_ms, 1),
+            cost_usd=cost_usd,
+            error_class=record.error_class,
+            error=record.error_message,
+        )
+
+    def _outcome(self, call: _Call[AnswerT], answer: AnswerT | None, error: LLMError | None) -> CallOutcome[AnswerT]:
+        return CallOutcome(provider=self.name, answer=answer, error=error, records=tuple(call.records))
+
+    def _cache_key(self, call: _Call[AnswerT]) -> CacheKey:
+        return CacheKey(self.name, self.settings.model, call.prompt_digest)
+
+    def _elapsed_ms(self, started: float) -> float:
+        return max(self._clock.monotonic() - started, 0.0) * _MS_PER_SECOND
+
+    def _today(self) -> date:
+        return _utc_day(self._clock.now())
+
+
+def _utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def _error_message(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, asyncio.CancelledError):
+        return "the call was cancelled"
+    return str(error)
+
+
+def build_gateway(
+    name: str,
+    settings: LLMSettings,
+    *,
+    call_log: CallLog,
+    clock: Clock,
+    replaying: bool = False,
+    offline_rules: Mapping[str, OfflineRule] | None = None,
+    environ: Mapping[str, str] | None = None,
+    spend: DailySpend | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> LLMGateway:
+    """The gateway for provider ``name`` as configured, its key from ``environ`` (default: the process's).
+
+    The response cache is on when ``settings.cache.enabled`` says so for this run (``replaying``). ``spend`` is
+    what the provider already cost today (after a restart). Raises ``MissingAPIKey`` when the provider needs a
+    key that is not set.
+    """
+    provider_settings = settings.provider(name)
+    provider = build_provider(
+        name,
+        provider_settings,
+        environ=os.environ if environ is None else environ,
+        offline_rules=offline_rules or {},
+    )
+    cache = ResponseCache(settings.cache.max_entries) if cache_enabled(settings.cache.enabled, replaying) else None
+    return LLMGateway(
+        provider, provider_settings, call_log=call_log, clock=clock, cache=cache, sleep=sleep, spend=spend
+    )
