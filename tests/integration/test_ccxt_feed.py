@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from tests.fakes import ClockSleep
 from tests.stubs.exchange import HANG, KrakenStub, StubCandle
 from triplegain.clock import FakeClock
 from triplegain.errors import UserError
@@ -39,19 +40,6 @@ SETTINGS: dict[str, Any] = {
     "retry_max_seconds": 4,
     "request_timeout_seconds": 0.3,
 }
-
-
-class ClockSleep:
-    """The feed's sleep: moves the shared fake clock instead of waiting, and remembers each wait."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
 
 
 def history(steps: range, *, skip: frozenset[int] = frozenset(), base: float = 40_000.0) -> list[StubCandle]:

@@ -93,19 +93,13 @@ Connect = Callable[..., Harness]
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[LLMStubServer]:
-    async with LLMStubServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def connect(stub: LLMStubServer) -> AsyncIterator[Connect]:
+async def connect(llm_stub: LLMStubServer) -> AsyncIterator[Connect]:
     made: list[LLMGateway] = []
 
     def make(wire: Wire = "openai", *, cache: ResponseCache | None = None, **overrides: Any) -> Harness:
         values: dict[str, Any] = {
             "kind": ProviderKind.OPENAI_COMPATIBLE if wire == "openai" else ProviderKind.ANTHROPIC,
-            "base_url": stub.openai_base_url if wire == "openai" else stub.anthropic_base_url,
+            "base_url": llm_stub.openai_base_url if wire == "openai" else llm_stub.anthropic_base_url,
             "model": f"{wire}-test-model",
             "api_key_env": KEY_ENV,
             "timeout_seconds": 5.0,
@@ -121,7 +115,7 @@ async def connect(stub: LLMStubServer) -> AsyncIterator[Connect]:
         provider = build_provider(wire, settings, environ={KEY_ENV: CANARY_KEY}, offline_rules={})
         gateway = LLMGateway(provider, settings, call_log=log, clock=clock, cache=cache, sleep=no_wait)
         made.append(gateway)
-        return Harness(gateway, log, clock, stub.openai if wire == "openai" else stub.anthropic)
+        return Harness(gateway, log, clock, llm_stub.openai if wire == "openai" else llm_stub.anthropic)
 
     yield make
     for gateway in made:
@@ -299,7 +293,7 @@ async def test_an_injected_instruction_obeyed_by_the_model_ends_as_a_validation_
 
 
 async def test_the_fallback_answers_when_the_primary_hangs_and_gets_its_full_timeout(
-    connect: Connect, stub: LLMStubServer
+    connect: Connect, llm_stub: LLMStubServer
 ) -> None:
     """Primary: 1.0 s timeout, hangs. Fallback: 1.2 s timeout, answers after 0.5 s.
 
@@ -386,11 +380,11 @@ def test_a_provider_without_its_key_is_refused_naming_the_variable() -> None:
         build_gateway("deepseek", LLMSettings(), call_log=InMemoryCallLog(), clock=FakeClock(), environ={})
 
 
-async def test_build_gateway_reads_the_key_from_the_named_variable(stub: LLMStubServer) -> None:
+async def test_build_gateway_reads_the_key_from_the_named_variable(llm_stub: LLMStubServer) -> None:
     settings = LLMSettings.model_validate(
         {
             "providers": {
-                "deepseek": {**LLMSettings().providers.deepseek.model_dump(), "base_url": stub.openai_base_url}
+                "deepseek": {**LLMSettings().providers.deepseek.model_dump(), "base_url": llm_stub.openai_base_url}
             },
             "cache": {"enabled": "replay"},
         }
@@ -404,11 +398,11 @@ async def test_build_gateway_reads_the_key_from_the_named_variable(stub: LLMStub
         environ={"DEEPSEEK_API_KEY": "sk-from-env"},
     )
     try:
-        stub.openai.push(Answer(WAIT))
+        llm_stub.openai.push(Answer(WAIT))
         assert (await gateway.complete(REQUEST, Resolution)).answer is not None
         assert (await gateway.complete(REQUEST, Resolution)).records[0].cached, "replaying turns the cache on"
     finally:
         await gateway.aclose()
-    [sent] = stub.openai.requests
+    [sent] = llm_stub.openai.requests
     assert sent.headers["Authorization"] == "Bearer sk-from-env"
     assert sent.body["model"] == "deepseek-chat"

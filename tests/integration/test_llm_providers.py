@@ -80,19 +80,13 @@ Connect = Callable[..., Harness]
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[LLMStubServer]:
-    async with LLMStubServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def connect(stub: LLMStubServer) -> AsyncIterator[Connect]:
+async def connect(llm_stub: LLMStubServer) -> AsyncIterator[Connect]:
     """Builds gateways to the stub (or elsewhere) speaking one wire format; closes them afterwards."""
     made: list[LLMGateway] = []
 
     def make(wire: Wire, base_url: str | None = None, **overrides: Any) -> Harness:
-        route = stub.openai if wire == "openai" else stub.anthropic
-        default_url = stub.openai_base_url if wire == "openai" else stub.anthropic_base_url
+        route = llm_stub.openai if wire == "openai" else llm_stub.anthropic
+        default_url = llm_stub.openai_base_url if wire == "openai" else llm_stub.anthropic_base_url
         values: dict[str, Any] = {
             "kind": ProviderKind.OPENAI_COMPATIBLE if wire == "openai" else ProviderKind.ANTHROPIC,
             "base_url": base_url or default_url,

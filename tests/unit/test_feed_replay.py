@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.fakes import ClockSleep
 from triplegain.clock import FakeClock
 from triplegain.errors import UserError
 from triplegain.market.candle import Timeframe, utc_from_ms
@@ -16,19 +16,6 @@ from triplegain.market.settings import ReplayFile, ReplaySettings
 HEADER = "timestamp,open,high,low,close,volume"
 T0 = 1_672_677_900_000  # 2023-01-02 16:45 UTC
 FIVE_MINUTES = 300_000
-
-
-class ClockSleep:
-    """An injected sleep that moves the fake clock instead of waiting, and remembers each wait."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
 
 
 def row(step: int, close: float = 100.0, *, start: int = T0) -> str:

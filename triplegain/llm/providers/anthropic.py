@@ -7,10 +7,14 @@ import json
 import anthropic
 from pydantic import BaseModel, Field, ValidationError
 
-from triplegain.llm.errors import ProviderBadResponse, ProviderError, ProviderTimeout, ProviderUnreachable
+from triplegain.llm.errors import ProviderBadResponse, ProviderError
 from triplegain.llm.models import LLMRequest, LLMResult
-from triplegain.llm.providers.failures import not_in_wire_format, redact, status_failure
+from triplegain.llm.providers.failures import SdkErrors, not_in_wire_format, sdk_failure
 from triplegain.llm.settings import ProviderSettings
+
+_SDK_ERRORS = SdkErrors(
+    timeout=anthropic.APITimeoutError, connection=anthropic.APIConnectionError, status=anthropic.APIStatusError
+)
 
 _CUT_OFF_REASONS = frozenset({"max_tokens", "model_context_window_exceeded"})
 
@@ -83,12 +87,6 @@ class AnthropicProvider:
         await self._client.close()
 
     def _failure(self, error: anthropic.AnthropicError) -> ProviderError:
-        if isinstance(error, anthropic.APITimeoutError):
-            return ProviderTimeout(f"{self.name}: no answer within {self._settings.timeout_seconds:g} s")
-        if isinstance(error, anthropic.APIConnectionError):
-            cause = redact(str(error.__cause__ or error), self._api_key)
-            return ProviderUnreachable(f"{self.name}: connection failed: {cause}")
-        if isinstance(error, anthropic.APIStatusError):
-            message = redact(error.message.removeprefix(f"Error code: {error.status_code} - "), self._api_key)
-            return status_failure(self.name, error.status_code, message, error.response.headers)
-        return ProviderBadResponse(f"{self.name}: {type(error).__name__}: {redact(str(error), self._api_key)}")
+        return sdk_failure(
+            self.name, error, _SDK_ERRORS, timeout_seconds=self._settings.timeout_seconds, api_key=self._api_key
+        )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -13,6 +15,8 @@ from triplegain.llm.errors import (
     ProviderRateLimited,
     ProviderRejectedRequest,
     ProviderServerError,
+    ProviderTimeout,
+    ProviderUnreachable,
 )
 
 _MESSAGE_CHARS = 300
@@ -24,6 +28,31 @@ def redact(text: str, secret: str | None) -> str:
     if secret:
         text = text.replace(secret, REDACTED)
     return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True)
+class SdkErrors:
+    """An SDK's exception classes; the openai and anthropic SDKs share this hierarchy under their own names."""
+
+    timeout: type[Exception]
+    connection: type[Exception]
+    status: type[Exception]
+
+
+def sdk_failure(
+    provider: str, error: Exception, classes: SdkErrors, *, timeout_seconds: float, api_key: str | None
+) -> ProviderError:
+    """Our error for an SDK's exception, with the key taken out of every text."""
+    if isinstance(error, classes.timeout):
+        return ProviderTimeout(f"{provider}: no answer within {timeout_seconds:g} s")
+    if isinstance(error, classes.connection):
+        return ProviderUnreachable(f"{provider}: connection failed: {redact(str(error.__cause__ or error), api_key)}")
+    if isinstance(error, classes.status):
+        status_error: Any = error
+        status = status_error.status_code
+        message = redact(status_error.message.removeprefix(f"Error code: {status} - "), api_key)
+        return status_failure(provider, status, message, status_error.response.headers)
+    return ProviderBadResponse(f"{provider}: {type(error).__name__}: {redact(str(error), api_key)}")
 
 
 def status_failure(provider: str, status: int, message: str, headers: Mapping[str, str]) -> ProviderError:

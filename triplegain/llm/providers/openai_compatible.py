@@ -7,10 +7,14 @@ import json
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
-from triplegain.llm.errors import ProviderBadResponse, ProviderError, ProviderTimeout, ProviderUnreachable
+from triplegain.llm.errors import ProviderBadResponse, ProviderError
 from triplegain.llm.models import LLMRequest, LLMResult
-from triplegain.llm.providers.failures import not_in_wire_format, redact, status_failure
+from triplegain.llm.providers.failures import SdkErrors, not_in_wire_format, sdk_failure
 from triplegain.llm.settings import ProviderSettings
+
+_SDK_ERRORS = SdkErrors(
+    timeout=openai.APITimeoutError, connection=openai.APIConnectionError, status=openai.APIStatusError
+)
 
 # The SDK refuses an empty key; keyless servers (Ollama) ignore whatever is sent.
 _KEYLESS_PLACEHOLDER = "no-key"
@@ -91,12 +95,6 @@ class OpenAICompatibleProvider:
         await self._client.close()
 
     def _failure(self, error: openai.OpenAIError) -> ProviderError:
-        if isinstance(error, openai.APITimeoutError):
-            return ProviderTimeout(f"{self.name}: no answer within {self._settings.timeout_seconds:g} s")
-        if isinstance(error, openai.APIConnectionError):
-            cause = redact(str(error.__cause__ or error), self._api_key)
-            return ProviderUnreachable(f"{self.name}: connection failed: {cause}")
-        if isinstance(error, openai.APIStatusError):
-            message = redact(error.message.removeprefix(f"Error code: {error.status_code} - "), self._api_key)
-            return status_failure(self.name, error.status_code, message, error.response.headers)
-        return ProviderBadResponse(f"{self.name}: {type(error).__name__}: {redact(str(error), self._api_key)}")
+        return sdk_failure(
+            self.name, error, _SDK_ERRORS, timeout_seconds=self._settings.timeout_seconds, api_key=self._api_key
+        )
