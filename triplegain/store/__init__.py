@@ -14,8 +14,13 @@ Open the database for the duration of a command, and let SIGTERM stop it as clea
 Every failure of the server or the connection reaches the caller as one ``DatabaseError`` line naming the
 server (``db.server``, never with a password) and what failed. ``embedded`` explains the embedded server's
 lifecycle, ``migrations`` the rules for migration files.
+
+Bulk logs (LLM calls, agent outputs, dead letters) go through one ``BatchWriter`` per database (``writer``
+explains batching, retries and refused rows); ``PostgresCallLog``, ``PostgresAgentOutputLog`` and
+``dead_letter_hook`` hand rows to it without waiting, ``recent_llm_calls`` and ``agent_outputs_for`` read them.
 """
 
+from triplegain.store.agent_outputs import PostgresAgentOutputLog, agent_outputs_for
 from triplegain.store.database import (
     DATABASE_URL_ENV,
     Database,
@@ -24,7 +29,9 @@ from triplegain.store.database import (
     open_database_at,
     translate_errors,
 )
+from triplegain.store.dead_letters import dead_letter_hook
 from triplegain.store.embedded import EmbeddedServer, embedded_server, interrupt_on_sigterm
+from triplegain.store.llm_calls import PostgresCallLog, recent_llm_calls
 from triplegain.store.migrations import (
     Migration,
     MigrationError,
@@ -34,15 +41,39 @@ from triplegain.store.migrations import (
     migrate,
     migration_status,
 )
+from triplegain.store.records import AgentOutputRecord, DeadLetterRow, LLMCallRow
+from triplegain.store.settings import WriterSettings
+from triplegain.store.writer import (
+    BatchWriter,
+    RejectedRow,
+    RowsNotWritten,
+    WriteBufferFull,
+    WriterClosed,
+    WriterStats,
+)
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "AgentOutputRecord",
+    "BatchWriter",
     "Database",
+    "DeadLetterRow",
     "EmbeddedServer",
+    "LLMCallRow",
     "Migration",
     "MigrationError",
     "MigrationState",
     "MigrationStatus",
+    "PostgresAgentOutputLog",
+    "PostgresCallLog",
+    "RejectedRow",
+    "RowsNotWritten",
+    "WriteBufferFull",
+    "WriterClosed",
+    "WriterSettings",
+    "WriterStats",
+    "agent_outputs_for",
+    "dead_letter_hook",
     "describe_url",
     "embedded_server",
     "interrupt_on_sigterm",
@@ -51,5 +82,6 @@ __all__ = [
     "migration_status",
     "open_database",
     "open_database_at",
+    "recent_llm_calls",
     "translate_errors",
 ]

@@ -23,15 +23,18 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
-from triplegain.config import DatabaseConfig
 from triplegain.errors import DatabaseError, UserError
 from triplegain.paths import home_dir
 from triplegain.store.embedded import embedded_server
+
+if TYPE_CHECKING:
+    # config declares the writer's settings (store.settings), so importing it here at run time would be circular.
+    from triplegain.config import DatabaseConfig
 
 DATABASE_URL_ENV = "TRIPLEGAIN_DATABASE_URL"
 EMBEDDED_DATA_DIR = "pgdata"

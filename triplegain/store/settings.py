@@ -1,0 +1,64 @@
+"""Settings of the batching writer that stores the bulk logs (LLM calls, agent outputs, dead letters)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from triplegain.section import Section
+
+
+class WriterSettings(Section):
+    """When batches are written, how long a database outage may last in memory, and what a caller waits for."""
+
+    batch_size: int = Field(
+        default=1000, ge=1, description="most rows written in one transaction; a batch this full is written at once"
+    )
+    flush_interval_seconds: float = Field(
+        default=1.0, gt=0, description="a batch is written at the latest this long after its first row arrived"
+    )
+    max_buffered_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description=(
+            "rows kept in memory while they cannot be written (an LLM call is about 10 KB); one more is refused "
+            "with WriteBufferFull — rows are never dropped"
+        ),
+    )
+    retry_initial_seconds: float = Field(
+        default=0.5, gt=0, description="wait after a failed write before the next try; doubles with each failure"
+    )
+    retry_max_seconds: float = Field(default=15.0, gt=0, description="longest wait between two tries")
+    missing_parent_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "a row that references a row not stored yet (an LLM call's decision) is retried this long after it "
+            "was submitted before it is rejected"
+        ),
+    )
+    rejected_limit: int = Field(
+        default=1000,
+        ge=1,
+        description="rows the database refused that are kept for inspection; older ones are evicted (all are counted)",
+    )
+    flush_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="flush() raises when its rows are still not written after this long"
+    )
+    close_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="close() stops trying after this long and reports the rows not written"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.batch_size > self.max_buffered_rows:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must not exceed max_buffered_rows ({self.max_buffered_rows})"
+            )
+        if self.retry_max_seconds < self.retry_initial_seconds:
+            raise ValueError(
+                f"retry_max_seconds ({self.retry_max_seconds:g}) must be at least "
+                f"retry_initial_seconds ({self.retry_initial_seconds:g})"
+            )
+        return self
