@@ -23,10 +23,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
+from triplegain.agents.settings import AgentsSettings
 from triplegain.errors import ConfigError
 from triplegain.llm.settings import LLMSettings
 from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
 from triplegain.section import Section
+from triplegain.store.settings import WriterSettings
 
 ENV_PREFIX = "TRIPLEGAIN_"
 ENV_LEVEL_SEPARATOR = "__"
@@ -131,6 +133,9 @@ class DatabaseConfig(Section):
     embedded_start_timeout_seconds: float = Field(
         default=60.0, gt=0, description="give up starting the embedded server after this long"
     )
+    writer: WriterSettings = Field(
+        default_factory=WriterSettings, description="the batching writer of bulk logs (agent views, LLM calls)"
+    )
 
     @field_validator("pool_max_size")
     @classmethod
@@ -169,6 +174,9 @@ class Settings(Section):
     bus: BusConfig = Field(default_factory=BusConfig, description="message bus")
     market: MarketConfig = Field(default_factory=MarketConfig, description="market data")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM providers and the response cache")
+    agents: AgentsSettings = Field(
+        default_factory=AgentsSettings, description="analysis agents: technical, regime, sentiment, portfolio"
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="structured logs")
 
 
@@ -325,6 +333,7 @@ def render_defaults() -> str:
 
 def _render_model(model: BaseModel, indent: int) -> Iterator[str]:
     pad = "  " * indent
+    as_json = model.model_dump(mode="json")
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if field.description:
@@ -333,7 +342,6 @@ def _render_model(model: BaseModel, indent: int) -> Iterator[str]:
             yield f"{pad}{name}:"
             yield from _render_model(value, indent + 1)
         else:
-            plain = value.value if isinstance(value, StrEnum) else value
-            rendered = yaml.safe_dump(plain, default_flow_style=True).strip()
+            rendered = yaml.safe_dump(as_json[name], default_flow_style=True).strip()
             rendered = rendered.removesuffix("\n...").removesuffix("...").strip()
             yield f"{pad}{name}: {rendered}"

@@ -1,0 +1,75 @@
+"""The optional LLM review of an agent's baseline: ask, validate, and say in words what came of it.
+
+A review either returns an answer that validated against the agent's answer model (whose field bounds are the
+body's bounds, so nothing out of range gets through) with the id of the call-log record that produced it, or
+the reason the baseline stands. The gateway has already recorded every attempt in its call log either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic
+from uuid import UUID
+
+from triplegain.llm import UNTRUSTED_DATA_RULE, LLMGateway, LLMRequest, PromptTemplate, load_template
+from triplegain.llm.models import AnswerT
+
+REASONING_MAX_CHARS = 2000
+"""Longest reasoning an answer model accepts from an LLM."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPrompts:
+    """A review's two templates: ``prompts/<purpose>_system.txt`` and ``prompts/<purpose>_user.txt``."""
+
+    purpose: str
+    system: PromptTemplate
+    user: PromptTemplate
+
+    @classmethod
+    def load(cls, purpose: str, directory: Path | None = None) -> ReviewPrompts:
+        """Both templates (from the shipped ``prompts/`` unless ``directory`` is given); fails if either is absent."""
+        return cls(purpose, load_template(f"{purpose}_system", directory), load_template(f"{purpose}_user", directory))
+
+    def system_prompt(self) -> str:
+        """The system template's only field is the rule that quoted outside text is data, never instructions."""
+        return self.system.render(untrusted_data_rule=UNTRUSTED_DATA_RULE)
+
+
+@dataclass(frozen=True, slots=True)
+class Review(Generic[AnswerT]):
+    """The validated answer and its call-log id, or why there is none."""
+
+    provider: str
+    answer: AnswerT | None
+    call_id: UUID | None
+    failure: str | None
+
+    def explain(self, baseline_reasoning: str, answer_reasoning: str | None) -> str:
+        """The output's reasoning: the baseline's, then what the review said or why the baseline stood."""
+        if self.answer is not None:
+            return f"{baseline_reasoning} LLM review ({self.provider}): {answer_reasoning}"
+        return f"{baseline_reasoning} LLM review ({self.provider}) failed, so the baseline stands: {self.failure}"
+
+
+def configured_gateway(agent: str, provider: str | None, gateway: LLMGateway | None) -> LLMGateway | None:
+    """``gateway`` if it is the one ``llm_provider`` names; a mismatch is a wiring mistake, not a silent default."""
+    if gateway is None and provider is None:
+        return None
+    if gateway is None:
+        raise ValueError(f"{agent} agent: llm_provider is {provider!r} but no gateway was given for it")
+    if gateway.name != provider:
+        raise ValueError(f"{agent} agent: llm_provider is {provider!r} but the gateway given is {gateway.name!r}")
+    return gateway
+
+
+async def request_review(gateway: LLMGateway, request: LLMRequest, answer_model: type[AnswerT]) -> Review[AnswerT]:
+    """Ask ``gateway``; a failed or invalid answer is a ``Review`` with ``failure`` set, never an exception."""
+    outcome = await gateway.complete(request, answer_model)
+    if outcome.answer is not None:
+        call_id = next(record.id for record in reversed(outcome.records) if record.succeeded)
+        return Review(outcome.provider, outcome.answer, call_id, None)
+    error = outcome.error
+    failure = f"{type(error).__name__}: {error}" if error is not None else "no answer"
+    return Review(outcome.provider, None, None, failure)
