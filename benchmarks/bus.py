@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import gc
 import json
-import math
 import platform
 import statistics
 import time
@@ -32,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.baselines import FanOut, InlineBus, QueueFanOut
+from benchmarks.figures import percentiles, positive
 from triplegain.bus import Message, MessageBus, Topic
 from triplegain.clock import WallClock
 from triplegain.config import BusConfig
@@ -53,13 +53,7 @@ async def ignore(message: Message) -> None:
 
 
 def percentiles_us(seconds: Sequence[float], *fractions: float) -> dict[str, float]:
-    """Nearest-rank percentiles, in microseconds, named like ``p50`` and ``p99.9``."""
-    ordered = sorted(seconds)
-    figures = {}
-    for fraction in fractions:
-        rank = max(1, math.ceil(fraction * len(ordered)))
-        figures[f"p{fraction * 100:g}"] = round(ordered[rank - 1] * 1e6, 2)
-    return figures
+    return percentiles(seconds, fractions, scale=1e6, digits=2)
 
 
 async def throughput(factory: Factory, subscribers: int, messages: Sequence[Message]) -> float:
@@ -191,13 +185,6 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "fan_out": fan_out,
         "slow_handler": slow | {"ratios": ratios(slow)},
     }
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} — a positive whole number is allowed")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import statistics
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from benchmarks.figures import percentiles, positive
 from triplegain.config import DatabaseConfig
 from triplegain.llm.models import LLMCallRecord
 from triplegain.store import (
@@ -225,12 +225,7 @@ async def orders_beside_a_busy_writer(db: Database, orders: int, rows_per_s: int
 
 
 def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
-    """Nearest-rank p50 and p99, in milliseconds."""
-    ordered = sorted(seconds)
-    return {
-        f"p{fraction * 100:g}": round(ordered[max(1, math.ceil(fraction * len(ordered))) - 1] * 1e3, 3)
-        for fraction in (0.5, 0.99)
-    }
+    return percentiles(seconds, (0.5, 0.99), scale=1e3, digits=3)
 
 
 async def median_rate(db: Database, repeats: int, run: Callable[[], Awaitable[float]]) -> int:
@@ -315,13 +310,6 @@ def url_with_database(url: str, database: str) -> str:
 async def run(arguments: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     async with throwaway_database(DatabaseConfig(), scratch) as db:
         return await measure(db, arguments)
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} — a positive whole number is allowed")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:
