@@ -24,9 +24,15 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from triplegain.agents.settings import AgentsSettings
+from triplegain.coordinator.breaker import PortfolioBreakerSettings
+from triplegain.coordinator.conflicts import ConflictSettings
+from triplegain.coordinator.consensus import ConsensusSettings
+from triplegain.coordinator.degradation import DegradationSettings
+from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.errors import ConfigError
 from triplegain.llm.settings import LLMSettings
 from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
+from triplegain.risk.settings import RiskSettings
 from triplegain.section import Section
 from triplegain.store.settings import WriterSettings
 
@@ -167,6 +173,22 @@ class MarketConfig(Section):
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings, description="indicator periods")
 
 
+class CoordinatorConfig(Section):
+    """How views become decisions: consensus, conflicts and their resolution, degradation, the breaker."""
+
+    consensus: ConsensusSettings = Field(default_factory=ConsensusSettings, description="agreement and disagreement")
+    conflicts: ConflictSettings = Field(default_factory=ConflictSettings, description="conflict rules")
+    resolution: ResolutionBounds = Field(
+        default_factory=ResolutionBounds, description="bounds on a resolver's modifications (out of range: clamped)"
+    )
+    degradation: DegradationSettings = Field(
+        default_factory=DegradationSettings, description="degradation levels, their triggers and effects"
+    )
+    breaker: PortfolioBreakerSettings = Field(
+        default_factory=PortfolioBreakerSettings, description="circuit breaker on the paper portfolio"
+    )
+
+
 class Settings(Section):
     """All of triplegain's settings."""
 
@@ -177,6 +199,8 @@ class Settings(Section):
     agents: AgentsSettings = Field(
         default_factory=AgentsSettings, description="analysis agents: technical, regime, sentiment, portfolio"
     )
+    coordinator: CoordinatorConfig = Field(default_factory=CoordinatorConfig, description="the coordinator")
+    risk: RiskSettings = Field(default_factory=RiskSettings, description="deterministic risk rules (final)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="structured logs")
 
 

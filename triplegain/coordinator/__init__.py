@@ -1,0 +1,1 @@
+"""The coordinator: consensus, conflicts, resolution, degradation and the portfolio breaker."""

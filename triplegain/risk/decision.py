@@ -1,0 +1,55 @@
+"""The risk decision on a trade proposal: the gates, then sizing; and how much the rules cut the size."""
+
+from __future__ import annotations
+
+from triplegain.risk.gates import check_confidence, check_cooldown, check_reward_risk, check_stop
+from triplegain.risk.models import AccountSnapshot, RiskDecision, TradeProposal, Verdict
+from triplegain.risk.settings import RiskSettings
+from triplegain.risk.sizing import size_order
+
+
+def assess_trade(proposal: TradeProposal, account: AccountSnapshot, settings: RiskSettings) -> RiskDecision:
+    """Approve, cut or reject ``proposal`` against ``account``: deterministic, and final.
+
+    The gates (cooldown, min_confidence, stop_loss, reward_risk) are all evaluated, so a rejection lists every
+    reason; sizing runs only when they all pass, and stops at its first rejection.
+    """
+    gates = (
+        check_cooldown(account, settings),
+        check_confidence(proposal, settings),
+        check_stop(proposal, settings),
+        check_reward_risk(proposal, settings),
+    )
+    if proposal.stop_price is None or any(outcome.verdict is Verdict.REJECTED for outcome in gates):
+        return RiskDecision(
+            proposal=proposal,
+            approved=False,
+            quantity=0.0,
+            notional=0.0,
+            leverage=0.0,
+            risk_notional=0.0,
+            outcomes=gates,
+        )
+    sizing = size_order(proposal, proposal.stop_price, account, settings)
+    return RiskDecision(
+        proposal=proposal,
+        approved=sizing.approved,
+        quantity=sizing.notional / proposal.entry_price,
+        notional=sizing.notional,
+        leverage=sizing.leverage,
+        risk_notional=sizing.risk_notional,
+        outcomes=gates + sizing.outcomes,
+    )
+
+
+def size_cut_fraction(decision: RiskDecision) -> float:
+    """How much the rules cut the size, 0–1: 1 − notional / (risk size less the resolver's own reduction).
+
+    Meant for approved decisions. The resolver's requested reduction is not counted as a cut by the rules. A
+    decision rejected while sizing gives 1, unless there was nothing to cut (a risk size of 0, or a 100 %
+    reduction asked by the resolver): 0, as for a decision a gate rejected before sizing.
+    """
+    requested = decision.risk_notional * (1 - decision.proposal.size_reduction_pct / 100)
+    if requested <= 0:
+        return 0.0
+    return min(1.0, max(0.0, 1 - decision.notional / requested))

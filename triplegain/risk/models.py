@@ -1,0 +1,118 @@
+"""What the risk rules read (a trade proposal, an account snapshot) and what they decide (a risk decision)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from triplegain.agents.portfolio import OrderSide
+from triplegain.agents.regime import RegimeName
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class TradeProposal(_Frozen):
+    """An entry the coordinator wants to make: buy opens or adds to a long, sell opens or adds to a short."""
+
+    symbol: str = Field(min_length=1)
+    side: OrderSide
+    entry_price: float = Field(gt=0)
+    stop_price: float | None = Field(default=None, gt=0, description="None: rejected by the stop_loss rule")
+    target_price: float | None = Field(default=None, gt=0, description="None: rejected by the reward_risk rule")
+    confidence: float = Field(ge=0, le=1)
+    regime: RegimeName
+    size_reduction_pct: float = Field(default=0.0, ge=0, le=100, description="cut requested by a conflict resolver")
+    leverage: float = Field(default=1.0, ge=1, description="leverage requested")
+
+
+class ClosedTrade(_Frozen):
+    """A finished trade: its realised result (after fees) and when it closed."""
+
+    pnl: float
+    closed_at: AwareDatetime
+
+
+class AccountSnapshot(_Frozen):
+    """The account as the rules see it, at ``now`` (the only time they read)."""
+
+    equity: float
+    cash: float = Field(description="free cash, the margin an order can draw on")
+    open_notional: dict[str, float] = Field(
+        default_factory=dict, description="absolute notional held per symbol, at current prices"
+    )
+    closed_trades: tuple[ClosedTrade, ...] = Field(default=(), description="recent closed trades, any order")
+    now: AwareDatetime
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        negative = {symbol: value for symbol, value in self.open_notional.items() if value < 0}
+        if negative:
+            raise ValueError(f"open_notional values must be ≥ 0 (absolute notional): {negative}")
+        future = [trade.closed_at.isoformat() for trade in self.closed_trades if trade.closed_at > self.now]
+        if future:
+            raise ValueError(f"closed trades after now ({self.now.isoformat()}): {future}")
+        return self
+
+
+class RiskRule(StrEnum):
+    """The rules, in the order they are evaluated."""
+
+    COOLDOWN = "cooldown"
+    MIN_CONFIDENCE = "min_confidence"
+    STOP_LOSS = "stop_loss"
+    REWARD_RISK = "reward_risk"
+    RISK_PER_TRADE = "risk_per_trade"
+    MAX_POSITION = "max_position"
+    MAX_TOTAL_EXPOSURE = "max_total_exposure"
+    RESOLVER_REDUCTION = "resolver_reduction"
+    LEVERAGE = "leverage"
+
+
+class Verdict(StrEnum):
+    PASSED = "passed"
+    CUT = "cut"
+    REJECTED = "rejected"
+
+
+class RuleOutcome(_Frozen):
+    rule: RiskRule
+    verdict: Verdict
+    detail: str = Field(description="the numbers the rule compared, and before → after for a cut")
+
+
+class RiskDecision(_Frozen):
+    """The final word on a proposal. Rejected: quantity, notional and leverage are 0.
+
+    ``risk_notional`` is the unconstrained size from risk per trade and stop distance (0 when a gate rejected
+    the proposal before sizing). ``outcomes`` lists every rule evaluated, in order, up to the first rejection.
+    """
+
+    proposal: TradeProposal
+    approved: bool
+    quantity: float = Field(ge=0)
+    notional: float = Field(ge=0)
+    leverage: float = Field(ge=0)
+    risk_notional: float = Field(ge=0)
+    outcomes: tuple[RuleOutcome, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.approved == any(outcome.verdict is Verdict.REJECTED for outcome in self.outcomes):
+            raise ValueError("approved must be true exactly when no rule rejected the proposal")
+        if not self.approved and (self.quantity, self.notional, self.leverage) != (0, 0, 0):
+            raise ValueError("a rejected decision has quantity, notional and leverage 0")
+        return self
+
+    @property
+    def rejected_by(self) -> RiskRule | None:
+        """The rule that rejected the proposal, or None when approved."""
+        return next((outcome.rule for outcome in self.outcomes if outcome.verdict is Verdict.REJECTED), None)
+
+
+def number(value: float) -> str:
+    """A number as rule details show it: 8 significant digits, no trailing zeros."""
+    return f"{value:.8g}"
