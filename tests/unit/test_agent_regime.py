@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.builders import candles_from_closes
 from triplegain.agents import (
     AgentName,
     AgentOutput,
@@ -30,7 +31,7 @@ from triplegain.agents import (
 )
 from triplegain.agents.regime import Detection, standing_confidence, weigh_technical
 from triplegain.clock import FakeClock
-from triplegain.market import Candle, Timeframe
+from triplegain.market import Timeframe
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SETTINGS = RegimeSettings(timeframe=Timeframe.M5)
@@ -49,25 +50,6 @@ def measures(**values: float) -> RegimeMeasures:
     }
     fields.update(values)
     return RegimeMeasures(**fields)
-
-
-def candles_from_closes(closes: list[float], symbol: str) -> list[Candle]:
-    candles, previous = [], closes[0]
-    for index, close in enumerate(closes):
-        candles.append(
-            Candle(
-                symbol=symbol,
-                timeframe=Timeframe.M5,
-                open_time=T0 + timedelta(minutes=5 * index),
-                open=previous,
-                high=max(previous, close) * 1.001,
-                low=min(previous, close) * 0.999,
-                close=close,
-                volume=100.0,
-            )
-        )
-        previous = close
-    return candles
 
 
 def flat_then_up(flat_count: int = 150, up_count: int = 150, seed: int = 1) -> list[float]:

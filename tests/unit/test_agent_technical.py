@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import candles_from_closes
 from triplegain.agents import (
     AgentName,
     Bias,
@@ -30,26 +31,6 @@ from triplegain.market import Candle, IndicatorSnapshot, Timeframe
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TWO_FRAMES = TechnicalSettings(timeframes=[Timeframe.M5, Timeframe.M15])
 ONE_FRAME = TechnicalSettings(timeframes=[Timeframe.M5])
-
-
-def candles_from_closes(closes: list[float], symbol: str = "BTC/USDT") -> list[Candle]:
-    """5m candles opening at the previous close, with wicks of 0.1%."""
-    candles, previous = [], closes[0]
-    for index, close in enumerate(closes):
-        candles.append(
-            Candle(
-                symbol=symbol,
-                timeframe=Timeframe.M5,
-                open_time=T0 + timedelta(minutes=5 * index),
-                open=previous,
-                high=max(previous, close) * 1.001,
-                low=min(previous, close) * 0.999,
-                close=close,
-                volume=100.0,
-            )
-        )
-        previous = close
-    return candles
 
 
 def uptrend(count: int = 300) -> list[float]:
