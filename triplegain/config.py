@@ -29,6 +29,7 @@ from triplegain.coordinator.conflicts import ConflictSettings
 from triplegain.coordinator.consensus import ConsensusSettings
 from triplegain.coordinator.degradation import DegradationSettings
 from triplegain.coordinator.resolution import ResolutionBounds
+from triplegain.coordinator.resolver import ResolverSettings
 from triplegain.errors import ConfigError
 from triplegain.llm.settings import LLMSettings
 from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
@@ -178,6 +179,9 @@ class CoordinatorConfig(Section):
 
     consensus: ConsensusSettings = Field(default_factory=ConsensusSettings, description="agreement and disagreement")
     conflicts: ConflictSettings = Field(default_factory=ConflictSettings, description="conflict rules")
+    resolver: ResolverSettings = Field(
+        default_factory=ResolverSettings, description="the LLM providers asked to resolve a conflict, in order"
+    )
     resolution: ResolutionBounds = Field(
         default_factory=ResolutionBounds, description="bounds on a resolver's modifications (out of range: clamped)"
     )

@@ -1,0 +1,225 @@
+"""The coordinator's state and the operator's command queue in PostgreSQL.
+
+``coordinator_state`` holds one row per account; ``coordinator_commands`` is the queue the CLI writes to
+(``submit_command`` inserts a pending row and sends ``NOTIFY triplegain_commands, '<account>'`` in the same
+transaction) and the daemon drains (``apply_pending``). Commands given while no daemon runs stay pending and
+are applied, oldest first, at its next start.
+
+``apply_pending`` runs in one transaction: it locks the account's state row (creating a RUNNING row if there is
+none), claims the pending rows with ``FOR UPDATE SKIP LOCKED``, applies them in id order, saves the state and
+settles every row. The state-row lock serialises appliers, so no command is applied twice and concurrent
+appliers end where a serial one would. A row whose verb or arguments do not parse is marked ``rejected`` with
+the reason and never executed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from triplegain.coordinator.degradation import DegradationLevel
+from triplegain.coordinator.state import (
+    Applied,
+    Command,
+    CommandError,
+    CoordinatorState,
+    StateRecord,
+    apply,
+)
+from triplegain.store.database import Database
+
+NOTIFY_CHANNEL = "triplegain_commands"
+INITIAL_CHANGED_BY = "coordinator"
+INITIAL_REASON = "no state stored yet: starting RUNNING"
+
+Status = Literal["applied", "refused", "rejected"]
+
+
+@dataclass(frozen=True)
+class SettledCommand:
+    """A command row the applier settled; ``command`` is None when the row was rejected as malformed."""
+
+    id: int
+    command: Command | None
+    status: Status
+    outcome: str
+
+
+_UPSERT_STATE = """
+    INSERT INTO coordinator_state (account, state, changed_at, changed_by, reason, degradation_level)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (account) DO UPDATE SET
+        state = EXCLUDED.state,
+        changed_at = EXCLUDED.changed_at,
+        changed_by = EXCLUDED.changed_by,
+        reason = EXCLUDED.reason,
+        degradation_level = EXCLUDED.degradation_level
+"""
+
+_SETTLE = """
+    UPDATE coordinator_commands SET status = $2, outcome = $3, applied_at = $4
+    WHERE id = $1 AND status = 'pending'
+"""
+
+_PENDING = """
+    SELECT id, verb, args, requested_by FROM coordinator_commands
+    WHERE account = $1 AND status = 'pending'
+    ORDER BY id
+"""
+
+
+async def load_state(db: Database, account: str) -> StateRecord | None:
+    """The stored state of ``account``, or None if none was ever saved."""
+    with db.errors(f"loading the coordinator state of {account}"):
+        row = await db.pool.fetchrow(
+            "SELECT state, changed_at, changed_by, reason FROM coordinator_state WHERE account = $1", account
+        )
+    return None if row is None else _record(row)
+
+
+async def save_state(db: Database, account: str, record: StateRecord, degradation_level: DegradationLevel) -> None:
+    """Store ``record`` and the degradation level as the state of ``account`` (insert or replace)."""
+    with db.errors(f"saving the coordinator state of {account}"):
+        await _save(db.pool, account, record, degradation_level)
+
+
+async def submit_command(db: Database, account: str, command: Command, now: datetime) -> int:
+    """Queue ``command`` for ``account`` and notify listeners, in one transaction; the new row's id."""
+    with db.errors(f"submitting the {command.verb.value} command for {account}"):
+        async with db.pool.acquire() as connection, connection.transaction():
+            command_id: int = await connection.fetchval(
+                """
+                INSERT INTO coordinator_commands (account, verb, args, requested_by, requested_at)
+                VALUES ($1, $2, $3, $4, $5) RETURNING id
+                """,
+                account,
+                command.verb.value,
+                command.args(),
+                command.requested_by,
+                now,
+            )
+            await connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, account)
+    return command_id
+
+
+async def pending_commands(db: Database, account: str, *, now: datetime) -> list[tuple[int, Command]]:
+    """The pending commands of ``account``, oldest first.
+
+    Rows that do not parse are marked ``rejected`` (with the reason, settled at ``now``) and left out.
+    """
+    with db.errors(f"reading the pending commands of {account}"):
+        async with db.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(_PENDING + " FOR UPDATE SKIP LOCKED", account)
+            return await _parse_or_reject(connection, rows, now)
+
+
+async def settle_command(
+    db: Database, command_id: int, status: Literal["applied", "refused"], outcome: str, now: datetime
+) -> bool:
+    """Record what became of a pending command; False if it was not pending (already settled, or unknown)."""
+    if status not in ("applied", "refused"):
+        raise ValueError(f"a command is settled as applied or refused, not {status!r}")
+    with db.errors(f"settling command {command_id}"):
+        result: str = await db.pool.execute(_SETTLE, command_id, status, outcome, now)
+    return result == "UPDATE 1"
+
+
+async def apply_pending(
+    db: Database, account: str, now: datetime, degradation_level: DegradationLevel
+) -> list[SettledCommand]:
+    """Apply every pending command of ``account`` in id order to its stored state, in one transaction.
+
+    Saves the resulting state (with ``degradation_level``) and settles each row: applied, refused (e.g. resume
+    from HALTED without force) or rejected (malformed). Returns the settled rows in id order.
+    """
+    with db.errors(f"applying the pending commands of {account}"):
+        async with db.pool.acquire() as connection:
+            # Cheap check without locks, so an idle poll writes nothing; a command arriving just after is
+            # picked up by the next call (its NOTIFY triggers one).
+            if not await connection.fetchval(
+                "SELECT EXISTS (SELECT FROM coordinator_commands WHERE account = $1 AND status = 'pending')", account
+            ):
+                return []
+            async with connection.transaction():
+                record = await _lock_state(connection, account, now, degradation_level)
+                rows = await connection.fetch(_PENDING + " FOR UPDATE SKIP LOCKED", account)
+                settled: list[SettledCommand] = []
+                for row in rows:
+                    try:
+                        command = _parse(row)
+                    except CommandError as exc:
+                        await connection.execute(_SETTLE, row["id"], "rejected", f"rejected: {exc}", now)
+                        settled.append(SettledCommand(row["id"], None, "rejected", f"rejected: {exc}"))
+                        continue
+                    outcome = apply(record, command, now)
+                    status: Status = "applied" if isinstance(outcome, Applied) else "refused"
+                    if isinstance(outcome, Applied):
+                        record = outcome.record
+                    await connection.execute(_SETTLE, row["id"], status, outcome.message, now)
+                    settled.append(SettledCommand(row["id"], command, status, outcome.message))
+                await _save(connection, account, record, degradation_level)
+    return settled
+
+
+async def _lock_state(connection: Any, account: str, now: datetime, degradation_level: DegradationLevel) -> StateRecord:
+    """The account's state row, locked until the transaction ends; a RUNNING row is created if there is none.
+
+    The insert waits for a concurrent transaction inserting the same account, so the row lock always exists to
+    serialise appliers.
+    """
+    await connection.execute(
+        """
+        INSERT INTO coordinator_state (account, state, changed_at, changed_by, reason, degradation_level)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (account) DO NOTHING
+        """,
+        account,
+        CoordinatorState.RUNNING.value,
+        now,
+        INITIAL_CHANGED_BY,
+        INITIAL_REASON,
+        degradation_level.name,
+    )
+    row = await connection.fetchrow(
+        "SELECT state, changed_at, changed_by, reason FROM coordinator_state WHERE account = $1 FOR UPDATE", account
+    )
+    return _record(row)
+
+
+async def _save(executor: Any, account: str, record: StateRecord, degradation_level: DegradationLevel) -> None:
+    await executor.execute(
+        _UPSERT_STATE,
+        account,
+        record.state.value,
+        record.changed_at,
+        record.changed_by,
+        record.reason,
+        degradation_level.name,
+    )
+
+
+async def _parse_or_reject(connection: Any, rows: list[Any], now: datetime) -> list[tuple[int, Command]]:
+    commands: list[tuple[int, Command]] = []
+    for row in rows:
+        try:
+            commands.append((row["id"], _parse(row)))
+        except CommandError as exc:
+            await connection.execute(_SETTLE, row["id"], "rejected", f"rejected: {exc}", now)
+    return commands
+
+
+def _parse(row: Any) -> Command:
+    args = row["args"]
+    if not isinstance(args, dict):
+        raise CommandError(f"arguments must be a JSON object, got {args!r}")
+    return Command.parse(row["verb"], args, requested_by=row["requested_by"])
+
+
+def _record(row: Any) -> StateRecord:
+    return StateRecord(
+        state=CoordinatorState(row["state"]),
+        changed_at=row["changed_at"],
+        changed_by=row["changed_by"],
+        reason=row["reason"],
+    )
