@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from triplegain.agents.frames import Frame, FrameBook
 from triplegain.market import Candle, Timeframe
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -27,3 +28,24 @@ def candles_from_closes(closes: list[float], symbol: str = "BTC/USDT", start: da
         )
         previous = close
     return candles
+
+
+def rising_closes(count: int = 120, start: float = 100.0) -> list[float]:
+    """A steady uptrend: +0.3% three candles in four, −0.1% on the fourth."""
+    closes, previous = [], start
+    for index in range(count):
+        previous *= 1.003 if index % 4 else 0.999
+        closes.append(previous)
+    return closes
+
+
+def rising_frames(count: int = 120) -> list[Frame]:
+    """BTC/USDT's 5m frame after each candle of ``rising_closes``."""
+    book = FrameBook(Timeframe.M5, [Timeframe.M5], window=100)
+    frames = []
+    for candle in candles_from_closes([100.0, *rising_closes(count)])[1:]:
+        book.update(candle)
+        frame = book.frame("BTC/USDT", Timeframe.M5)
+        assert frame is not None
+        frames.append(frame)
+    return frames

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
+from tests.builders import rising_frames
 from tests.stubs.llm_server import Answer, Failure, LLMStubServer
-from triplegain.agents import Bias, FrameBook, TechnicalAgent, TechnicalContext, TechnicalSettings
-from triplegain.agents.frames import Frame
+from triplegain.agents import Bias, TechnicalAgent, TechnicalContext, TechnicalSettings
 from triplegain.clock import FakeClock
 from triplegain.llm import (
     InMemoryCallLog,
@@ -22,32 +22,11 @@ from triplegain.llm import (
     RetrySettings,
     build_gateway,
 )
-from triplegain.market import Candle, Timeframe
+from triplegain.market import Timeframe
 
 KEY_ENV = "TEST_DEEPSEEK_KEY"
 SETTINGS = TechnicalSettings(timeframes=[Timeframe.M5], llm_provider="deepseek")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def rising_frame() -> tuple[Frame, ...]:
-    book = FrameBook(Timeframe.M5, [Timeframe.M5], window=100)
-    previous = 100.0
-    for index in range(120):
-        close = previous * (1.003 if index % 4 else 0.999)
-        book.update(
-            Candle(
-                symbol="BTC/USDT",
-                timeframe=Timeframe.M5,
-                open_time=T0 + timedelta(minutes=5 * index),
-                open=previous,
-                high=max(previous, close) * 1.001,
-                low=min(previous, close) * 0.999,
-                close=close,
-                volume=10.0,
-            )
-        )
-        previous = close
-    return book.frames("BTC/USDT", [Timeframe.M5])
 
 
 @pytest.fixture
@@ -79,7 +58,7 @@ async def test_a_model_answer_refines_the_view(
     reply = {"bias": "neutral", "strength": 0.1, "confidence": 0.4, "reasoning": "overextended"}
     llm_stub.openai.push(Answer("Here is my review:\n```json\n" + json.dumps(reply) + "\n```"))
     output = await TechnicalAgent(SETTINGS, clock=FakeClock(), gateway=gateway).analyze(
-        TechnicalContext("BTC/USDT", rising_frame())
+        TechnicalContext("BTC/USDT", (rising_frames()[-1],))
     )
     assert (output.body.bias, output.body.strength, output.confidence) == (Bias.NEUTRAL, 0.1, 0.4)
     [record] = log.records
@@ -107,7 +86,7 @@ async def test_a_bad_or_failed_answer_leaves_the_baseline_standing(
 ) -> None:
     gateway, log = deepseek
     llm_stub.openai.push(reply)
-    frames = rising_frame()
+    frames = (rising_frames()[-1],)
     baseline = await TechnicalAgent(SETTINGS.model_copy(update={"llm_provider": None}), clock=FakeClock()).analyze(
         TechnicalContext("BTC/USDT", frames)
     )

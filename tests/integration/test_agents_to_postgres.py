@@ -19,7 +19,7 @@ from triplegain.agents import AGENT_OFFLINE_RULES, AgentOutput, AgentsSettings, 
 from triplegain.agents.pipeline import AgentPipeline
 from triplegain.agents.publishing import AGENT_TOPICS
 from triplegain.agents.recording import record_agent_views
-from triplegain.bus import Message, MessageBus
+from triplegain.bus import Message, MessageBus, Topic
 from triplegain.clock import FakeClock
 from triplegain.llm import LLMSettings, build_gateway
 from triplegain.market import Candle, SyntheticFeed, SyntheticSettings, Timeframe
@@ -152,3 +152,17 @@ async def test_the_real_candles_replay_into_postgres_without_a_rejected_candle(m
     # candles; a window a gap left incomplete closes together with the next one, and the agent runs once for both.
     assert 690 <= xrp_eth_five_minutes <= 706
     assert await stored_views(migrated_database) == published
+
+
+async def test_a_message_that_is_not_a_view_is_dead_lettered_not_stored(migrated_database: Database) -> None:
+    clock = FakeClock(START)
+    async with BatchWriter(migrated_database, WriterSettings(), clock=clock) as writer, MessageBus(clock=clock) as bus:
+        await record_agent_views(bus, PostgresAgentOutputLog(writer))
+        await bus.publish(bus.message(Topic.TA_SIGNALS, {"bias": "long"}, source="impostor", symbol="BTC/USDT"))
+        await bus.drain()
+        await writer.flush()
+        [letter] = bus.dead_letters()
+        assert letter.subscription == "store.ta_signals"
+        assert letter.error == "TypeError: ta_signals carried a mappingproxy, not an agent's view"
+        assert writer.stats().submitted == 0
+    assert await stored_views(migrated_database) == Counter()

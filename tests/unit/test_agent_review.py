@@ -7,15 +7,15 @@ and the reasoning says why; either way the gateway's call log holds the attempt,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import JsonValue
 
+from tests.builders import rising_frames
 from triplegain.agents import (
     AGENT_OFFLINE_RULES,
     Bias,
-    FrameBook,
     ItemPool,
     RegimeAgent,
     RegimeContext,
@@ -29,11 +29,10 @@ from triplegain.agents import (
     TechnicalSettings,
     TextItem,
 )
-from triplegain.agents.frames import Frame
 from triplegain.clock import FakeClock
 from triplegain.llm import UNTRUSTED_DATA_RULE, InMemoryCallLog, LLMGateway, LLMRequest, LLMSettings, build_gateway
 from triplegain.llm.providers.offline import OfflineRule
-from triplegain.market import Candle, Timeframe
+from triplegain.market import Timeframe
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TECHNICAL = TechnicalSettings(timeframes=[Timeframe.M5], llm_provider="offline")
@@ -46,30 +45,6 @@ def gateway(
     log: InMemoryCallLog, clock: FakeClock, rules: Mapping[str, OfflineRule] = AGENT_OFFLINE_RULES
 ) -> LLMGateway:
     return build_gateway("offline", LLMSettings(), call_log=log, clock=clock, offline_rules=rules, environ={})
-
-
-def rising_frames(count: int = 120) -> list[Frame]:
-    book = FrameBook(Timeframe.M5, [Timeframe.M5], window=100)
-    frames, previous = [], 100.0
-    for index in range(count):
-        close = previous * (1.003 if index % 4 else 0.999)
-        book.update(
-            Candle(
-                symbol="BTC/USDT",
-                timeframe=Timeframe.M5,
-                open_time=T0 + timedelta(minutes=5 * index),
-                open=previous,
-                high=max(previous, close) * 1.001,
-                low=min(previous, close) * 0.999,
-                close=close,
-                volume=10.0,
-            )
-        )
-        frame = book.frame("BTC/USDT", Timeframe.M5)
-        assert frame is not None
-        frames.append(frame)
-        previous = close
-    return frames
 
 
 def answer(**values: JsonValue) -> OfflineRule:

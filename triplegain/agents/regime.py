@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentName, AgentOutput, Bias
 from triplegain.agents.frames import Frame
-from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_gateway, request_review
+from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import RegimeSettings
 from triplegain.agents.technical import TechnicalView
 from triplegain.clock import Clock
@@ -280,8 +280,7 @@ class RegimeAgent:
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._gateway = configured_gateway("regime", settings.llm_provider, gateway)
-        self._prompts = (prompts or ReviewPrompts.load(REVIEW_PURPOSE)) if self._gateway is not None else None
+        self._reviewer = configured_reviewer("regime", REVIEW_PURPOSE, settings.llm_provider, gateway, prompts)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
         self._states: dict[str, RegimeState] = {}
@@ -312,9 +311,10 @@ class RegimeAgent:
         output_id = self._new_id()
         llm_call_id = None
         review_note = ""
-        if detection is not None and self._gateway is not None and self._prompts is not None and context.allow_llm:
-            request = self._review_request(output_id, symbol, detection, measures, technical)
-            review = await request_review(self._gateway, request, RegimeReview)
+        reviewer = self._reviewer
+        if detection is not None and reviewer is not None and context.allow_llm:
+            request = self._review_request(reviewer.prompts, output_id, symbol, detection, measures, technical)
+            review = await request_review(reviewer.gateway, request, RegimeReview)
             answer = review.answer
             if answer is not None:
                 revised = (
@@ -347,13 +347,13 @@ class RegimeAgent:
 
     def _review_request(
         self,
+        prompts: ReviewPrompts,
         output_id: UUID,
         symbol: str,
         detection: Detection,
         measures: RegimeMeasures,
         technical: AgentOutput[TechnicalView] | None,
     ) -> LLMRequest:
-        assert self._prompts is not None
         baseline: dict[str, JsonValue] = {"regime": detection.regime.value, "confidence": detection.confidence}
         facts = {
             **baseline,
@@ -369,8 +369,8 @@ class RegimeAgent:
         }
         return LLMRequest(
             purpose=REVIEW_PURPOSE,
-            system_prompt=self._prompts.system_prompt(),
-            user_prompt=self._prompts.user.render(
+            system_prompt=prompts.system_prompt(),
+            user_prompt=prompts.user.render(
                 symbol=symbol,
                 timeframe=self._settings.timeframe.value,
                 regimes=", ".join(regime.value for regime in RegimeName),

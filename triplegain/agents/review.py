@@ -53,15 +53,28 @@ class Review(Generic[AnswerT]):
         return f"{baseline_reasoning} LLM review ({self.provider}) failed, so the baseline stands: {self.failure}"
 
 
-def configured_gateway(agent: str, provider: str | None, gateway: LLMGateway | None) -> LLMGateway | None:
-    """``gateway`` if it is the one ``llm_provider`` names; a mismatch is a wiring mistake, not a silent default."""
+@dataclass(frozen=True)
+class Reviewer:
+    """The LLM an agent asks to review its baseline, and the prompts it asks with."""
+
+    gateway: LLMGateway
+    prompts: ReviewPrompts
+
+
+def configured_reviewer(
+    agent: str, purpose: str, provider: str | None, gateway: LLMGateway | None, prompts: ReviewPrompts | None
+) -> Reviewer | None:
+    """The reviewer ``llm_provider`` asks for (prompts default to the shipped ones), or None without one.
+
+    ``gateway`` must be the one ``llm_provider`` names: a mismatch is a wiring mistake, not a silent default.
+    """
     if gateway is None and provider is None:
         return None
     if gateway is None:
         raise ValueError(f"{agent} agent: llm_provider is {provider!r} but no gateway was given for it")
     if gateway.name != provider:
         raise ValueError(f"{agent} agent: llm_provider is {provider!r} but the gateway given is {gateway.name!r}")
-    return gateway
+    return Reviewer(gateway, prompts or ReviewPrompts.load(purpose))
 
 
 async def request_review(gateway: LLMGateway, request: LLMRequest, answer_model: type[AnswerT]) -> Review[AnswerT]:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentName, AgentOutput, Baseline, Bias, bias_of
 from triplegain.agents.lexicon import lexicon_score, words_of
-from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_gateway, request_review
+from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import SentimentSettings
 from triplegain.agents.sources import ItemPool, TextItem
 from triplegain.clock import Clock
@@ -215,8 +215,7 @@ class SentimentAgent:
         self._settings = settings
         self._clock = clock
         self._pool = pool
-        self._gateway = configured_gateway("sentiment", settings.llm_provider, gateway)
-        self._prompts = (prompts or ReviewPrompts.load(REVIEW_PURPOSE)) if self._gateway is not None else None
+        self._reviewer = configured_reviewer("sentiment", REVIEW_PURPOSE, settings.llm_provider, gateway, prompts)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
 
@@ -234,9 +233,10 @@ class SentimentAgent:
         baseline = assess_sentiment(scored, self._settings)
         output_id = self._new_id()
         body, confidence, reasoning, llm_call_id = baseline.body, baseline.confidence, baseline.reasoning, None
-        if self._gateway is not None and self._prompts is not None and context.allow_llm and scored:
-            request = self._review_request(output_id, context.symbol, baseline, scored)
-            review = await request_review(self._gateway, request, SentimentReview)
+        reviewer = self._reviewer
+        if reviewer is not None and context.allow_llm and scored:
+            request = self._review_request(reviewer.prompts, output_id, context.symbol, baseline, scored)
+            review = await request_review(reviewer.gateway, request, SentimentReview)
             answer = review.answer
             if answer is not None:
                 bias = bias_of(answer.score, self._settings.neutral_band)
@@ -255,9 +255,13 @@ class SentimentAgent:
         )
 
     def _review_request(
-        self, output_id: UUID, symbol: str, baseline: Baseline[SentimentView], scored: Sequence[ScoredItem]
+        self,
+        prompts: ReviewPrompts,
+        output_id: UUID,
+        symbol: str,
+        baseline: Baseline[SentimentView],
+        scored: Sequence[ScoredItem],
     ) -> LLMRequest:
-        assert self._prompts is not None
         shown = scored[: self._settings.max_prompt_items]
         view = baseline.body
         facts: dict[str, JsonValue] = {"score": view.score, "confidence": baseline.confidence}
@@ -276,8 +280,8 @@ class SentimentAgent:
         ]
         return LLMRequest(
             purpose=REVIEW_PURPOSE,
-            system_prompt=self._prompts.system_prompt(),
-            user_prompt=self._prompts.user.render(
+            system_prompt=prompts.system_prompt(),
+            user_prompt=prompts.user.render(
                 symbol=symbol, baseline=json.dumps(numbers, sort_keys=True), items=data_block("items", lines)
             ),
             context={"symbol": symbol, "baseline": facts, "item_ids": [entry.item.id for entry in shown]},

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentName, AgentOutput, Baseline, Bias, bias_of
 from triplegain.agents.frames import Frame
-from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_gateway, request_review
+from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import TechnicalSettings, TechnicalWeights
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
@@ -382,8 +382,7 @@ class TechnicalAgent:
         not); ``prompts`` default to the shipped templates."""
         self._settings = settings
         self._clock = clock
-        self._gateway = configured_gateway("technical", settings.llm_provider, gateway)
-        self._prompts = (prompts or ReviewPrompts.load(REVIEW_PURPOSE)) if self._gateway is not None else None
+        self._reviewer = configured_reviewer("technical", REVIEW_PURPOSE, settings.llm_provider, gateway, prompts)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
 
@@ -401,18 +400,19 @@ class TechnicalAgent:
             raise ValueError(f"technical analysis of {context.symbol} was given frames of {', '.join(foreign)}")
         baseline = assess_technical(context.frames, self._settings)
         output_id = self._new_id()
-        if self._gateway is None or self._prompts is None or not context.allow_llm:
+        reviewer = self._reviewer
+        if reviewer is None or not context.allow_llm:
             return self._output(output_id, context.symbol, baseline.body, baseline.confidence, baseline.reasoning)
         request = LLMRequest(
             purpose=REVIEW_PURPOSE,
-            system_prompt=self._prompts.system_prompt(),
-            user_prompt=self._prompts.user.render(
+            system_prompt=reviewer.prompts.system_prompt(),
+            user_prompt=reviewer.prompts.user.render(
                 symbol=context.symbol, baseline=json.dumps(_review_facts(baseline), sort_keys=True)
             ),
             context={"symbol": context.symbol, "baseline": _review_baseline(baseline)},
             served_id=output_id,
         )
-        review = await request_review(self._gateway, request, TechnicalReview)
+        review = await request_review(reviewer.gateway, request, TechnicalReview)
         answer = review.answer
         if answer is None:
             reasoning = review.explain(baseline.reasoning, None)
