@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from tests.stubs.llm_server import LLMStubServer
 from triplegain.config import DatabaseConfig
 from triplegain.store import Database, migrate, open_database_at
 from triplegain.store.embedded import acquire_server, release_server
@@ -151,3 +152,10 @@ async def _drop_database(postgres_url: str, name: str) -> None:
 async def _migrate(url: str) -> None:
     async with open_database_at(url, TEST_DATABASE_CONFIG) as db:
         await migrate(db)
+
+
+@pytest.fixture
+async def llm_stub() -> AsyncIterator[LLMStubServer]:
+    """A local server speaking the OpenAI chat-completions and Anthropic messages wire formats."""
+    async with LLMStubServer() as server:
+        yield server

@@ -28,8 +28,10 @@ from triplegain.coordinator.breaker import PortfolioBreakerSettings
 from triplegain.coordinator.conflicts import ConflictSettings
 from triplegain.coordinator.consensus import ConsensusSettings
 from triplegain.coordinator.degradation import DegradationSettings
+from triplegain.coordinator.intent import IntentSettings
 from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.coordinator.resolver import ResolverSettings
+from triplegain.coordinator.schedule import ScheduleSettings
 from triplegain.errors import ConfigError
 from triplegain.llm.settings import LLMSettings
 from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
@@ -112,9 +114,7 @@ class BusConfig(Section):
         ge=1,
         description="dead letters kept in memory; past this the oldest are evicted (and counted)",
     )
-    history_size: int = Field(
-        default=16, ge=1, description="messages kept per (topic, symbol) for late readers"
-    )
+    history_size: int = Field(default=16, ge=1, description="messages kept per (topic, symbol) for late readers")
     latency_window: int = Field(
         default=10_000, ge=1, description="most recent delivery latencies kept for the p50/p99/p99.9 figures"
     )
@@ -134,9 +134,7 @@ class DatabaseConfig(Section):
     connect_timeout_seconds: float = Field(
         default=10.0, gt=0, description="give up connecting to the server after this long"
     )
-    command_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="give up on one statement after this long"
-    )
+    command_timeout_seconds: float = Field(default=30.0, gt=0, description="give up on one statement after this long")
     embedded_start_timeout_seconds: float = Field(
         default=60.0, gt=0, description="give up starting the embedded server after this long"
     )
@@ -175,8 +173,22 @@ class MarketConfig(Section):
 
 
 class CoordinatorConfig(Section):
-    """How views become decisions: consensus, conflicts and their resolution, degradation, the breaker."""
+    """How views become decisions: schedule, intents, consensus, conflicts and their resolution, degradation, the
+    breaker."""
 
+    account: str = Field(
+        default="paper",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the paper account this coordinator trades; its state, commands and orders are kept under it",
+    )
+    schedule: ScheduleSettings = Field(
+        default_factory=ScheduleSettings,
+        description="the scheduled tasks: interval, timeout, per-symbol fan-out, dependencies (live and replay)",
+    )
+    intent: IntentSettings = Field(
+        default_factory=IntentSettings, description="how the technical view's lean becomes an entry, stop and target"
+    )
     consensus: ConsensusSettings = Field(default_factory=ConsensusSettings, description="agreement and disagreement")
     conflicts: ConflictSettings = Field(default_factory=ConflictSettings, description="conflict rules")
     resolver: ResolverSettings = Field(

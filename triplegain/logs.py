@@ -10,7 +10,7 @@ import structlog
 from triplegain.config import LoggingConfig
 
 # Libraries that narrate routine work at INFO (pgserver: socket paths, every pg_ctl call).
-_CHATTY_LIBRARIES = ("pgserver", "asyncio", "httpx", "ccxt")
+_CHATTY_LIBRARIES = ("pgserver", "asyncio", "httpx", "ccxt", "apscheduler")
 
 
 def configure_logging(config: LoggingConfig) -> None:

@@ -20,9 +20,7 @@ def triplegain_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("triplegain") or "triplegain")
 
 
-def run_cli(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [triplegain_executable(), *args],
         cwd=REPO,

@@ -1,9 +1,9 @@
 """All four agents, run by the pipeline over synthetic candles of two symbols, on a real bus with a fake clock.
 
-Technical runs on every closed 5m candle, regime on every closed 15m candle (with the symbol's latest TA view
-from the bus), sentiment every 30 minutes from the sample headlines (reviewed by the offline provider, as is the
-regime), portfolio every hour. What subscribers receive must be scoped by symbol, on the right topic, with the
-agent's TTL.
+On the coordinator's schedule in candle time: technical on every closed 5m candle, regime on every closed 15m
+candle (with the symbol's latest TA view from the bus), sentiment every 30 minutes from the sample headlines
+(reviewed by the offline provider, as is the regime), portfolio every hour. What subscribers receive must be
+scoped by symbol, on the right topic, with the agent's TTL.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.agent_replay import replay_agents
 from triplegain.agents import (
     AGENT_OFFLINE_RULES,
     AgentOutput,
@@ -74,11 +75,8 @@ async def test_four_agents_publish_views_scoped_by_symbol() -> None:
         }
         for topic in AGENT_TOPICS.values():
             await bus.subscribe(topic, keep, name=f"test.{topic.value}")
-        async for candle in feed:
-            if candle.close_time > clock.now():
-                clock.advance(candle.close_time - clock.now())
-            await pipeline.on_candle(candle)
-            await bus.drain()
+        await replay_agents(pipeline, feed, list(SYMBOLS), clock)
+        await bus.drain()
 
         counts = {topic: len(messages) for topic, messages in received.items()}
         assert counts == {

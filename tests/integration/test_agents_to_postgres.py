@@ -8,13 +8,14 @@ bus, ``record_agent_views`` hands them to the batching writer, and the reviewed 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.agent_replay import replay_agents
 from triplegain.agents import AGENT_OFFLINE_RULES, AgentOutput, AgentsSettings, ReplaySourceSettings
 from triplegain.agents.pipeline import AgentPipeline
 from triplegain.agents.publishing import AGENT_TOPICS
@@ -44,8 +45,13 @@ def reviewed_settings() -> AgentsSettings:
     )
 
 
-async def run_into_postgres(db: Database, candles: AsyncIterator[Candle], clock: FakeClock) -> Counter[str]:
-    """Replay ``candles`` through the agents into ``db``; returns how many views each agent published."""
+Replay = tuple[AsyncIterable[Candle], list[str], Timeframe]
+"""Candles of some symbols, all of one timeframe."""
+
+
+async def run_into_postgres(db: Database, replays: Sequence[Replay], clock: FakeClock) -> Counter[str]:
+    """Replay each of ``replays`` through the agents into ``db``, one after another, on the coordinator's
+    schedule; returns how many views each agent published."""
     settings = reviewed_settings()
     published: Counter[str] = Counter()
 
@@ -65,33 +71,36 @@ async def run_into_postgres(db: Database, candles: AsyncIterator[Candle], clock:
         await record_agent_views(bus, PostgresAgentOutputLog(writer))
         for topic in AGENT_TOPICS.values():
             await bus.subscribe(topic, count, name=f"count.{topic.value}")
-        pipelines: dict[Timeframe, AgentPipeline] = {}
         try:
-            async for candle in candles:
-                if candle.close_time > clock.now():
-                    clock.advance(candle.close_time - clock.now())
-                pipeline = pipelines.get(candle.timeframe)
-                if pipeline is None:
-                    pipeline = pipelines[candle.timeframe] = AgentPipeline(
-                        settings,
-                        bus=bus,
-                        clock=clock,
-                        base_timeframe=candle.timeframe,
-                        gateways={"offline": gateway},
-                        balances=lambda: {"BTC": 0.2, "XRP": 5_000.0, "USDT": 4_000.0},
-                    )
-                await pipeline.on_candle(candle)
+            for candles, symbols, timeframe in replays:
+                pipeline = AgentPipeline(
+                    settings,
+                    bus=bus,
+                    clock=clock,
+                    base_timeframe=timeframe,
+                    gateways={"offline": gateway},
+                    balances=lambda: {"BTC": 0.2, "XRP": 5_000.0, "USDT": 4_000.0},
+                )
+                try:
+                    await replay_agents(pipeline, candles, symbols, clock)
+                finally:
+                    await pipeline.aclose()
             await bus.drain()
             await writer.flush()
         finally:
-            for pipeline in pipelines.values():
-                await pipeline.aclose()
             await gateway.aclose()
         assert bus.stats().failed == 0, bus.dead_letters()[:3]
         stats = writer.stats()
         assert stats.rejected == 0, writer.rejected()[:3]
         assert stats.buffered == 0
     return published
+
+
+def first_open(candle_file: CandleFile) -> int:
+    """The open time (ms) on the first data row of the file."""
+    with candle_file.path.open() as lines:
+        next(lines)
+        return int(next(lines).split(",", 1)[0])
 
 
 async def stored_views(db: Database) -> Counter[str]:
@@ -105,7 +114,7 @@ async def test_synthetic_candles_land_in_postgres(migrated_database: Database) -
     feed = SyntheticFeed(
         SyntheticSettings(symbols=symbols, timeframe=Timeframe.M5, count=240, start=START, seed=3), clock=clock
     )
-    published = await run_into_postgres(migrated_database, feed, clock)
+    published = await run_into_postgres(migrated_database, [(feed, list(symbols), Timeframe.M5)], clock)
 
     assert published == {"technical": 480, "regime": 160, "sentiment": 80, "portfolio": 40}
     assert await stored_views(migrated_database) == published
@@ -117,9 +126,7 @@ async def test_synthetic_candles_land_in_postgres(migrated_database: Database) -
     assert {row["agent"] for row in reviewed} == {"regime", "sentiment"}
     calls = await pool.fetch("SELECT id, provider, purpose, error_class, decision_id, parsed FROM llm_calls")
     assert {call["id"] for call in calls} == {row["llm_call_id"] for row in reviewed}, "one stored call per review"
-    assert {(call["provider"], call["error_class"], call["decision_id"]) for call in calls} == {
-        ("offline", None, None)
-    }
+    assert {(call["provider"], call["error_class"], call["decision_id"]) for call in calls} == {("offline", None, None)}
     assert {call["purpose"] for call in calls} == {"regime_review", "sentiment_review"}
     assert all(call["parsed"] for call in calls)
 
@@ -137,19 +144,27 @@ async def test_the_real_candles_replay_into_postgres_without_a_rejected_candle(m
     files = sorted(SHARED_DATA.glob("*.csv"))
     assert len(files) == 4
     clock = FakeClock(datetime(2018, 1, 1, tzinfo=UTC))
-    feed = ReplayFeed([CandleFile.from_name(path) for path in files], clock=clock)
-    published = await run_into_postgres(migrated_database, feed, clock)
+    candle_files = sorted((CandleFile.from_name(path) for path in files), key=first_open)  # the clock goes forward
+    feeds = [ReplayFeed([candle_file], clock=clock) for candle_file in candle_files]
+    replays: list[Replay] = [
+        (feed, [candle_file.symbol], candle_file.timeframe)
+        for feed, candle_file in zip(feeds, candle_files, strict=True)
+    ]
+    published = await run_into_postgres(migrated_database, replays, clock)
 
-    stats = feed.stats()
-    assert stats.rejected == 0, stats.recent_rejections
-    assert stats.emitted_by_symbol == {"BTC/USDT": 10_999, "XRP/USDT": 1_999, "ETH/BTC": 5_760, "XRP/ETH": 2_469}
+    emitted: Counter[str] = Counter()
+    for feed in feeds:
+        stats = feed.stats()
+        assert stats.rejected == 0, stats.recent_rejections
+        emitted.update(stats.emitted_by_symbol)
+    assert emitted == {"BTC/USDT": 10_999, "XRP/USDT": 1_999, "ETH/BTC": 5_760, "XRP/ETH": 2_469}
     five_minute_candles = 10_999 + 1_999 + 5_760
     xrp_eth_five_minutes = await migrated_database.pool.fetchval(
         "SELECT count(*) FROM agent_outputs WHERE agent = 'technical' AND symbol = 'XRP/ETH'"
     )
     assert published["technical"] == five_minute_candles + xrp_eth_five_minutes
-    # XRP/ETH is 1m: the technical agent reads the 5m candles built from it. 706 five-minute windows hold its
-    # candles; a window a gap left incomplete closes together with the next one, and the agent runs once for both.
+    # XRP/ETH is 1m: the technical task runs at each 5-minute boundary a candle reaches. 706 five-minute windows
+    # hold its candles; across a gap, the missed boundaries coalesce into one run.
     assert 690 <= xrp_eth_five_minutes <= 706
     assert await stored_views(migrated_database) == published
 

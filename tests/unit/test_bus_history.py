@@ -47,6 +47,17 @@ async def test_latest_is_the_newest_and_none_once_it_has_expired() -> None:
         # The expired newest is not replaced by the older, still valid one: it was superseded.
         assert bus.latest(Topic.TA_SIGNALS, "BTC") is None
         assert bus.history(Topic.TA_SIGNALS, "BTC") == [long_lived, newest]
+        # A reader that tells stale from missing asks for it anyway, and reads when it expired.
+        assert bus.latest(Topic.TA_SIGNALS, "BTC", include_expired=True) == newest
+        assert bus.expires_at(newest) == newest.created_at + timedelta(seconds=10)
+        assert bus.expires_at(long_lived) == long_lived.created_at + timedelta(seconds=600)
+        assert bus.latest(Topic.TA_SIGNALS, "ETH", include_expired=True) is None
+
+
+async def test_expires_at_falls_back_to_the_topics_ttl() -> None:
+    async with make_bus(FakeClock()) as bus:
+        message = ta(bus, 1)
+        assert bus.expires_at(message) == message.created_at + timedelta(seconds=60)
 
 
 async def test_history_keeps_the_last_history_size_messages_oldest_first() -> None:

@@ -128,9 +128,7 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_secrets_in_a_file_are_refused_and_never_echoed(tmp_path: Path) -> None:
     path = write(tmp_path, "database:\n  url: postgresql://u:hunter2@h/db\nllm:\n  api_key: sk-canary\n")
     problems = problems_of(path)
-    assert "database.url: (hidden) — secrets are read only from the environment, never from a config file" in (
-        problems
-    )
+    assert "database.url: (hidden) — secrets are read only from the environment, never from a config file" in (problems)
     assert not any("hunter2" in line or "sk-canary" in line for line in problems)
 
 

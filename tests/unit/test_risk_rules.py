@@ -296,9 +296,15 @@ def test_the_position_cap_cuts_and_names_before_and_after() -> None:
     assert outcome.verdict is Verdict.CUT
     assert outcome.detail == "cap 20 % of equity = 2000, held on BTC/USDT 0; order 5000 → 2000"
     assert decision.approved
-    assert (decision.notional, decision.risk_notional) == (2000, 5000)
+    assert (decision.notional, decision.risk_notional, decision.flat_notional) == (2000, 5000, 2000)
     assert decision.quantity == pytest.approx(20)
-    assert size_cut_fraction(decision) == pytest.approx(0.6)
+    assert size_cut_fraction(decision) == 0  # the caps of a flat account are the intended size, not a cut
+
+
+def test_what_the_account_holds_or_lacks_is_the_cut() -> None:
+    assert size_cut_fraction(assess(open_notional={"BTC/USDT": 1500.0})) == pytest.approx(0.75)
+    assert size_cut_fraction(assess(open_notional={"ETH/USDT": 5000.0})) == pytest.approx(0.5)
+    assert size_cut_fraction(assess(cash=500.0)) == pytest.approx(0.75)
 
 
 def test_the_position_cap_counts_what_is_held_on_the_symbol() -> None:
@@ -335,7 +341,10 @@ def test_the_resolvers_reduction_cuts_but_is_not_counted_as_a_rules_cut() -> Non
 def test_the_reduction_applies_after_the_caps() -> None:
     decision = assess(stop_price=98.0, target_price=104.0, size_reduction_pct=50.0)
     assert decision.notional == 1000
-    assert size_cut_fraction(decision) == pytest.approx(0.6)
+    assert size_cut_fraction(decision) == 0
+    held = assess(stop_price=98.0, target_price=104.0, size_reduction_pct=50.0, open_notional={"BTC/USDT": 1500.0})
+    assert held.notional == 250
+    assert size_cut_fraction(held) == pytest.approx(0.75)
 
 
 def test_free_cash_caps_a_spot_order() -> None:

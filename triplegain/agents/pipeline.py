@@ -1,18 +1,15 @@
 """The four agents wired to the bus: closed candles in, each agent's view published on its topic.
 
-``run_technical``, ``run_regime``, ``run_sentiment`` and ``run_portfolio`` are the agents' tasks for one symbol.
-Until the coordinator's schedule (issue 4) calls them, ``on_candle`` runs them at their default cadences in
-candle time (DESIGN §5): technical when its shortest timeframe closes (every candle when that is the feed's
-timeframe), regime when its timeframe closes, sentiment every 30 minutes and portfolio every hour — a cadence
-counts when a candle's close crosses its boundary, so replay and live runs see the same schedule.
+``ingest`` takes every closed candle (the frames the agents read, and the last price of each market);
+``run_technical``, ``run_regime``, ``run_sentiment`` and ``run_portfolio`` are the agents' tasks for one symbol,
+called by the coordinator's schedule (``triplegain.coordinator.schedule``). ``allow_llm`` False skips an agent's
+optional LLM review, as a degraded level asks.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from triplegain.agents.frames import FrameBook
 from triplegain.agents.portfolio import Holdings, PortfolioAgent, PortfolioContext
@@ -28,14 +25,6 @@ from triplegain.llm import LLMGateway
 from triplegain.market import Candle, IndicatorSettings, Timeframe
 
 Balances = Callable[[], Mapping[str, float]]
-
-
-@dataclass(frozen=True)
-class Cadence:
-    """How often the slower agents run, in candle time."""
-
-    sentiment: timedelta = timedelta(minutes=30)
-    portfolio: timedelta = timedelta(hours=1)
 
 
 class AgentPipeline:
@@ -55,7 +44,6 @@ class AgentPipeline:
         indicators: IndicatorSettings | None = None,
         gateways: Mapping[str, LLMGateway] | None = None,
         balances: Balances | None = None,
-        cadence: Cadence = Cadence(),
     ) -> None:
         gateways = gateways or {}
 
@@ -65,7 +53,6 @@ class AgentPipeline:
         self._settings = settings
         self._bus = bus
         self._balances = balances
-        self._cadence = cadence
         self.book = FrameBook.for_agents(base_timeframe, settings, indicators)
         self.technical = TechnicalAgent(
             settings.technical, clock=clock, gateway=gateway_for(settings.technical.llm_provider)
@@ -78,40 +65,32 @@ class AgentPipeline:
         self.portfolio = PortfolioAgent(settings.portfolio, clock=clock)
         self._last_close: dict[str, float] = {}
         self.skipped: Counter[str] = Counter()
-        self._previous_close_time: dict[str, datetime] = {}
 
-    async def on_candle(self, candle: Candle) -> None:
-        """Take one closed candle and run the agents that are due for its symbol."""
-        symbol = candle.symbol
-        self._last_close[symbol] = candle.close
-        closed = self.book.update(candle)
-        if self._settings.technical.timeframes[0] in closed:
-            await self.run_technical(symbol)
-        if self._settings.regime.timeframe in closed:
-            await self.run_regime(symbol)
-        previous = self._previous_close_time.get(symbol)
-        self._previous_close_time[symbol] = candle.close_time
-        if _crossed(previous, candle.close_time, self._cadence.sentiment):
-            await self.run_sentiment(symbol)
-        if self._balances is not None and _crossed(previous, candle.close_time, self._cadence.portfolio):
-            await self.run_portfolio(symbol)
+    def ingest(self, candle: Candle) -> None:
+        """Take one closed candle into the frames and the market's last price."""
+        self._last_close[candle.symbol] = candle.close
+        self.book.update(candle)
 
-    async def run_technical(self, symbol: str) -> None:
+    def last_close(self, symbol: str) -> float | None:
+        """The close of the latest candle ingested for ``symbol``."""
+        return self._last_close.get(symbol)
+
+    async def run_technical(self, symbol: str, *, allow_llm: bool = True) -> None:
         frames = self.book.frames(symbol, self._settings.technical.timeframes)
-        view = await self.technical.analyze(TechnicalContext(symbol, frames))
+        view = await self.technical.analyze(TechnicalContext(symbol, frames, allow_llm=allow_llm))
         await publish_output(self._bus, view, ttl=self.technical.valid_for)
 
-    async def run_regime(self, symbol: str) -> None:
+    async def run_regime(self, symbol: str, *, allow_llm: bool = True) -> None:
         frame = self.book.frame(symbol, self._settings.regime.timeframe)
         if frame is None:
             return
         latest = self._bus.latest(Topic.TA_SIGNALS, symbol)
         technical = latest.payload if latest is not None and isinstance(latest.payload, TechnicalOutput) else None
-        view = await self.regime.analyze(RegimeContext(symbol, frame, technical=technical))
+        view = await self.regime.analyze(RegimeContext(symbol, frame, technical=technical, allow_llm=allow_llm))
         await publish_output(self._bus, view, ttl=self.regime.valid_for)
 
-    async def run_sentiment(self, symbol: str) -> None:
-        view = await self.sentiment.analyze(SentimentContext(symbol))
+    async def run_sentiment(self, symbol: str, *, allow_llm: bool = True) -> None:
+        view = await self.sentiment.analyze(SentimentContext(symbol, allow_llm=allow_llm))
         await publish_output(self._bus, view, ttl=self.sentiment.valid_for)
 
     async def run_portfolio(self, symbol: str) -> None:
@@ -135,11 +114,3 @@ class AgentPipeline:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-
-
-def _crossed(previous: datetime | None, now: datetime, every: timedelta) -> bool:
-    """Whether a multiple of ``every`` (counted from the Unix epoch) lies in (previous, now]."""
-    step = every.total_seconds()
-    if previous is None:
-        return now.timestamp() % step == 0
-    return previous.timestamp() // step < now.timestamp() // step

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -242,19 +242,24 @@ class MessageBus:
         worker.add_done_callback(self._workers.discard)
         return subscription
 
-    def latest(self, topic: Topic, symbol: str | None = None) -> Message | None:
+    def latest(self, topic: Topic, symbol: str | None = None, *, include_expired: bool = False) -> Message | None:
         """The newest message published for (topic, symbol), or None if there is none or it has expired.
 
         Only the newest counts: an older message is never returned in place of an expired newer one.
-        ``symbol=None`` means messages published without a symbol.
+        ``symbol=None`` means messages published without a symbol. ``include_expired``: the newest even if it
+        has expired (a reader that tells "stale" from "missing" checks ``expires_at`` itself).
         """
         history = self._history.get((topic, symbol))
         if not history:
             return None
         newest = history[-1]
-        if self._clock.now() >= newest.expires_at(self._default_ttl[topic]):
+        if not include_expired and self._clock.now() >= self.expires_at(newest):
             return None
         return newest
+
+    def expires_at(self, message: Message) -> datetime:
+        """When ``message`` expires: its own TTL, else its topic's."""
+        return message.expires_at(self._default_ttl[message.topic])
 
     def history(self, topic: Topic, symbol: str | None = None) -> list[Message]:
         """The last ``history_size`` messages published for (topic, symbol), oldest first, expired included."""

@@ -28,6 +28,7 @@ def assess_trade(proposal: TradeProposal, account: AccountSnapshot, settings: Ri
             notional=0.0,
             leverage=0.0,
             risk_notional=0.0,
+            flat_notional=0.0,
             outcomes=gates,
         )
     sizing = size_order(proposal, proposal.stop_price, account, settings)
@@ -38,18 +39,22 @@ def assess_trade(proposal: TradeProposal, account: AccountSnapshot, settings: Ri
         notional=sizing.notional,
         leverage=sizing.leverage,
         risk_notional=sizing.risk_notional,
+        flat_notional=sizing.flat_notional,
         outcomes=gates + sizing.outcomes,
     )
 
 
 def size_cut_fraction(decision: RiskDecision) -> float:
-    """How much the rules cut the size, 0–1: 1 − notional / (risk size less the resolver's own reduction).
+    """How much the account's state made the rules cut the size, 0–1: 1 − notional / requested, where requested
+    is the flat-account size (the risk size within the position and exposure caps) less the resolver's reduction.
 
-    Meant for approved decisions. The resolver's requested reduction is not counted as a cut by the rules. A
-    decision rejected while sizing gives 1, unless there was nothing to cut (a risk size of 0, or a 100 %
-    reduction asked by the resolver): 0, as for a decision a gate rejected before sizing.
+    A tight stop sized down to the position cap is the caps working as designed, the same on every trade; what
+    counts is what the account's holdings, exposure, free cash and leverage then take away. The resolver's
+    requested reduction is not counted either. A decision rejected while sizing gives 1, unless there was nothing
+    to cut (a flat size of 0, or a 100 % reduction asked by the resolver): 0, as for a decision a gate rejected
+    before sizing.
     """
-    requested = decision.risk_notional * (1 - decision.proposal.size_reduction_pct / 100)
+    requested = decision.flat_notional * (1 - decision.proposal.size_reduction_pct / 100)
     if requested <= 0:
         return 0.0
     return min(1.0, max(0.0, 1 - decision.notional / requested))

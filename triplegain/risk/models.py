@@ -88,7 +88,9 @@ class RiskDecision(_Frozen):
     """The final word on a proposal. Rejected: quantity, notional and leverage are 0.
 
     ``risk_notional`` is the unconstrained size from risk per trade and stop distance (0 when a gate rejected
-    the proposal before sizing). ``outcomes`` lists every rule evaluated, in order, up to the first rejection.
+    the proposal before sizing); ``flat_notional`` is that size within the position and exposure caps, as on a
+    flat account (what the account's holdings, cash and leverage may then cut). ``outcomes`` lists every rule
+    evaluated, in order, up to the first rejection.
     """
 
     proposal: TradeProposal
@@ -97,6 +99,7 @@ class RiskDecision(_Frozen):
     notional: float = Field(ge=0)
     leverage: float = Field(ge=0)
     risk_notional: float = Field(ge=0)
+    flat_notional: float = Field(ge=0)
     outcomes: tuple[RuleOutcome, ...]
 
     @model_validator(mode="after")

@@ -24,6 +24,8 @@ class Sizing:
     """The outcome of sizing: the notional is 0 when a step rejected the proposal."""
 
     risk_notional: float
+    flat_notional: float
+    """The risk size within the position and exposure caps of a flat account: what the account's state may cut."""
     notional: float
     leverage: float
     outcomes: tuple[RuleOutcome, ...]
@@ -68,7 +70,9 @@ def size_order(proposal: TradeProposal, stop_price: float, account: AccountSnaps
     if risk_notional < settings.min_notional:
         detail = f"{context}, below min_notional {number(settings.min_notional)}"
         first = RuleOutcome(rule=RiskRule.RISK_PER_TRADE, verdict=Verdict.REJECTED, detail=detail)
-        return Sizing(risk_notional=risk_notional, notional=0.0, leverage=0.0, outcomes=(first,))
+        return Sizing(
+            risk_notional=risk_notional, flat_notional=risk_notional, notional=0.0, leverage=0.0, outcomes=(first,)
+        )
     outcomes = [RuleOutcome(rule=RiskRule.RISK_PER_TRADE, verdict=Verdict.PASSED, detail=context)]
 
     held = account.open_notional.get(proposal.symbol, 0.0)
@@ -79,6 +83,7 @@ def size_order(proposal: TradeProposal, stop_price: float, account: AccountSnaps
     leverage_limit = settings.leverage_limit(proposal.regime)
     leverage = min(proposal.leverage, leverage_limit)
     margin_cap = max(account.cash, 0.0) * leverage
+    flat_notional = min(risk_notional, position_cap, exposure_cap)
     steps = (
         _Step(
             RiskRule.MAX_POSITION,
@@ -112,6 +117,18 @@ def size_order(proposal: TradeProposal, stop_price: float, account: AccountSnaps
         outcome = _outcome(step, notional, allowed, settings)
         outcomes.append(outcome)
         if outcome.verdict is Verdict.REJECTED:
-            return Sizing(risk_notional=risk_notional, notional=0.0, leverage=0.0, outcomes=tuple(outcomes))
+            return Sizing(
+                risk_notional=risk_notional,
+                flat_notional=flat_notional,
+                notional=0.0,
+                leverage=0.0,
+                outcomes=tuple(outcomes),
+            )
         notional = min(notional, allowed)
-    return Sizing(risk_notional=risk_notional, notional=notional, leverage=leverage, outcomes=tuple(outcomes))
+    return Sizing(
+        risk_notional=risk_notional,
+        flat_notional=flat_notional,
+        notional=notional,
+        leverage=leverage,
+        outcomes=tuple(outcomes),
+    )

@@ -18,9 +18,22 @@ lifecycle, ``migrations`` the rules for migration files.
 Bulk logs (LLM calls, agent outputs, dead letters) go through one ``BatchWriter`` per database (``writer``
 explains batching, retries and refused rows); ``PostgresCallLog``, ``PostgresAgentOutputLog`` and
 ``dead_letter_hook`` hand rows to it without waiting, ``recent_llm_calls`` and ``agent_outputs_for`` read them.
+
+Writes the trading loop depends on are awaited: ``commit_decision`` stores a decision with its conflicts and
+order in one transaction against the coordinator's state (``decisions``); ``save_snapshot`` stores the
+coordinator's degradation, breaker, heartbeat, task runs and events, ``load_snapshot`` and ``load_task_runs``
+restore them at start (``coordinator_snapshot``).
 """
 
 from triplegain.store.agent_outputs import PostgresAgentOutputLog, agent_outputs_for
+from triplegain.store.coordinator_snapshot import (
+    BreakerEventRow,
+    CoordinatorSnapshot,
+    TaskRunRow,
+    load_snapshot,
+    load_task_runs,
+    save_snapshot,
+)
 from triplegain.store.database import (
     DATABASE_URL_ENV,
     Database,
@@ -30,6 +43,18 @@ from triplegain.store.database import (
     translate_errors,
 )
 from triplegain.store.dead_letters import dead_letter_hook
+from triplegain.store.decisions import (
+    ConflictRow,
+    DecisionCall,
+    DecisionDetails,
+    DecisionRow,
+    DecisionWrite,
+    OrderRow,
+    StoredDecision,
+    commit_decision,
+    decision_details,
+    pending_orders,
+)
 from triplegain.store.embedded import EmbeddedServer, embedded_server, interrupt_on_sigterm
 from triplegain.store.llm_calls import PostgresCallLog, recent_llm_calls
 from triplegain.store.migrations import (
@@ -56,32 +81,48 @@ __all__ = [
     "DATABASE_URL_ENV",
     "AgentOutputRecord",
     "BatchWriter",
+    "BreakerEventRow",
+    "ConflictRow",
+    "CoordinatorSnapshot",
     "Database",
     "DeadLetterRow",
+    "DecisionCall",
+    "DecisionDetails",
+    "DecisionRow",
+    "DecisionWrite",
     "EmbeddedServer",
     "LLMCallRow",
     "Migration",
     "MigrationError",
     "MigrationState",
     "MigrationStatus",
+    "OrderRow",
     "PostgresAgentOutputLog",
     "PostgresCallLog",
     "RejectedRow",
     "RowsNotWritten",
+    "StoredDecision",
+    "TaskRunRow",
     "WriteBufferFull",
     "WriterClosed",
     "WriterSettings",
     "WriterStats",
     "agent_outputs_for",
+    "commit_decision",
     "dead_letter_hook",
+    "decision_details",
     "describe_url",
     "embedded_server",
     "interrupt_on_sigterm",
     "load_migrations",
+    "load_snapshot",
+    "load_task_runs",
     "migrate",
     "migration_status",
     "open_database",
     "open_database_at",
+    "pending_orders",
     "recent_llm_calls",
+    "save_snapshot",
     "translate_errors",
 ]

@@ -10,6 +10,13 @@ none), claims the pending rows with ``FOR UPDATE SKIP LOCKED``, applies them in 
 settles every row. The state-row lock serialises appliers, so no command is applied twice and concurrent
 appliers end where a serial one would. A row whose verb or arguments do not parse is marked ``rejected`` with
 the reason and never executed.
+
+The row's ``state``, ``changed_*`` and ``reason`` columns belong to this module; the degradation level,
+degradation state, breaker state and heartbeat belong to ``coordinator_snapshot``. Each writes only its own
+columns of an existing row (the degradation level given here is used only to create a missing row), so neither
+undoes a concurrent change of the other. ``ensure_state_row`` and ``locked_state`` are shared with the other
+store modules: ``decisions`` holds the row ``FOR SHARE`` while storing a decision, so a command is applied
+either wholly before or wholly after it.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class SettledCommand:
     outcome: str
 
 
+# degradation_level only for a new row: afterwards it belongs to the coordinator's snapshot (see above).
 _UPSERT_STATE = """
     INSERT INTO coordinator_state (account, state, changed_at, changed_by, reason, degradation_level)
     VALUES ($1, $2, $3, $4, $5, $6)
@@ -53,9 +61,20 @@ _UPSERT_STATE = """
         state = EXCLUDED.state,
         changed_at = EXCLUDED.changed_at,
         changed_by = EXCLUDED.changed_by,
-        reason = EXCLUDED.reason,
-        degradation_level = EXCLUDED.degradation_level
+        reason = EXCLUDED.reason
 """
+
+_INSERT_INITIAL_STATE = """
+    INSERT INTO coordinator_state (account, state, changed_at, changed_by, reason, degradation_level)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (account) DO NOTHING
+"""
+
+_SELECT_STATE = "SELECT state, changed_at, changed_by, reason FROM coordinator_state WHERE account = $1"
+_LOCK_STATE = {
+    "update": _SELECT_STATE + " FOR UPDATE",
+    "share": _SELECT_STATE + " FOR SHARE",
+}
 
 _SETTLE = """
     UPDATE coordinator_commands SET status = $2, outcome = $3, applied_at = $4
@@ -72,14 +91,16 @@ _PENDING = """
 async def load_state(db: Database, account: str) -> StateRecord | None:
     """The stored state of ``account``, or None if none was ever saved."""
     with db.errors(f"loading the coordinator state of {account}"):
-        row = await db.pool.fetchrow(
-            "SELECT state, changed_at, changed_by, reason FROM coordinator_state WHERE account = $1", account
-        )
+        row = await db.pool.fetchrow(_SELECT_STATE, account)
     return None if row is None else _record(row)
 
 
 async def save_state(db: Database, account: str, record: StateRecord, degradation_level: DegradationLevel) -> None:
-    """Store ``record`` and the degradation level as the state of ``account`` (insert or replace)."""
+    """Store ``record`` as the state of ``account`` (insert or replace).
+
+    ``degradation_level`` is stored only when the account has no row yet: an existing row's level belongs to
+    the coordinator's snapshot, and overwriting it here would lose a concurrent change.
+    """
     with db.errors(f"saving the coordinator state of {account}"):
         await _save(db.pool, account, record, degradation_level)
 
@@ -101,6 +122,13 @@ async def submit_command(db: Database, account: str, command: Command, now: date
             )
             await connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, account)
     return command_id
+
+
+async def command_status(db: Database, command_id: int) -> tuple[str, str | None] | None:
+    """The status of a command row (pending, applied, refused or rejected) and its outcome; None if unknown."""
+    with db.errors(f"reading command {command_id}"):
+        row = await db.pool.fetchrow("SELECT status, outcome FROM coordinator_commands WHERE id = $1", command_id)
+    return None if row is None else (row["status"], row["outcome"])
 
 
 async def pending_commands(db: Database, account: str, *, now: datetime) -> list[tuple[int, Command]]:
@@ -130,8 +158,8 @@ async def apply_pending(
 ) -> list[SettledCommand]:
     """Apply every pending command of ``account`` in id order to its stored state, in one transaction.
 
-    Saves the resulting state (with ``degradation_level``) and settles each row: applied, refused (e.g. resume
-    from HALTED without force) or rejected (malformed). Returns the settled rows in id order.
+    Saves the resulting state (``degradation_level`` only if the row is new) and settles each row: applied,
+    refused (e.g. resume from HALTED without force) or rejected (malformed). Returns the settled rows in id order.
     """
     with db.errors(f"applying the pending commands of {account}"):
         async with db.pool.acquire() as connection:
@@ -142,7 +170,7 @@ async def apply_pending(
             ):
                 return []
             async with connection.transaction():
-                record = await _lock_state(connection, account, now, degradation_level)
+                record = await lock_state(connection, account, now, degradation_level)
                 rows = await connection.fetch(_PENDING + " FOR UPDATE SKIP LOCKED", account)
                 settled: list[SettledCommand] = []
                 for row in rows:
@@ -162,18 +190,40 @@ async def apply_pending(
     return settled
 
 
-async def _lock_state(connection: Any, account: str, now: datetime, degradation_level: DegradationLevel) -> StateRecord:
+async def lock_state(
+    connection: Any,
+    account: str,
+    now: datetime,
+    degradation_level: DegradationLevel = DegradationLevel.NORMAL,
+    *,
+    mode: Literal["update", "share"] = "update",
+) -> StateRecord:
     """The account's state row, locked until the transaction ends; a RUNNING row is created if there is none.
 
-    The insert waits for a concurrent transaction inserting the same account, so the row lock always exists to
-    serialise appliers.
+    ``update`` (the command applier) excludes every other locker; ``share`` (storing a decision) only
+    excludes ``update`` and writers of the row. The insert waits for a concurrent transaction inserting the
+    same account, so the row always exists to lock.
     """
+    await ensure_state_row(connection, account, now, degradation_level)
+    record = await locked_state(connection, account, mode=mode)
+    assert record is not None, "the row was just ensured"
+    return record
+
+
+async def locked_state(
+    connection: Any, account: str, *, mode: Literal["update", "share"] = "update"
+) -> StateRecord | None:
+    """The account's state row locked until the transaction ends (see ``lock_state``); None if there is none."""
+    row = await connection.fetchrow(_LOCK_STATE[mode], account)
+    return None if row is None else _record(row)
+
+
+async def ensure_state_row(
+    connection: Any, account: str, now: datetime, degradation_level: DegradationLevel = DegradationLevel.NORMAL
+) -> None:
+    """Create the account's row, RUNNING since ``now``, unless it exists; an existing row is left untouched."""
     await connection.execute(
-        """
-        INSERT INTO coordinator_state (account, state, changed_at, changed_by, reason, degradation_level)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (account) DO NOTHING
-        """,
+        _INSERT_INITIAL_STATE,
         account,
         CoordinatorState.RUNNING.value,
         now,
@@ -181,10 +231,6 @@ async def _lock_state(connection: Any, account: str, now: datetime, degradation_
         INITIAL_REASON,
         degradation_level.name,
     )
-    row = await connection.fetchrow(
-        "SELECT state, changed_at, changed_by, reason FROM coordinator_state WHERE account = $1 FOR UPDATE", account
-    )
-    return _record(row)
 
 
 async def _save(executor: Any, account: str, record: StateRecord, degradation_level: DegradationLevel) -> None:

@@ -1,0 +1,433 @@
+"""The coordinator: the imperative shell around the decision core, the state machine, the breaker and the level.
+
+    coordinator = Coordinator(account=..., rules=..., ..., restored=await load_snapshot(db, account))
+    await coordinator.start(now)           # commands given while no daemon ran, open intents handed on, NOTIFY
+    await coordinator.decide(symbol, now)  # the trade_decision task
+    await coordinator.housekeeping(now)    # the housekeeping task: commands, degradation, heartbeat
+    await coordinator.on_equity(equity, now); await coordinator.on_trade_closed(pnl, now)   # from the broker
+    await coordinator.stop()
+
+A decision (``decide``) reads the symbol's newest agent views from the bus's history (O(1) per agent, and in
+step with the schedule: a view published by a task that ran before is there), steps the degradation level, then
+takes one snapshot of state, level, breaker and account for the pure core (``decision.assess``). A conflict goes
+to the resolver chain. The decision, its conflicts and its order are committed in one transaction that holds the
+account's state row with ``FOR SHARE``: the command applier holds it ``FOR UPDATE``, so a pause is applied wholly
+before or wholly after a commit, and ``decision.confirm`` turns a trade into a hold when the state it sees is no
+longer RUNNING. No order is ever stored while PAUSED or HALTED.
+
+A decision's id is derived from (account, symbol, task time), and its order's client id from the decision's: a
+task that runs again after a crash finds its decision stored and places nothing twice. Orders still ``pending``
+at start (committed, not yet taken by the broker) are handed to the order sink again; it is idempotent by
+client order id.
+
+State changes only through commands (``coordinator_commands``): an operator's, or the breaker's own halt, so
+every change is one row with who asked and why. Degradation level, breaker state and task runs are saved by
+``save_snapshot`` (never the state columns), each change in one transaction with its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+import structlog
+
+from triplegain.agents.base import AgentOutput
+from triplegain.agents.publishing import AGENT_TOPICS
+from triplegain.bus import MessageBus, Priority, Topic
+from triplegain.clock import Clock
+from triplegain.coordinator import breaker as breaker_rules
+from triplegain.coordinator.breaker import BreakerAction, PortfolioBreakerSettings, PortfolioBreakerState, Trip
+from triplegain.coordinator.consensus import AgentView, SignalBook, SymbolViews
+from triplegain.coordinator.decision import (
+    REGIME_WHEN_UNKNOWN,
+    Decision,
+    DecisionContext,
+    DecisionRules,
+    assess,
+    confirm,
+    settle,
+)
+from triplegain.coordinator.decision_rows import decision_write
+from triplegain.coordinator.degradation import DegradationLevel, Transition
+from triplegain.coordinator.health import HealthMonitor
+from triplegain.coordinator.resolver import ConflictResolver
+from triplegain.coordinator.runner import RunStatus, TaskRun
+from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb
+from triplegain.errors import DatabaseError
+from triplegain.risk import AccountSnapshot
+from triplegain.store import Database
+from triplegain.store.coordinator_snapshot import BreakerEventRow, CoordinatorSnapshot, TaskRunRow, save_snapshot
+from triplegain.store.coordinator_state import (
+    NOTIFY_CHANNEL,
+    SettledCommand,
+    apply_pending,
+    command_status,
+    load_state,
+    submit_command,
+)
+from triplegain.store.decisions import OrderRow, StoredDecision, commit_decision, pending_orders
+
+logger = structlog.get_logger(__name__)
+
+DECISION_NAMESPACE = uuid.UUID("5d1f7a52-4c0e-4a55-9a3e-7c2b8f0d9e61")
+"""Namespace of decision ids: uuid5 of "account|symbol|task time"."""
+
+AccountSource = Callable[[datetime], AccountSnapshot]
+"""The paper account as the risk rules see it at a moment (the broker's)."""
+
+
+class OrderSink(Protocol):
+    """Takes an order stored as pending (the paper broker); must be idempotent by ``client_order_id``."""
+
+    async def submit(self, order: OrderRow) -> None: ...
+
+
+def decision_id_for(account: str, symbol: str, at: datetime) -> uuid.UUID:
+    """The id of the decision a task run at ``at`` makes on ``symbol``: the same every time that run is made."""
+    return uuid.uuid5(DECISION_NAMESPACE, f"{account}|{symbol}|{at.isoformat()}")
+
+
+class Coordinator:
+    """Decides, applies commands, steps the degradation level and the breaker, and saves it all."""
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        rules: DecisionRules,
+        breaker_settings: PortfolioBreakerSettings,
+        bus: MessageBus,
+        db: Database,
+        clock: Clock,
+        resolver: ConflictResolver,
+        monitor: HealthMonitor,
+        account_source: AccountSource,
+        restored: CoordinatorSnapshot | None = None,
+        order_sink: OrderSink | None = None,
+        run_id: int | None = None,
+    ) -> None:
+        self.account = account
+        self._rules = rules
+        self._breaker_settings = breaker_settings
+        self._bus = bus
+        self._db = db
+        self._clock = clock
+        self._resolver = resolver
+        self._monitor = monitor
+        self._account_source = account_source
+        self._sink = order_sink
+        self._run_id = run_id
+        self._state: StateRecord | None = restored.state if restored is not None else None
+        self._breaker = restored.breaker if restored is not None else PortfolioBreakerState()
+        self._book = SignalBook()
+        self._commands_lock = asyncio.Lock()
+        self._save_lock = asyncio.Lock()
+        self._listener: Any = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self, now: datetime) -> None:
+        """Apply the commands given while no daemon ran, hand on open intents, and listen for new commands."""
+        await self.apply_commands(now)
+        if self._state is None:
+            self._state = await load_state(self._db, self.account)
+        if self._sink is not None:
+            for order in await pending_orders(self._db, self.account):
+                await self._sink.submit(order)
+        self._listener = await self._db.pool.acquire()
+        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        logger.info("coordinator started", account=self.account, state=self.state.value, degradation=self.level.name)
+
+    async def stop(self) -> None:
+        """Stop listening, let command applications in flight finish, and save the snapshot."""
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self._db.pool.release(listener)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._save(self._clock.now())
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    @property
+    def state(self) -> CoordinatorState:
+        return self._state.state if self._state is not None else CoordinatorState.RUNNING
+
+    @property
+    def state_record(self) -> StateRecord | None:
+        return self._state
+
+    @property
+    def level(self) -> DegradationLevel:
+        return self._monitor.level
+
+    @property
+    def breaker(self) -> PortfolioBreakerState:
+        return self._breaker
+
+    def views(self, symbol: str, now: datetime) -> SymbolViews:
+        """``symbol``'s agent views at ``now``, from the newest message of each agent topic for that symbol."""
+        for topic in AGENT_TOPICS.values():
+            message = self._bus.latest(topic, symbol, include_expired=True)
+            if message is not None and isinstance(message.payload, AgentOutput):
+                self._book = self._book.with_view(cast(AgentView, message.payload), self._bus.expires_at(message))
+        return self._book.views(symbol, now)
+
+    # ------------------------------------------------------------------------------------------ deciding
+
+    async def decide(self, symbol: str | None, now: datetime) -> StoredDecision | None:
+        """The trade_decision task for ``symbol`` at ``now``; None when no intent was opened."""
+        if symbol is None:
+            raise ValueError("the trade_decision task runs per symbol")
+        await self.refresh_level(now)
+        context = DecisionContext(
+            symbol=symbol,
+            at=now,
+            state=self.state,
+            level=self._monitor.level,
+            breaker=self._breaker,
+            views=self.views(symbol, now),
+            account=self._account_source(now),
+        )
+        decision = assess(context, self._rules)
+        if decision is None:
+            return None
+        decision_id = decision_id_for(self.account, symbol, now)
+        if decision.awaits_resolution:
+            decision = settle(decision, await self._resolve(decision, decision_id), context, self._rules)
+        stored = await self._commit(decision, decision_id, now)
+        written = stored.write.decision
+        logger.info(
+            "decision",
+            symbol=symbol,
+            action=written.action,
+            confidence=round(written.confidence, 4),
+            degradation=written.degradation_level.name,
+            reason=written.reason,
+            already_stored=stored.already_stored,
+        )
+        if stored.order_stored and stored.write.order is not None:
+            await self._place(stored.write.order)
+        return stored
+
+    async def _resolve(self, decision: Decision, decision_id: uuid.UUID) -> Any:
+        regime = decision.risk.proposal.regime if decision.risk is not None else REGIME_WHEN_UNKNOWN
+        return await self._resolver.resolve(
+            decision.symbol,
+            decision.intent.direction,
+            decision.conflicts,
+            self._rules.bounds,
+            self._rules.risk.leverage_limit(regime),
+            decision_id,
+        )
+
+    async def _commit(self, decision: Decision, decision_id: uuid.UUID, now: datetime) -> StoredDecision:
+        def build(state: CoordinatorState) -> Any:
+            return decision_write(
+                confirm(decision, state), decision_id=decision_id, account=self.account, run_id=self._run_id, now=now
+            )
+
+        try:
+            stored = await commit_decision(self._db, self.account, build)
+        except DatabaseError:
+            self._monitor.db_write(False)
+            raise
+        self._monitor.db_write(True)
+        return stored
+
+    async def _place(self, order: OrderRow) -> None:
+        await self._publish(
+            Topic.EXECUTION_EVENTS,
+            {
+                "event": "order_placed",
+                "client_order_id": order.client_order_id,
+                "side": order.side,
+                "qty": str(order.qty),
+            },
+            symbol=order.symbol,
+        )
+        if self._sink is not None:
+            await self._sink.submit(order)
+
+    # ------------------------------------------------------------------------------------------ commands
+
+    async def submit(self, command: Command, now: datetime) -> tuple[str, str | None]:
+        """Queue ``command`` as a row (as the CLI does), apply it at once; its status and outcome."""
+        command_id = await submit_command(self._db, self.account, command, now)
+        await self.apply_commands(now)
+        settled = await command_status(self._db, command_id)
+        if settled is None:
+            raise DatabaseError(f"command {command_id} vanished from coordinator_commands")
+        return settled
+
+    async def apply_commands(self, now: datetime) -> list[SettledCommand]:
+        """Apply every pending command in id order; a change of state is published and, leaving HALTED, resets
+        the breaker's halts."""
+        async with self._commands_lock:
+            settled = await apply_pending(self._db, self.account, now, self._monitor.level)
+            if not settled and self._state is not None:
+                return settled
+            before = self._state
+            self._state = await load_state(self._db, self.account)
+            after = self._state
+            for command in settled:
+                logger.info("command settled", id=command.id, status=command.status, outcome=command.outcome)
+            if after is not None and (before is None or before.state is not after.state):
+                await self._publish(
+                    Topic.SYSTEM_EVENTS,
+                    {
+                        "event": "state_changed",
+                        "from": before.state.value if before is not None else None,
+                        "to": after.state.value,
+                        "by": after.changed_by,
+                        "reason": after.reason,
+                    },
+                    priority=Priority.HIGH,
+                )
+                if before is not None and before.state is CoordinatorState.HALTED:
+                    await self._reset_breaker_halts(now, f"resumed by {after.changed_by}: {after.reason}")
+            return settled
+
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload != self.account:
+            return
+        task = asyncio.get_running_loop().create_task(self._apply_notified())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _apply_notified(self) -> None:
+        try:
+            await self.apply_commands(self._clock.now())
+        except DatabaseError as exc:  # the housekeeping task tries again; the failure is counted and logged
+            self._monitor.db_write(False)
+            logger.error("applying notified commands failed", error=str(exc))
+
+    # ------------------------------------------------------------------------------------------ health
+
+    async def refresh_level(self, now: datetime) -> Transition | None:
+        """Step the degradation level; a transition is logged, published and saved with its causes."""
+        transition = self._monitor.refresh(now)
+        if transition is None:
+            return None
+        causes = [cause.model_dump(mode="json") for cause in transition.causes]
+        log = logger.warning if transition.to_level.rank > transition.from_level.rank else logger.info
+        log(
+            "degradation level changed",
+            from_level=transition.from_level.name,
+            to_level=transition.to_level.name,
+            causes=causes,
+        )
+        await self._publish(
+            Topic.SYSTEM_EVENTS,
+            {
+                "event": "degradation_changed",
+                "from": transition.from_level.name,
+                "to": transition.to_level.name,
+                "causes": causes,
+            },
+            priority=Priority.HIGH,
+        )
+        await self._save(now, degradation_events=[transition])
+        return transition
+
+    async def housekeeping(self, _symbol: str | None, now: datetime) -> None:
+        """The housekeeping task: apply pending commands, step the level, and save the heartbeat."""
+        await self.apply_commands(now)
+        await self.refresh_level(now)
+        await self._save(now, heartbeat=now)
+
+    async def record_task_run(self, run: TaskRun) -> None:
+        """The runner's ``on_finished``: a timeout counts toward degradation; a finished run is saved."""
+        if run.timed_out:
+            self._monitor.task_timed_out(run.finished_at)
+        if run.status is RunStatus.SKIPPED:
+            return
+        row = TaskRunRow(
+            task=run.task.value,
+            symbol=run.symbol,
+            started_at=run.started_at,
+            finished_at=max(run.finished_at, run.started_at),
+            status="succeeded" if run.status is RunStatus.SUCCEEDED else "failed",
+            error=run.error,
+        )
+        await self._save(run.finished_at, task_runs=[row])
+
+    # ------------------------------------------------------------------------------------------ breaker
+
+    async def on_equity(self, equity: float, now: datetime) -> list[Trip]:
+        """Check the breaker on an equity update; trips are recorded and acted on."""
+        self._breaker, trips = breaker_rules.on_equity(self._breaker, equity, now, self._breaker_settings)
+        await self._tripped(trips, now)
+        return trips
+
+    async def on_trade_closed(self, pnl: float, now: datetime) -> list[Trip]:
+        """Check the breaker after a closing fill; trips are recorded and acted on."""
+        self._breaker, trips = breaker_rules.on_trade_closed(self._breaker, pnl, now, self._breaker_settings)
+        await self._tripped(trips, now)
+        return trips
+
+    async def _tripped(self, trips: Sequence[Trip], now: datetime) -> None:
+        await self._save(now, breaker_events=[BreakerEventRow.tripped(trip) for trip in trips])
+        for trip in trips:
+            logger.warning(
+                "circuit breaker tripped", rule=trip.rule.value, action=trip.action.value, reason=trip.reason
+            )
+            await self._publish(
+                Topic.RISK_ALERTS,
+                {"event": "breaker_tripped", **trip.model_dump(mode="json")},
+                priority=Priority.URGENT,
+            )
+        halts = [trip for trip in trips if trip.action is BreakerAction.HALT]
+        if halts:
+            reason = "; ".join(trip.reason for trip in halts)
+            rules = ",".join(trip.rule.value for trip in halts)
+            await self.submit(Command(verb=Verb.HALT, reason=reason, requested_by=f"breaker:{rules}"), now)
+
+    async def _reset_breaker_halts(self, now: datetime, reason: str) -> None:
+        halts = [trip for trip in self._breaker.trips if trip.action is BreakerAction.HALT]
+        if not halts:
+            return
+        self._breaker = breaker_rules.reset(self._breaker)
+        await self._save(now, breaker_events=[BreakerEventRow.ended(trip, now, reason) for trip in halts])
+
+    # ------------------------------------------------------------------------------------------ saving
+
+    async def _save(
+        self,
+        now: datetime,
+        *,
+        heartbeat: datetime | None = None,
+        task_runs: Sequence[TaskRunRow] = (),
+        degradation_events: Sequence[Transition] = (),
+        breaker_events: Sequence[BreakerEventRow] = (),
+    ) -> None:
+        """Save level, breaker and the given rows in one transaction; a failure is counted toward degradation."""
+        async with self._save_lock:
+            try:
+                await save_snapshot(
+                    self._db,
+                    self.account,
+                    now=now,
+                    degradation=self._monitor.state,
+                    breaker=self._breaker,
+                    heartbeat=heartbeat,
+                    task_runs=task_runs,
+                    degradation_events=degradation_events,
+                    breaker_events=breaker_events,
+                )
+            except DatabaseError:
+                self._monitor.db_write(False)
+                raise
+            self._monitor.db_write(True)
+
+    async def _publish(
+        self, topic: Topic, payload: dict[str, Any], *, symbol: str | None = None, priority: Priority = Priority.NORMAL
+    ) -> None:
+        message = self._bus.message(topic, payload, source="coordinator", priority=priority, symbol=symbol)
+        await self._bus.publish(message)

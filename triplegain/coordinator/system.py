@@ -1,0 +1,212 @@
+"""The trading system assembled from settings: store, bus, agents, health, resolver, coordinator and schedule.
+
+    async with trading_system(settings, db, clock=clock, symbols=[...], base_timeframe=Timeframe.M5,
+                              account_source=broker.account, replaying=True) as system:
+        await system.replay(candles)              # or LiveSchedule(settings.coordinator.schedule, system.runner, …)
+
+At start it restores what the account's last run committed (state, degradation level with its hold timer,
+breaker, the last run of every task) and the coordinator applies the commands given meanwhile. Every LLM call
+of the agents and the resolver goes through the batching writer (``llm_calls``) and is seen by the health
+monitor; every agent view is stored (``agent_outputs``); dead letters are stored too. On exit the schedule stops
+(runs in flight get ``shutdown_timeout_seconds``), the coordinator saves its snapshot, the bus drains and the
+writer flushes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from triplegain.agents import AGENT_OFFLINE_RULES
+from triplegain.agents.pipeline import AgentPipeline, Balances
+from triplegain.agents.recording import record_agent_views
+from triplegain.bus import MessageBus
+from triplegain.clock import Clock, FakeClock
+from triplegain.config import Settings
+from triplegain.coordinator.coordinator import AccountSource, Coordinator, OrderSink
+from triplegain.coordinator.decision import DecisionRules
+from triplegain.coordinator.degradation import LevelEffects, effects
+from triplegain.coordinator.health import HealthMonitor, ObservingCallLog
+from triplegain.coordinator.replay import CandleReplay, ReplayProgress
+from triplegain.coordinator.resolver import ConflictResolver, build_resolver_gateways
+from triplegain.coordinator.runner import TaskRunner
+from triplegain.coordinator.schedule import TaskName
+from triplegain.coordinator.tasks import scheduled_tasks
+from triplegain.llm import LLMGateway, build_gateway
+from triplegain.market import Candle, Timeframe
+from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
+from triplegain.store.coordinator_snapshot import load_snapshot, load_task_runs
+
+
+def decision_rules(settings: Settings) -> DecisionRules:
+    """The settings a decision follows."""
+    coordinator = settings.coordinator
+    return DecisionRules(
+        consensus=coordinator.consensus,
+        conflicts=coordinator.conflicts,
+        bounds=coordinator.resolution,
+        intent=coordinator.intent,
+        degradation=coordinator.degradation,
+        risk=settings.risk,
+    )
+
+
+@dataclass
+class TradingSystem:
+    """The assembled parts; ``ingest`` and ``replay`` feed it candles."""
+
+    settings: Settings
+    clock: Clock
+    bus: MessageBus
+    writer: BatchWriter
+    pipeline: AgentPipeline
+    monitor: HealthMonitor
+    coordinator: Coordinator
+    runner: TaskRunner
+    skipped: Counter[str]
+
+    def effects(self) -> LevelEffects:
+        """What trading may do at the current degradation level."""
+        return effects(self.monitor.level, self.settings.coordinator.degradation)
+
+    def ingest(self, candle: Candle) -> None:
+        """Take a closed candle in: the agents' frames, the market's price, and market-data freshness."""
+        self.pipeline.ingest(candle)
+        self.monitor.candle(candle.symbol, candle.close_time, candle.timeframe.duration)
+
+    async def replay(self, candles: AsyncIterable[Candle]) -> ReplayProgress:
+        """Run the schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
+        if not isinstance(self.clock, FakeClock):
+            raise TypeError("a replay runs on a simulated clock (FakeClock)")
+        replay = CandleReplay(self.settings.coordinator.schedule, self.runner, clock=self.clock, ingest=self.ingest)
+        return await replay.run(candles)
+
+
+@asynccontextmanager
+async def trading_system(
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Clock,
+    symbols: Sequence[str],
+    base_timeframe: Timeframe,
+    account_source: AccountSource,
+    replaying: bool,
+    balances: Balances | None = None,
+    order_sink: OrderSink | None = None,
+    run_id: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AsyncIterator[TradingSystem]:
+    """Assemble, restore and start the system for ``settings.coordinator.account``; stop it on exit.
+
+    Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
+    """
+    account = settings.coordinator.account
+    restored = await load_snapshot(db, account)
+    task_runs = await load_task_runs(db, account)
+    async with AsyncExitStack() as stack:
+        writer = await stack.enter_async_context(BatchWriter(db, settings.database.writer, clock=clock))
+        bus = await stack.enter_async_context(
+            MessageBus(settings.bus, clock=clock, on_dead_letter=dead_letter_hook(writer))
+        )
+        monitor = HealthMonitor(
+            settings.coordinator.degradation,
+            clock=clock,
+            state=restored.degradation if restored is not None else None,
+            symbols=symbols,
+            started_at=clock.now(),
+            writer_failures=lambda: writer.stats().consecutive_failures,
+        )
+        gateways = _agent_gateways(settings, writer, monitor, clock, replaying, run_id, environ)
+        resolver_gateways = build_resolver_gateways(
+            settings.coordinator.resolver,
+            settings.llm,
+            call_log=ObservingCallLog(PostgresCallLog(writer, serves="decision", run_id=run_id), monitor),
+            clock=clock,
+            replaying=replaying,
+            environ=environ,
+        )
+        for gateway in (*gateways.values(), *resolver_gateways):
+            stack.push_async_callback(gateway.aclose)
+        pipeline = AgentPipeline(
+            settings.agents,
+            bus=bus,
+            clock=clock,
+            base_timeframe=base_timeframe,
+            indicators=settings.market.indicators,
+            gateways=gateways,
+            balances=balances,
+        )
+        stack.push_async_callback(pipeline.aclose)
+        coordinator = Coordinator(
+            account=account,
+            rules=decision_rules(settings),
+            breaker_settings=settings.coordinator.breaker,
+            bus=bus,
+            db=db,
+            clock=clock,
+            resolver=ConflictResolver(resolver_gateways),
+            monitor=monitor,
+            account_source=account_source,
+            restored=restored,
+            order_sink=order_sink,
+            run_id=run_id,
+        )
+        skipped: Counter[str] = Counter()
+        schedule = settings.coordinator.schedule
+        runner = TaskRunner(
+            schedule,
+            scheduled_tasks(
+                pipeline, coordinator, lambda: effects(monitor.level, settings.coordinator.degradation), skipped
+            ),
+            symbols,
+            clock=clock,
+            on_finished=coordinator.record_task_run,
+        )
+        runner.restore({(TaskName(run.task), run.symbol): run.started_at for run in task_runs.values()})
+        await record_agent_views(bus, PostgresAgentOutputLog(writer), run_id=run_id)
+        await coordinator.start(clock.now())
+        stack.push_async_callback(coordinator.stop)
+        stack.push_async_callback(runner.shutdown, schedule.shutdown_timeout_seconds)
+        yield TradingSystem(
+            settings=settings,
+            clock=clock,
+            bus=bus,
+            writer=writer,
+            pipeline=pipeline,
+            monitor=monitor,
+            coordinator=coordinator,
+            runner=runner,
+            skipped=skipped,
+        )
+
+
+def _agent_gateways(
+    settings: Settings,
+    writer: BatchWriter,
+    monitor: HealthMonitor,
+    clock: Clock,
+    replaying: bool,
+    run_id: int | None,
+    environ: Mapping[str, str] | None,
+) -> dict[str, LLMGateway]:
+    """A gateway for each provider an agent's settings name."""
+    agents = settings.agents
+    names = {
+        name for name in (agents.technical.llm_provider, agents.regime.llm_provider, agents.sentiment.llm_provider)
+    }
+    call_log = ObservingCallLog(PostgresCallLog(writer, serves="agent_output", run_id=run_id), monitor)
+    return {
+        name: build_gateway(
+            name,
+            settings.llm,
+            call_log=call_log,
+            clock=clock,
+            replaying=replaying,
+            offline_rules=AGENT_OFFLINE_RULES,
+            environ=environ,
+        )
+        for name in sorted(name for name in names if name is not None)
+    }

@@ -1,0 +1,371 @@
+"""Decisions, their conflicts and their order, stored in one awaited transaction against the coordinator's state.
+
+``commit_decision`` is how the coordinator records what it decided, so that a restart continues from what was
+committed and never sends a second order for an intent already stored:
+
+1. it holds the account's ``coordinator_state`` row ``FOR SHARE`` (creating a RUNNING row if there is none,
+   dated by the decision's ``ts``).
+   The command applier holds that row ``FOR UPDATE``, so a pause or halt is applied wholly before or wholly
+   after the decision; decisions do not block each other;
+2. it calls the caller's pure ``build(state)`` with the state it locked: the coordinator decides what to write
+   given it (a buy becomes a hold while PAUSED) and records that state in the decision;
+3. it inserts the decision; if its id is already stored (a decision re-run after a crash with the same
+   deterministic id) nothing else is written: ``already_stored``, and no second order;
+4. it inserts the conflicts and the order; an order whose ``client_order_id`` is already stored is skipped
+   (``order_stored`` False): the idempotency key is never used twice.
+
+Trading policy (which orders a state or degradation level allows) is ``build``'s; this module only checks that
+the rows belong together and record the state they were built against.
+
+``pending_orders`` gives the orders stored but not yet acknowledged, to hand to the broker again after a
+restart; ``decision_details`` reads a decision with everything attached to it, for tests and review tooling.
+LLM calls reach ``llm_calls`` through the batching writer, before or after the decision commits: their
+reference to it is checked at their own commit, and the writer waits for a decision not stored yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Self
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from triplegain.coordinator.degradation import DegradationLevel
+from triplegain.coordinator.state import CoordinatorState
+from triplegain.store.coordinator_state import ensure_state_row, locked_state
+from triplegain.store.database import Database
+
+Action = Literal["buy", "sell", "hold"]
+ConflictResolution = Literal["proceed", "modify", "wait", "abort"]
+OrderSide = Literal["buy", "sell"]
+OrderType = Literal["market", "limit", "stop_loss", "take_profit"]
+OrderStatus = Literal["pending", "open", "partially_filled", "filled", "cancelled", "rejected", "expired"]
+
+_ROW_CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class DecisionRow(BaseModel):
+    """A ``decisions`` row: the action, and everything needed to review and recompute it."""
+
+    model_config = _ROW_CONFIG
+
+    id: UUID = Field(description="made by the coordinator, deterministic for a task run, so a re-run is recognised")
+    run_id: int | None = Field(description="the daemon run; None outside a daemon")
+    account: str = Field(min_length=1)
+    symbol: str = Field(min_length=1)
+    ts: AwareDatetime = Field(description="the time of the task run that decided (candle time in a replay)")
+    action: Action
+    confidence: float = Field(ge=0, le=1)
+    consensus_inputs: list[JsonValue] | dict[str, JsonValue] = Field(description="the agent views that counted")
+    consensus_terms: dict[str, JsonValue] = Field(description="the formula's constants and each view's term")
+    consensus_result: dict[str, JsonValue]
+    risk_checks: dict[str, JsonValue] = Field(default_factory=dict, description="sizing and the rules that cut")
+    degradation_level: DegradationLevel = Field(description="stored as the member's name, upper case")
+    coordinator_state: CoordinatorState = Field(description="the state the decision was built against")
+    reason: str = Field(description="why this action, in a sentence")
+    intent: dict[str, JsonValue] = Field(
+        default_factory=dict, description="direction, entry/stop/target prices, base confidence, the plan"
+    )
+    resolution: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="resolved_by, the bounded resolution, clamps and attempts; None when nothing was resolved",
+    )
+    effects: dict[str, JsonValue] = Field(default_factory=dict, description="the degradation level's effects applied")
+
+
+class ConflictRow(BaseModel):
+    """A ``conflicts`` row: a conflict rule that fired for a decision, and how it was settled."""
+
+    model_config = _ROW_CONFIG
+
+    id: UUID
+    decision_id: UUID
+    ts: AwareDatetime
+    rule: str = Field(min_length=1)
+    details: dict[str, JsonValue]
+    resolution: ConflictResolution | None = Field(default=None, description="None until settled")
+    resolved_by: str | None = Field(default=None, description="provider/model, or the conservative rule")
+
+    @model_validator(mode="after")
+    def _settled_by_someone(self) -> Self:
+        if (self.resolution is None) != (self.resolved_by is None):
+            raise ValueError("a conflict has both a resolution and who resolved it, or neither")
+        return self
+
+
+class OrderRow(BaseModel):
+    """An ``orders`` row. ``client_order_id`` is the idempotency key; a float quantity or price is taken by its
+    shortest repr (0.1 is Decimal("0.1"), not the binary value)."""
+
+    model_config = _ROW_CONFIG
+
+    id: UUID
+    client_order_id: str = Field(min_length=1)
+    account: str = Field(min_length=1)
+    decision_id: UUID | None = Field(description="None for an order no decision made (a stop, a flatten)")
+    symbol: str = Field(min_length=1)
+    side: OrderSide
+    type: OrderType
+    qty: Decimal = Field(gt=0)
+    price: Decimal | None = Field(default=None, gt=0, description="limit or trigger price; None for market")
+    status: OrderStatus = "pending"
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    reason: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.type != "market" and self.price is None:
+            raise ValueError(f"a {self.type} order needs a price")
+        if self.updated_at < self.created_at:
+            raise ValueError("updated_at is before created_at")
+        return self
+
+
+@dataclass(frozen=True)
+class DecisionWrite:
+    """What ``build`` asks to store: a decision, its conflicts, and the order it makes (None: no order)."""
+
+    decision: DecisionRow
+    conflicts: tuple[ConflictRow, ...] = ()
+    order: OrderRow | None = None
+
+    def __post_init__(self) -> None:
+        decision = self.decision
+        for conflict in self.conflicts:
+            if conflict.decision_id != decision.id:
+                raise ValueError(
+                    f"conflict {conflict.id} belongs to decision {conflict.decision_id}, not {decision.id}"
+                )
+        order = self.order
+        if order is not None:
+            if order.decision_id != decision.id:
+                raise ValueError(f"order {order.client_order_id} belongs to decision {order.decision_id}")
+            if (order.account, order.symbol) != (decision.account, decision.symbol):
+                raise ValueError(
+                    f"order {order.client_order_id} is for {order.account}/{order.symbol}, "
+                    f"its decision for {decision.account}/{decision.symbol}"
+                )
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """The outcome of ``commit_decision``.
+
+    ``write`` is what ``build`` returned this time. ``already_stored``: a decision with its id was committed
+    before, so nothing was written now (the stored rows are those of the first commit). ``order_stored``: the
+    order was inserted now; False without an order, when the decision was already stored, or when its
+    ``client_order_id`` was.
+    """
+
+    write: DecisionWrite
+    state: CoordinatorState
+    already_stored: bool
+    order_stored: bool
+
+
+@dataclass(frozen=True)
+class DecisionCall:
+    """An ``llm_calls`` row made for a decision, in brief."""
+
+    id: UUID
+    provider: str
+    model: str
+    purpose: str
+    attempt: int
+    error_class: str | None
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class DecisionDetails:
+    """A decision with its conflicts, its orders and its LLM calls, each in time order."""
+
+    decision: DecisionRow
+    conflicts: tuple[ConflictRow, ...]
+    orders: tuple[OrderRow, ...]
+    llm_calls: tuple[DecisionCall, ...]
+
+
+_DECISION_COLUMNS = """
+    id, run_id, account, symbol, ts, action, confidence, consensus_inputs, consensus_terms, consensus_result,
+    risk_checks, degradation_level, coordinator_state, reason, intent, resolution, effects
+"""
+_INSERT_DECISION = f"""
+    INSERT INTO decisions ({_DECISION_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING true
+"""
+_SELECT_DECISION = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = $1"
+
+_CONFLICT_COLUMNS = "id, decision_id, ts, rule, details, resolution, resolved_by"
+_INSERT_CONFLICT = f"INSERT INTO conflicts ({_CONFLICT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+_SELECT_CONFLICTS = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE decision_id = $1 ORDER BY ts, id"
+
+_ORDER_COLUMNS = """
+    id, client_order_id, account, decision_id, symbol, side, type, qty, price, status, created_at, updated_at, reason
+"""
+_INSERT_ORDER = f"""
+    INSERT INTO orders ({_ORDER_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    ON CONFLICT (client_order_id) DO NOTHING
+    RETURNING true
+"""
+_SELECT_ORDERS_OF_DECISION = (
+    f"SELECT {_ORDER_COLUMNS} FROM orders WHERE decision_id = $1 ORDER BY created_at, client_order_id"
+)
+_SELECT_PENDING_ORDERS = f"""
+    SELECT {_ORDER_COLUMNS} FROM orders WHERE account = $1 AND status = 'pending'
+    ORDER BY created_at, client_order_id
+"""
+_SELECT_CALLS = """
+    SELECT id, provider, model, purpose, attempt, error_class, started_at FROM llm_calls
+    WHERE decision_id = $1 ORDER BY started_at, attempt, id
+"""
+
+
+async def commit_decision(
+    db: Database, account: str, build: Callable[[CoordinatorState], DecisionWrite]
+) -> StoredDecision:
+    """Store the decision ``build`` makes from the account's locked state, with its conflicts and order, at once.
+
+    ``build`` must be pure and record the state it was given; a write for another account or another state
+    raises ``ValueError`` and nothing is stored. It is called again, and only its last write stored, in the one
+    case where the account had no row yet and another process created one with another state meanwhile. See
+    the module docstring.
+    """
+    with db.errors(f"storing a decision of {account}"):
+        async with db.pool.acquire() as connection, connection.transaction():
+            record = await locked_state(connection, account, mode="share")
+            if record is None:
+                # No row yet: it starts RUNNING, dated by the decision (the caller's clock, candle time in a
+                # replay). A row created concurrently with another state wins, and is built against again.
+                write = build(CoordinatorState.RUNNING)
+                await ensure_state_row(connection, account, write.decision.ts)
+                record = await locked_state(connection, account, mode="share")
+                assert record is not None, "the row was just ensured"
+                if record.state is not CoordinatorState.RUNNING:
+                    write = build(record.state)
+            else:
+                write = build(record.state)
+            _check(write, account, record.state)
+            decision = write.decision
+            if not await connection.fetchval(_INSERT_DECISION, *_decision_values(decision)):
+                return StoredDecision(write=write, state=record.state, already_stored=True, order_stored=False)
+            if write.conflicts:
+                await connection.executemany(_INSERT_CONFLICT, [_conflict_values(c) for c in write.conflicts])
+            order_stored = False
+            if write.order is not None:
+                order_stored = bool(await connection.fetchval(_INSERT_ORDER, *_order_values(write.order)))
+    return StoredDecision(write=write, state=record.state, already_stored=False, order_stored=order_stored)
+
+
+async def pending_orders(db: Database, account: str) -> list[OrderRow]:
+    """The account's orders stored but not yet acknowledged (status ``pending``), oldest first.
+
+    These are the open intents a restarted coordinator hands to the broker again; their ``client_order_id``
+    keeps that from placing any of them twice.
+    """
+    with db.errors(f"reading the pending orders of {account}"):
+        rows = await db.pool.fetch(_SELECT_PENDING_ORDERS, account)
+    return [_order(row) for row in rows]
+
+
+async def decision_details(db: Database, decision_id: UUID) -> DecisionDetails | None:
+    """The decision with its conflicts, orders and LLM calls, read in one snapshot; None if it is not stored."""
+    with db.errors(f"reading decision {decision_id}"):
+        async with (
+            db.pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await connection.fetchrow(_SELECT_DECISION, decision_id)
+            if row is None:
+                return None
+            conflicts = await connection.fetch(_SELECT_CONFLICTS, decision_id)
+            orders = await connection.fetch(_SELECT_ORDERS_OF_DECISION, decision_id)
+            calls = await connection.fetch(_SELECT_CALLS, decision_id)
+    return DecisionDetails(
+        decision=_decision(row),
+        conflicts=tuple(ConflictRow(**dict(conflict)) for conflict in conflicts),
+        orders=tuple(_order(order) for order in orders),
+        llm_calls=tuple(DecisionCall(**dict(call)) for call in calls),
+    )
+
+
+def _check(write: DecisionWrite, account: str, state: CoordinatorState) -> None:
+    """A write for another account, or recording a state other than the one locked, is a bug in ``build``."""
+    decision = write.decision
+    if decision.account != account:
+        raise ValueError(f"decision {decision.id} is for account {decision.account!r}, not {account!r}")
+    if decision.coordinator_state is not state:
+        raise ValueError(
+            f"decision {decision.id} records state {decision.coordinator_state.value} but was built against "
+            f"{state.value}"
+        )
+
+
+def _decision_values(decision: DecisionRow) -> tuple[Any, ...]:
+    return (
+        decision.id,
+        decision.run_id,
+        decision.account,
+        decision.symbol,
+        decision.ts,
+        decision.action,
+        decision.confidence,
+        decision.consensus_inputs,
+        decision.consensus_terms,
+        decision.consensus_result,
+        decision.risk_checks,
+        decision.degradation_level.name,
+        decision.coordinator_state.value,
+        decision.reason,
+        decision.intent,
+        decision.resolution,
+        decision.effects,
+    )
+
+
+def _conflict_values(conflict: ConflictRow) -> tuple[Any, ...]:
+    return (
+        conflict.id,
+        conflict.decision_id,
+        conflict.ts,
+        conflict.rule,
+        conflict.details,
+        conflict.resolution,
+        conflict.resolved_by,
+    )
+
+
+def _order_values(order: OrderRow) -> tuple[Any, ...]:
+    return (
+        order.id,
+        order.client_order_id,
+        order.account,
+        order.decision_id,
+        order.symbol,
+        order.side,
+        order.type,
+        order.qty,
+        order.price,
+        order.status,
+        order.created_at,
+        order.updated_at,
+        order.reason,
+    )
+
+
+def _decision(row: Any) -> DecisionRow:
+    fields = dict(row)
+    fields["degradation_level"] = DegradationLevel[fields["degradation_level"]]
+    return DecisionRow(**fields)
+
+
+def _order(row: Any) -> OrderRow:
+    return OrderRow(**dict(row))
