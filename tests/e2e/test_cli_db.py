@@ -17,23 +17,28 @@ def test_migrate_then_status_on_a_server_given_by_url(empty_database_url: str) -
     first = run_cli("db", "migrate", env=env)
     assert first.returncode == 0, first.stderr
     server = describe_url(empty_database_url)
-    assert first.stdout.splitlines() == [f"{server}: applied 001_initial.sql"]
+    assert first.stdout.splitlines() == [
+        f"{server}: applied 001_initial.sql",
+        f"{server}: applied 002_coordinator.sql",
+    ]
     again = run_cli("db", "migrate", env=env)
     assert again.stdout.splitlines() == [f"{server}: schema up to date"]
     status = run_cli("db", "status", env=env)
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0] == f"server: {server}"
-    assert lines[1] == "migrations: 1 applied, 0 pending"
+    assert lines[1] == "migrations: 2 applied, 0 pending"
     assert lines[2].split()[:3] == ["001", "initial", "applied"]
+    assert lines[3].split()[:3] == ["002", "coordinator", "applied"]
 
 
 def test_status_before_migrating_lists_pending(empty_database_url: str) -> None:
     status = run_cli("db", "status", env={"TRIPLEGAIN_DATABASE_URL": empty_database_url})
     assert status.returncode == 0, status.stderr
     assert status.stdout.splitlines()[1:] == [
-        "migrations: 0 applied, 1 pending",
+        "migrations: 0 applied, 2 pending",
         "  001 initial                  pending",
+        "  002 coordinator              pending",
     ]
 
 
@@ -41,11 +46,12 @@ def test_the_embedded_server_is_started_migrated_and_stopped(tmp_path: Path) -> 
     home = tmp_path / "home"
     result = run_cli("db", "migrate", env={"TRIPLEGAIN_HOME": str(home)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"embedded PostgreSQL in {home / 'pgdata'}: applied 001_initial.sql\n"
+    server = f"embedded PostgreSQL in {home / 'pgdata'}"
+    assert result.stdout == f"{server}: applied 001_initial.sql\n{server}: applied 002_coordinator.sql\n"
     assert result.stderr == ""
     assert not (home / "pgdata" / "postmaster.pid").exists(), "the server was left running"
     status = run_cli("db", "status", env={"TRIPLEGAIN_HOME": str(home)})
-    assert status.stdout.splitlines()[1] == "migrations: 1 applied, 0 pending"
+    assert status.stdout.splitlines()[1] == "migrations: 2 applied, 0 pending"
 
 
 def test_an_unreachable_server_is_one_line_without_the_password() -> None:
