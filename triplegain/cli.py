@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from triplegain import __version__
+from triplegain.cli_options import CliOptions, ConfigOption
 from triplegain.config import Settings, default_config_path, load_settings, render_defaults
 from triplegain.errors import ConfigError, TriplegainError
-from triplegain.logs import configure_logging
 from triplegain.store import MigrationState, interrupt_on_sigterm, migrate, migration_status, open_database
 
 app = typer.Typer(
@@ -30,28 +29,6 @@ config_app = typer.Typer(help="Check settings and print the defaults.", no_args_
 db_app = typer.Typer(help="The PostgreSQL database: migrations and status.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
-
-
-@dataclass(frozen=True)
-class CliOptions:
-    config_path: Path | None
-
-    def settings(self) -> Settings:
-        """Load and validate the settings, then set up logging from them."""
-        settings = load_settings(self.config_path)
-        configure_logging(settings.logging)
-        return settings
-
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Settings file (YAML). Default: $TRIPLEGAIN_CONFIG, else the built-in defaults.",
-        dir_okay=False,
-    ),
-]
 
 
 @app.callback()
