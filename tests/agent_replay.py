@@ -28,6 +28,9 @@ async def replay_agents(
     """Run the four agents' tasks at candle time over ``candles``; every run must succeed."""
     full = DegradationSettings().normal
     runner = TaskRunner(AGENTS_ONLY, agent_tasks(pipeline, lambda: full, Counter()), symbols, clock=clock)
-    progress = await CandleReplay(AGENTS_ONLY, runner, clock=clock, ingest=pipeline.ingest).run(candles)
+    async def ingest(candle: Candle) -> None:
+        pipeline.ingest(candle)
+
+    progress = await CandleReplay(AGENTS_ONLY, runner, clock=clock, ingest=ingest).run(candles)
     assert runner.failures == 0
     return progress

@@ -16,7 +16,10 @@ import typer
 from triplegain import __version__
 from triplegain.cli_options import CliOptions, ConfigOption
 from triplegain.config import Settings, default_config_path, load_settings, render_defaults
+from triplegain.control import coordinator_app
+from triplegain.daemon.cli import run
 from triplegain.errors import ConfigError, TriplegainError
+from triplegain.review import cli as review_cli
 from triplegain.store import MigrationState, interrupt_on_sigterm, migrate, migration_status, open_database
 
 app = typer.Typer(
@@ -29,6 +32,8 @@ config_app = typer.Typer(help="Check settings and print the defaults.", no_args_
 db_app = typer.Typer(help="The PostgreSQL database: migrations and status.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(coordinator_app, name="coordinator")
+app.command("run")(run)
 
 
 @app.callback()
@@ -122,3 +127,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+# Decision review (triplegain.review.cli).
+app.add_typer(review_cli.decisions_app, name="decisions")
+app.add_typer(review_cli.llm_calls_app, name="llm-calls")
+app.command("report")(review_cli.report)

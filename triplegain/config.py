@@ -33,6 +33,7 @@ from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.coordinator.resolver import ResolverSettings
 from triplegain.coordinator.schedule import ScheduleSettings
 from triplegain.errors import ConfigError
+from triplegain.execution.settings import ExecutionSettings
 from triplegain.llm.settings import LLMSettings
 from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
 from triplegain.risk.settings import RiskSettings
@@ -217,6 +218,9 @@ class Settings(Section):
     )
     coordinator: CoordinatorConfig = Field(default_factory=CoordinatorConfig, description="the coordinator")
     risk: RiskSettings = Field(default_factory=RiskSettings, description="deterministic risk rules (final)")
+    execution: ExecutionSettings = Field(
+        default_factory=ExecutionSettings, description="the paper broker: balances, fees, slippage, market rules"
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="structured logs")
 
 

@@ -1,9 +1,10 @@
-"""structlog set-up: readable lines on a terminal, or one JSON object per line, always on stderr."""
+"""structlog set-up: readable lines on a terminal, or one JSON object per line; on stderr unless told otherwise."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -13,13 +14,15 @@ from triplegain.config import LoggingConfig
 _CHATTY_LIBRARIES = ("pgserver", "asyncio", "httpx", "ccxt", "apscheduler")
 
 
-def configure_logging(config: LoggingConfig) -> None:
-    """Route structlog (and the standard library's loggers, e.g. asyncio's) to stderr at ``config.level``."""
+def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
+    """Route structlog (and the standard library's loggers, e.g. asyncio's) to ``stream`` (default stderr) at
+    ``config.level``."""
+    stream = stream or sys.stderr
     level = logging.getLevelName(config.level.upper())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if config.format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     structlog.configure(
         processors=[
@@ -30,9 +33,9 @@ def configure_logging(config: LoggingConfig) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, stream=stream, format="%(levelname)s %(name)s: %(message)s", force=True)
     for chatty in _CHATTY_LIBRARIES:
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

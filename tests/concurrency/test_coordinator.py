@@ -16,6 +16,7 @@ from tests.stubs.llm_server import Answer, Hang, LLMStubServer
 from tests.unit.test_consensus import T0, regime_view, view
 from triplegain.agents import AgentName, Bias, RegimeName
 from triplegain.clock import FakeClock
+from triplegain.config import Settings
 from triplegain.coordinator.consensus import AgentView
 from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings, effects
 from triplegain.coordinator.resolver import ConflictResolver, ResolverSettings, build_resolver_gateways
@@ -132,10 +133,16 @@ async def test_commands_racing_decisions_end_as_a_serial_order_would_and_no_orde
     assert 0 < len(audited) < len(decisions), "the race should leave both kinds of decision"
 
 
-async def test_symbols_deciding_side_by_side_never_see_each_others_views(
-    harness: Harness, migrated_database: Database
-) -> None:
-    db = migrated_database
+async def test_symbols_deciding_side_by_side_never_see_each_others_views(migrated_database: Database) -> None:
+    defaults = Settings()
+    shorting = defaults.model_copy(
+        update={"execution": defaults.execution.model_copy(update={"allow_borrowing": True})}
+    )
+    async with coordinator_harness(migrated_database, settings=shorting) as harness:
+        await decide_side_by_side(harness, migrated_database)
+
+
+async def decide_side_by_side(harness: Harness, db: Database) -> None:
     leans = {"BTC/USDT": Bias.LONG, "ETH/USDT": Bias.SHORT}
     published: dict[str, set[str]] = {symbol: set() for symbol in leans}
     rounds = 25

@@ -20,13 +20,30 @@ def triplegain_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("triplegain") or "triplegain")
 
 
+def cli_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a command runs with: the user's, without TRIPLEGAIN_*, plus ``env``."""
+    return {**_BASE_ENV, "COLUMNS": "200", **(env or {})}
+
+
 def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [triplegain_executable(), *args],
         cwd=REPO,
-        env={**_BASE_ENV, "COLUMNS": "200", **(env or {})},
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+def start_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start a long-running command (the daemon); its stdout and stderr are pipes."""
+    return subprocess.Popen(
+        [triplegain_executable(), *args],
+        cwd=REPO,
+        env=cli_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )

@@ -114,7 +114,7 @@ async def test_a_malformed_command_is_rejected_and_never_executed(migrated_datab
     bad_force = await pool.fetchval(insert, ACCOUNT, "resume", {"force": "yes please"}, T0)
     bad_args = await pool.fetchval(insert, ACCOUNT, "halt", ["now"], T0)
     good = await submit_command(migrated_database, ACCOUNT, Command(Verb.PAUSE), T0)
-    bad_later = await pool.fetchval(insert, ACCOUNT, "halt", {"flatten": True}, T0)
+    bad_later = await pool.fetchval(insert, ACCOUNT, "halt", {"flatten": True, "when": "now"}, T0)
 
     settled = await apply_pending(migrated_database, ACCOUNT, T0, NORMAL)
 
@@ -131,7 +131,7 @@ async def test_a_malformed_command_is_rejected_and_never_executed(migrated_datab
     assert rows[bad_force]["status"] == "rejected"
     assert "force must be true or false" in rows[bad_force]["outcome"]
     assert "JSON object" in rows[bad_args]["outcome"]
-    assert "unknown argument(s) flatten" in rows[bad_later]["outcome"]
+    assert "unknown argument(s) when" in rows[bad_later]["outcome"]
 
 
 async def test_pending_commands_rejects_malformed_rows_and_settle_records_the_outcome(

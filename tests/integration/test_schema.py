@@ -16,6 +16,7 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 EXPECTED_TABLES = {
     "schema_migrations",
+    "broker_marks",
     "coordinator_state",
     "coordinator_commands",
     "task_runs",

@@ -107,7 +107,8 @@ def test_parse_accepts_the_documented_arguments() -> None:
         ("resume", {"force": 1}, "force must be true or false"),
         ("pause", {"force": True}, "force applies only to resume"),
         ("halt", {"reason": 42}, "reason must be a string"),
-        ("halt", {"flatten": True, "when": "now"}, "unknown argument(s) flatten, when"),
+        ("halt", {"flatten": True, "when": "now"}, "unknown argument(s) when"),
+        ("pause", {"flatten": True}, "flatten applies only to halt"),
     ],
 )
 def test_parse_refuses_anything_else(verb: str, args: dict[str, object], message: str) -> None:

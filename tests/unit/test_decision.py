@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from uuid import uuid4
 
@@ -110,15 +111,45 @@ def test_agreement_trades_the_risk_size_with_a_stop_and_target_on_either_side() 
     assert "risk rules approve" in decision.reason
 
 
-def test_a_short_sells_with_the_stop_above_entry() -> None:
-    views = views_of(
-        view(AgentName.TECHNICAL, Bias.SHORT, 0.8),
-        view(AgentName.REGIME, Bias.SHORT, 0.8),
-        view(AgentName.SENTIMENT, Bias.SHORT, 0.8),
-    )
-    decision = decided(context(views))
+SHORT = views_of(
+    view(AgentName.TECHNICAL, Bias.SHORT, 0.8),
+    view(AgentName.REGIME, Bias.SHORT, 0.8),
+    view(AgentName.SENTIMENT, Bias.SHORT, 0.8),
+)
+SHORTING = dataclasses.replace(RULES, can_short=True)
+
+
+def test_with_borrowing_a_short_sells_with_the_stop_above_entry() -> None:
+    decision = decided(context(SHORT), SHORTING)
     assert decision.action is DecisionAction.SELL
+    assert not decision.closes_position
     assert decision.intent.target_price < decision.intent.entry_price < decision.intent.stop_price
+
+
+def test_on_spot_a_short_lean_closes_the_long_held_or_decides_nothing() -> None:
+    assert assess(context(SHORT), RULES) is None  # nothing held, nothing to sell
+    held = dataclasses.replace(context(SHORT), held=0.25)
+    decision = decided(held)
+    assert (decision.action, decision.closes_position, decision.quantity) == (DecisionAction.SELL, True, 0.25)
+    assert decision.risk is None
+    assert "closing the long of 0.25" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("state", "level", "sells"),
+    [
+        (CoordinatorState.PAUSED, DegradationLevel.NORMAL, True),
+        (CoordinatorState.RUNNING, DegradationLevel.EMERGENCY, True),
+        (CoordinatorState.HALTED, DegradationLevel.NORMAL, False),
+    ],
+)
+def test_exits_run_while_paused_and_at_emergency_but_not_halted(
+    state: CoordinatorState, level: DegradationLevel, sells: bool
+) -> None:
+    decision = decided(dataclasses.replace(context(SHORT, state=state, level=level), held=1.0))
+    assert decision.trades is sells
+    assert confirm(decision, CoordinatorState.PAUSED).trades is sells
+    assert not confirm(decision, CoordinatorState.HALTED).trades
 
 
 @pytest.mark.parametrize("state", [CoordinatorState.PAUSED, CoordinatorState.HALTED])

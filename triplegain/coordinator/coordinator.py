@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -79,6 +79,13 @@ DECISION_NAMESPACE = uuid.UUID("5d1f7a52-4c0e-4a55-9a3e-7c2b8f0d9e61")
 AccountSource = Callable[[datetime], AccountSnapshot]
 """The paper account as the risk rules see it at a moment (the broker's)."""
 
+Holdings = Callable[[str], float]
+"""The base quantity held of a symbol (the broker's); what a short lean closes on spot."""
+
+
+Flatten = Callable[[datetime, str], Awaitable[object]]
+"""Closes every position (the broker's), for ``halt --flatten``."""
+
 
 class OrderSink(Protocol):
     """Takes an order stored as pending (the paper broker); must be idempotent by ``client_order_id``."""
@@ -108,6 +115,8 @@ class Coordinator:
         account_source: AccountSource,
         restored: CoordinatorSnapshot | None = None,
         order_sink: OrderSink | None = None,
+        flatten: Flatten | None = None,
+        holdings: Holdings | None = None,
         run_id: int | None = None,
     ) -> None:
         self.account = account
@@ -120,10 +129,13 @@ class Coordinator:
         self._monitor = monitor
         self._account_source = account_source
         self._sink = order_sink
+        self._flatten = flatten
+        self._holdings = holdings
         self._run_id = run_id
         self._state: StateRecord | None = restored.state if restored is not None else None
         self._breaker = restored.breaker if restored is not None else PortfolioBreakerState()
         self._book = SignalBook()
+        self.last_decision: StoredDecision | None = None
         self._commands_lock = asyncio.Lock()
         self._save_lock = asyncio.Lock()
         self._listener: Any = None
@@ -194,6 +206,7 @@ class Coordinator:
             breaker=self._breaker,
             views=self.views(symbol, now),
             account=self._account_source(now),
+            held=self._holdings(symbol) if self._holdings is not None else 0.0,
         )
         decision = assess(context, self._rules)
         if decision is None:
@@ -202,6 +215,7 @@ class Coordinator:
         if decision.awaits_resolution:
             decision = settle(decision, await self._resolve(decision, decision_id), context, self._rules)
         stored = await self._commit(decision, decision_id, now)
+        self.last_decision = stored
         written = stored.write.decision
         logger.info(
             "decision",
@@ -278,6 +292,8 @@ class Coordinator:
             after = self._state
             for command in settled:
                 logger.info("command settled", id=command.id, status=command.status, outcome=command.outcome)
+                if command.status == "applied" and command.command is not None and command.command.flatten:
+                    await self._flatten_positions(now, command.command.reason or "halt --flatten")
             if after is not None and (before is None or before.state is not after.state):
                 await self._publish(
                     Topic.SYSTEM_EVENTS,
@@ -293,6 +309,12 @@ class Coordinator:
                 if before is not None and before.state is CoordinatorState.HALTED:
                     await self._reset_breaker_halts(now, f"resumed by {after.changed_by}: {after.reason}")
             return settled
+
+    async def _flatten_positions(self, now: datetime, reason: str) -> None:
+        if self._flatten is None:
+            logger.warning("halt --flatten applied, but no broker is attached to close positions")
+            return
+        await self._flatten(now, reason)
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload != self.account:
@@ -361,9 +383,15 @@ class Coordinator:
     # ------------------------------------------------------------------------------------------ breaker
 
     async def on_equity(self, equity: float, now: datetime) -> list[Trip]:
-        """Check the breaker on an equity update; trips are recorded and acted on."""
-        self._breaker, trips = breaker_rules.on_equity(self._breaker, equity, now, self._breaker_settings)
-        await self._tripped(trips, now)
+        """Check the breaker on an equity update; trips are recorded and acted on.
+
+        The breaker's state is saved when a trip, a new day or week, a new peak or an expired pause changed it;
+        an update that only moved the latest equity is not saved (the next update carries it again).
+        """
+        before = self._breaker
+        self._breaker, trips = breaker_rules.on_equity(before, equity, now, self._breaker_settings)
+        if trips or self._breaker.model_copy(update={"equity": before.equity}) != before:
+            await self._tripped(trips, now)
         return trips
 
     async def on_trade_closed(self, pnl: float, now: datetime) -> list[Trip]:

@@ -10,7 +10,10 @@ they were when the decision started, the symbol's views and the account. Everyth
 snapshot, so a level that changes while the resolver is asked does not mix two levels into one decision. Steps,
 the first that applies deciding a hold:
 
-    intent       the technical view's lean, entry, stop and target (``intent.intent_from``); none: no decision
+    intent       the technical view's lean, entry, stop and target (``intent.intent_from``); none: no decision.
+                 On spot without borrowing (``rules.can_short`` False) a short lean is an exit: it sells the
+                 long held (also while PAUSED, at EMERGENCY or with the breaker tripped; not when HALTED), or
+                 decides nothing when none is held
     views        at a level without sentiment, the sentiment view is left out of consensus and conflicts
     consensus    the intent's confidence after weighing the fresh views
     state        only RUNNING opens new positions
@@ -35,7 +38,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triplegain.agents.base import AgentName
+from triplegain.agents.base import AgentName, Bias
 from triplegain.agents.regime import RegimeName, RegimeView
 from triplegain.coordinator.breaker import PortfolioBreakerState, blocks_new_exposure
 from triplegain.coordinator.conflicts import Conflict, ConflictSettings, detect_conflicts
@@ -44,7 +47,7 @@ from triplegain.coordinator.degradation import DegradationLevel, DegradationSett
 from triplegain.coordinator.intent import IntentSettings, TradeIntent, intent_from
 from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.coordinator.resolver import ResolverOutcome
-from triplegain.coordinator.state import CoordinatorState, allows_new_entries
+from triplegain.coordinator.state import CoordinatorState, allows_exits, allows_new_entries
 from triplegain.risk import AccountSnapshot, RiskDecision, RiskSettings, TradeProposal, assess_trade, size_cut_fraction
 
 REGIME_WHEN_UNKNOWN = RegimeName.CHOPPY
@@ -69,6 +72,8 @@ class DecisionRules:
     intent: IntentSettings
     degradation: DegradationSettings
     risk: RiskSettings
+    can_short: bool = False
+    """Whether a short lean may open a short (borrowing allowed); on spot without it, it closes the long held."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class DecisionContext:
     breaker: PortfolioBreakerState
     views: SymbolViews
     account: AccountSnapshot
+    held: float = 0.0
+    """Base quantity of the symbol held (a long), what a short lean closes on spot."""
 
     def __post_init__(self) -> None:
         if self.views.symbol != self.symbol:
@@ -108,6 +115,9 @@ class Decision(BaseModel):
     risk: RiskDecision | None = Field(description="the risk rules' decision the action rests on; None: not reached")
     resolution: ResolverOutcome | None = Field(default=None, description="the resolver chain's outcome, if asked")
     awaits_resolution: bool = Field(default=False, description="conflicts found: the resolver must be asked")
+    closes_position: bool = Field(
+        default=False, description="an exit: sells the long held (spot without borrowing); PAUSED still exits"
+    )
     action: DecisionAction
     confidence: float = Field(ge=0, le=1, description="the intent's confidence after consensus")
     size_multiplier: float = Field(ge=0, le=1, description="the level's factor on the approved size")
@@ -148,6 +158,8 @@ def assess(context: DecisionContext, rules: DecisionRules) -> Decision | None:
         leverage=0.0,
         reason="",
     )
+    if intent.direction is Bias.SHORT and not rules.can_short:
+        return _exit(draft, context)
     blocked = _blocked(context, level_effects, agreed.confidence)
     if blocked is not None:
         return _hold(draft, blocked)
@@ -189,11 +201,37 @@ def settle(decision: Decision, outcome: ResolverOutcome, context: DecisionContex
 
 
 def confirm(decision: Decision, state: CoordinatorState) -> Decision:
-    """The decision as committed in ``state`` (the state locked at commit): a trade holds unless it is RUNNING."""
-    if not decision.trades or allows_new_entries(state):
+    """The decision as committed in ``state`` (the state locked at commit): an entry holds unless it is RUNNING,
+    an exit unless the state allows exits (not HALTED)."""
+    allowed = allows_exits(state) if decision.closes_position else allows_new_entries(state)
+    if not decision.trades or allowed:
         return decision
     held = _hold(decision, f"the coordinator became {state.value} while deciding: no new entries")
     return held.model_copy(update={"state": state})
+
+
+def _exit(draft: Decision, context: DecisionContext) -> Decision | None:
+    """A short lean on spot without borrowing: sell the long held, or nothing to decide when none is held.
+
+    Exits are not entries: they run while PAUSED, at EMERGENCY and with the breaker tripped; only HALTED stops
+    them. The risk rules size entries and have no say here."""
+    if context.held <= 0:
+        return None
+    exit_draft = draft.model_copy(update={"closes_position": True})
+    if not allows_exits(context.state):
+        return _hold(exit_draft, f"coordinator {context.state.value}: no orders")
+    entry = draft.intent.entry_price
+    return exit_draft.model_copy(
+        update={
+            "action": DecisionAction.SELL,
+            "quantity": context.held,
+            "notional": context.held * entry,
+            "leverage": 1.0,
+            "size_multiplier": 1.0,
+            "reason": f"the technical view leans short: closing the long of {context.held:.8g} "
+            f"(spot, no borrowing), about {context.held * entry:.2f} notional",
+        }
+    )
 
 
 def _views_at_level(views: SymbolViews, level_effects: LevelEffects) -> SymbolViews:

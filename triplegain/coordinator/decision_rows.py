@@ -11,7 +11,9 @@ Pure: ``decision_write`` only maps. The columns (``decisions``, ``conflicts``, `
     resolution         who resolved, the bounded answer, what was clamped, and every attempt (llm_calls ids)
     effects            the degradation level's effects, as applied
     conflicts          one row per rule that fired, settled with the resolver's action and who answered
-    order              a market order for a buy or sell, its client id derived from the decision's id
+    order              a market order for a buy or sell, its client id derived from the decision's id; an entry
+                       carries the intent's stop and target for the position, an exit none, with the
+                       intent's stop and target (the broker attaches them to the position the order opens)
 """
 
 from __future__ import annotations
@@ -111,5 +113,7 @@ def decision_write(
             created_at=now,
             updated_at=now,
             reason=decision.reason,
+            stop_price=None if decision.closes_position else Decimal(repr(decision.intent.stop_price)),
+            target_price=None if decision.closes_position else Decimal(repr(decision.intent.target_price)),
         )
     return DecisionWrite(decision=row, conflicts=conflicts, order=order)

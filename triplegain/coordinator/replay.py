@@ -9,7 +9,7 @@ in; the clock never goes back.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,7 +31,7 @@ class ReplayProgress:
 
 
 class CandleReplay:
-    """Drives ``runner`` from candles; ``ingest`` takes each candle in (frames, prices, freshness)."""
+    """Drives ``runner`` from candles; ``ingest`` takes each candle in (frames, prices, freshness, fills)."""
 
     def __init__(
         self,
@@ -39,7 +39,7 @@ class CandleReplay:
         runner: TaskRunner,
         *,
         clock: FakeClock,
-        ingest: Callable[[Candle], None],
+        ingest: Callable[[Candle], Awaitable[None]],
     ) -> None:
         self._schedule = schedule
         self._runner = runner
@@ -57,7 +57,7 @@ class CandleReplay:
                 await self._tick(pending)
             if close > self._clock.now():
                 self._clock.advance(close - self._clock.now())
-            self._ingest(candle)
+            await self._ingest(candle)
             self._count(candle)
             pending = close if pending is None else max(pending, close)
         if pending is not None:

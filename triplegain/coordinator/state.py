@@ -9,7 +9,8 @@ Pure functions over immutable values; persistence is ``triplegain.store.coordina
 - ``halt``: from any state → HALTED (no orders except optional flattening). Already HALTED: applied, no change.
 
 A command arrives as a verb and a JSON object of arguments (a ``coordinator_commands`` row); ``Command.parse``
-accepts only the documented ones: ``force`` (a boolean, ``resume`` only) and ``reason`` (a string).
+accepts only the documented ones: ``force`` (a boolean, ``resume`` only), ``flatten`` (a boolean, ``halt`` only:
+close every position as the coordinator halts) and ``reason`` (a string).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Verb(StrEnum):
     HALT = "halt"
 
 
-ARGUMENTS = ("force", "reason")
+ARGUMENTS = ("force", "flatten", "reason")
 """The arguments a command row may carry."""
 
 
@@ -74,6 +75,7 @@ class Command:
 
     verb: Verb
     force: bool = False
+    flatten: bool = False
     reason: str = ""
     requested_by: str = "operator"
 
@@ -84,6 +86,10 @@ class Command:
             raise CommandError(f"force must be true or false, got {self.force!r}")
         if self.force and self.verb is not Verb.RESUME:
             raise CommandError(f"force applies only to resume, not to {self.verb.value}")
+        if not isinstance(self.flatten, bool):
+            raise CommandError(f"flatten must be true or false, got {self.flatten!r}")
+        if self.flatten and self.verb is not Verb.HALT:
+            raise CommandError(f"flatten applies only to halt, not to {self.verb.value}")
         if not isinstance(self.reason, str):
             raise CommandError(f"reason must be a string, got {self.reason!r}")
         if not isinstance(self.requested_by, str) or not self.requested_by.strip():
@@ -100,20 +106,25 @@ class Command:
             raise CommandError(f"arguments must be a JSON object, got {args!r}")
         unknown = sorted(str(key) for key in args if key not in ARGUMENTS)
         if unknown:
-            raise CommandError(f"unknown argument(s) {', '.join(unknown)}: only force and reason are allowed")
+            raise CommandError(f"unknown argument(s) {', '.join(unknown)}: only force, flatten and reason are allowed")
         force = args.get("force", False)
+        flatten = args.get("flatten", False)
         reason = args.get("reason", "")
         if not isinstance(force, bool):
             raise CommandError(f"force must be true or false, got {force!r}")
+        if not isinstance(flatten, bool):
+            raise CommandError(f"flatten must be true or false, got {flatten!r}")
         if not isinstance(reason, str):
             raise CommandError(f"reason must be a string, got {reason!r}")
-        return cls(verb=known_verb, force=force, reason=reason, requested_by=requested_by)
+        return cls(verb=known_verb, force=force, flatten=flatten, reason=reason, requested_by=requested_by)
 
     def args(self) -> dict[str, object]:
         """The arguments as stored in a command row (only those that differ from the defaults)."""
         args: dict[str, object] = {}
         if self.force:
             args["force"] = True
+        if self.flatten:
+            args["flatten"] = True
         if self.reason:
             args["reason"] = self.reason
         return args

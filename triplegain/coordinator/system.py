@@ -15,7 +15,7 @@ writer flushes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -25,7 +25,7 @@ from triplegain.agents.recording import record_agent_views
 from triplegain.bus import MessageBus
 from triplegain.clock import Clock, FakeClock
 from triplegain.config import Settings
-from triplegain.coordinator.coordinator import AccountSource, Coordinator, OrderSink
+from triplegain.coordinator.coordinator import AccountSource, Coordinator, Flatten, Holdings, OrderSink
 from triplegain.coordinator.decision import DecisionRules
 from triplegain.coordinator.degradation import LevelEffects, effects
 from triplegain.coordinator.health import HealthMonitor, ObservingCallLog
@@ -39,6 +39,8 @@ from triplegain.market import Candle, Timeframe
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
 from triplegain.store.coordinator_snapshot import load_snapshot, load_task_runs
 
+CandleHook = Callable[[Candle], Awaitable[None]]
+
 
 def decision_rules(settings: Settings) -> DecisionRules:
     """The settings a decision follows."""
@@ -50,6 +52,7 @@ def decision_rules(settings: Settings) -> DecisionRules:
         intent=coordinator.intent,
         degradation=coordinator.degradation,
         risk=settings.risk,
+        can_short=settings.execution.allow_borrowing,
     )
 
 
@@ -66,15 +69,19 @@ class TradingSystem:
     coordinator: Coordinator
     runner: TaskRunner
     skipped: Counter[str]
+    candle_hook: CandleHook | None = None
 
     def effects(self) -> LevelEffects:
         """What trading may do at the current degradation level."""
         return effects(self.monitor.level, self.settings.coordinator.degradation)
 
-    def ingest(self, candle: Candle) -> None:
-        """Take a closed candle in: the agents' frames, the market's price, and market-data freshness."""
+    async def ingest(self, candle: Candle) -> None:
+        """Take a closed candle in: the agents' frames, the market's price, market-data freshness, then the
+        ``candle_hook`` (the broker's fills, before any task of this candle's time runs)."""
         self.pipeline.ingest(candle)
         self.monitor.candle(candle.symbol, candle.close_time, candle.timeframe.duration)
+        if self.candle_hook is not None:
+            await self.candle_hook(candle)
 
     async def replay(self, candles: AsyncIterable[Candle]) -> ReplayProgress:
         """Run the schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
@@ -96,6 +103,9 @@ async def trading_system(
     replaying: bool,
     balances: Balances | None = None,
     order_sink: OrderSink | None = None,
+    flatten: Flatten | None = None,
+    holdings: Holdings | None = None,
+    candle_hook: CandleHook | None = None,
     run_id: int | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[TradingSystem]:
@@ -152,6 +162,8 @@ async def trading_system(
             account_source=account_source,
             restored=restored,
             order_sink=order_sink,
+            flatten=flatten,
+            holdings=holdings,
             run_id=run_id,
         )
         skipped: Counter[str] = Counter()
@@ -180,6 +192,7 @@ async def trading_system(
             coordinator=coordinator,
             runner=runner,
             skipped=skipped,
+            candle_hook=candle_hook,
         )
 
 

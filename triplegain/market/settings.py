@@ -23,7 +23,7 @@ class CcxtFeedSettings(Section):
         default="kraken", pattern=r"^[a-z0-9_]+$", description="ccxt exchange id, e.g. kraken, binance, coinbase"
     )
     symbols: list[str] = Field(
-        default_factory=lambda: ["BTC/USD", "ETH/USD"],
+        default_factory=lambda: ["BTC/USDT", "ETH/USDT"],
         min_length=1,
         description="unified ccxt symbols to follow, e.g. BTC/USD",
     )
@@ -104,7 +104,7 @@ class SyntheticSettings(Section):
     """Seeded, reproducible made-up candles for offline demos and tests."""
 
     symbols: dict[str, float] = Field(
-        default_factory=lambda: {"BTC/USD": 40_000.0, "ETH/USD": 2_500.0},
+        default_factory=lambda: {"BTC/USDT": 40_000.0, "ETH/USDT": 2_500.0},
         min_length=1,
         description="symbol → its first open price",
     )

@@ -116,6 +116,12 @@ class OrderRow(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     reason: str
+    stop_price: Decimal | None = Field(
+        default=None, gt=0, description="the stop the position this order opens gets; None: none (or keep the one set)"
+    )
+    target_price: Decimal | None = Field(
+        default=None, gt=0, description="the target the position this order opens gets; None: none (or keep it)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -123,6 +129,10 @@ class OrderRow(BaseModel):
             raise ValueError(f"a {self.type} order needs a price")
         if self.updated_at < self.created_at:
             raise ValueError("updated_at is before created_at")
+        stop, target = self.stop_price, self.target_price
+        if stop is not None and target is not None and (stop < target) != (self.side == "buy"):
+            below = "below" if self.side == "buy" else "above"
+            raise ValueError(f"a {self.side} order's stop {stop} must lie {below} its target {target}")
         return self
 
 
@@ -208,11 +218,12 @@ _INSERT_CONFLICT = f"INSERT INTO conflicts ({_CONFLICT_COLUMNS}) VALUES ($1, $2,
 _SELECT_CONFLICTS = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE decision_id = $1 ORDER BY ts, id"
 
 _ORDER_COLUMNS = """
-    id, client_order_id, account, decision_id, symbol, side, type, qty, price, status, created_at, updated_at, reason
+    id, client_order_id, account, decision_id, symbol, side, type, qty, price, status, created_at, updated_at, reason,
+    stop_price, target_price
 """
 _INSERT_ORDER = f"""
     INSERT INTO orders ({_ORDER_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING true
 """
@@ -358,6 +369,8 @@ def _order_values(order: OrderRow) -> tuple[Any, ...]:
         order.created_at,
         order.updated_at,
         order.reason,
+        order.stop_price,
+        order.target_price,
     )
 
 

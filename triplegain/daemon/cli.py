@@ -1,0 +1,81 @@
+"""The ``triplegain run`` command: arguments checked at the boundary, then the daemon (``daemon.run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from triplegain.daemon.run import RunOptions, Source, run_daemon
+from triplegain.daemon.status import StatusBoard
+from triplegain.logs import configure_logging
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def parse_speed(value: str | None) -> float | None:
+    """``max`` (as fast as possible) or a factor > 0 on candle time (60: an hour of candles per minute)."""
+    if value is None or value.strip().lower() == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a number nor 'max'") from None
+    if not speed > 0 or speed == float("inf"):
+        raise typer.BadParameter(f"{value!r}: the speed must be a number > 0, or 'max'")
+    return speed
+
+
+def run(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="More candle files for --replay.", show_default=False)
+    ] = None,
+    source: Annotated[
+        Source | None,
+        typer.Option("--source", help="ccxt (live public candles), replay or synthetic. Default: market.source."),
+    ] = None,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option("--replay", help="Replay these CSV candle files (implies --source replay).", dir_okay=False),
+    ] = None,
+    speed: Annotated[
+        str | None, typer.Option("--speed", help="Replay speed: a factor on candle time, or 'max'. Default: max.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --source synthetic.")] = None,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", help="Default: logging.level live; warning in a replay (the status shows it)."),
+    ] = None,
+) -> None:
+    """Run the paper-trading daemon until the replay ends or Ctrl-C / SIGTERM (a second one stops at once)."""
+    settings = ctx.obj.settings()
+    paths = [*(replay or []), *(files or [])]
+    if files and not replay:
+        raise typer.BadParameter("candle files are given with --replay FILE…", param_hint="FILES")
+    chosen: Source = "replay" if paths else (source or settings.market.source)
+    if paths and source not in (None, "replay"):
+        raise typer.BadParameter(f"--replay with --source {source}: pick one", param_hint="--source")
+    for path in paths:
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint="--replay")
+    replaying = chosen != "ccxt"
+    level = log_level or ("warning" if replaying else settings.logging.level)
+    logging_config = settings.logging.model_copy(
+        update={"level": level, "format": "json" if json_logs else settings.logging.format}
+    )
+    configure_logging(logging_config, stream=sys.stdout if json_logs else sys.stderr)
+    options = RunOptions(source=chosen, replay_files=tuple(paths), speed=parse_speed(speed), seed=seed)
+    interactive = sys.stdout.isatty() and not json_logs
+    board = StatusBoard(sys.stdout if interactive else sys.stderr, rich_panel=interactive)
+    summary = asyncio.run(run_daemon(settings, options, os.environ, board))
+    if json_logs:
+        typer.echo(summary.model_dump_json())
+    else:
+        for line in summary.lines():
+            typer.echo(line)

@@ -1,0 +1,281 @@
+"""``triplegain run``: the paper-trading daemon.
+
+    exit_code = asyncio.run(run_daemon(settings, RunOptions(source="replay", replay_files=[...]), environ))
+
+In order: providers without an API key give way to the offline provider (said once); the database is opened
+(embedded unless ``TRIPLEGAIN_DATABASE_URL``) and migrated; the account's coordinator lock is taken (a second
+daemon on the account stops here with a clear message); a ``daemon_runs`` row is written; the paper broker
+restores the account; the trading system (``coordinator.system``) restores the coordinator; then candles flow:
+
+- replay and synthetic: a simulated clock at candle time (``TradingSystem.replay``), paced by ``--speed`` in wall
+  time or as fast as possible; the run ends with the replay and prints a summary;
+- ccxt: the wall clock, APScheduler's schedule (``coordinator.live``), candles taken in as the exchange closes
+  them, until a signal.
+
+Every candle first reaches the broker (fills of the orders placed at the previous tick, stops and targets), whose
+closed trades and equity go to the breaker, before any task of that candle's time runs. SIGINT or SIGTERM stops
+taking candles, gives running tasks ``coordinator.schedule.shutdown_timeout_seconds``, flushes every write,
+records the exit and stops the embedded server: exit 0. A second signal cancels what is left at once; what was
+acknowledged (orders, fills, decisions: awaited writes) is already committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from triplegain.clock import Clock, FakeClock, WallClock
+from triplegain.config import Settings
+from triplegain.coordinator.live import LiveSchedule
+from triplegain.coordinator.system import TradingSystem, trading_system
+from triplegain.daemon.keys import offline_where_keys_missing
+from triplegain.daemon.status import StatusBoard
+from triplegain.daemon.summary import RunSummary, summarize
+from triplegain.errors import UserError
+from triplegain.execution import PaperBroker
+from triplegain.market import Candle, SyntheticFeed, Timeframe
+from triplegain.market.feeds import Feed, FeedStats
+from triplegain.market.feeds.replay import CandleFile, ReplayFeed
+from triplegain.market.settings import ReplayFile
+from triplegain.store import Database, migrate, open_database
+from triplegain.store.runs import account_lock, end_run, start_run
+
+logger = structlog.get_logger(__name__)
+
+Source = Literal["ccxt", "replay", "synthetic"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``triplegain run`` was asked for on the command line."""
+
+    source: Source
+    replay_files: tuple[Path, ...] = ()
+    speed: float | None = None
+    """Replay speed relative to candle time; None: as fast as possible."""
+    seed: int | None = None
+    status_interval_seconds: float = 2.0
+
+
+@dataclass
+class _Stop:
+    """Signals received: the first asks for a clean stop, the second for an immediate one."""
+
+    requested: asyncio.Event = field(default_factory=asyncio.Event)
+    signals: int = 0
+    reason: str = ""
+
+
+async def run_daemon(
+    settings: Settings, options: RunOptions, environ: Mapping[str, str], board: StatusBoard
+) -> RunSummary:
+    """Run until the replay ends or a signal arrives; the summary of the run."""
+    fallback = offline_where_keys_missing(settings, environ)
+    if fallback.message is not None:
+        board.say(fallback.message)
+    settings = fallback.settings
+    feed, clock, symbols, timeframe = await _open_feed(settings, options)
+    stop = _Stop()
+    main = asyncio.current_task()
+    _install_signal_handlers(stop, main)
+    try:
+        async with open_database(settings.database) as db:
+            await migrate(db)
+            account = settings.coordinator.account
+            async with account_lock(db, account):
+                wall = WallClock()
+                run_id = await start_run(db, account, settings, wall.now())
+                board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
+                reason = "error"
+                try:
+                    summary = await _trade(settings, options, db, run_id, feed, clock, symbols, timeframe, stop, board)
+                    reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
+                    summary = summary.model_copy(update={"exit_reason": reason})
+                    return summary
+                except asyncio.CancelledError:
+                    reason = stop.reason or "cancelled"
+                    raise
+                finally:
+                    with suppress(Exception):
+                        await end_run(db, run_id, wall.now(), reason)
+    finally:
+        _remove_signal_handlers()
+        await feed.aclose()
+
+
+async def _trade(
+    settings: Settings,
+    options: RunOptions,
+    db: Database,
+    run_id: int,
+    feed: Feed,
+    clock: Clock,
+    symbols: list[str],
+    timeframe: Timeframe,
+    stop: _Stop,
+    board: StatusBoard,
+) -> RunSummary:
+    account = settings.coordinator.account
+    broker = PaperBroker(settings.execution, db, account=account, clock=clock)
+    await broker.start()
+    wall = WallClock()
+    started = wall.monotonic()
+    async with trading_system(
+        settings,
+        db,
+        clock=clock,
+        symbols=symbols,
+        base_timeframe=timeframe,
+        account_source=broker.account,
+        replaying=options.source != "ccxt",
+        balances=broker.balances,
+        order_sink=broker,
+        flatten=broker.flatten,
+        holdings=lambda symbol: max(0.0, broker.balances().get(symbol.partition("/")[0], 0.0)),
+        run_id=run_id,
+    ) as system:
+        tracker = board.track(system, broker)
+
+        async def on_candle(candle: Candle) -> None:
+            update = await broker.on_candle(candle)
+            for trade in update.closed_trades:
+                await system.coordinator.on_trade_closed(trade.pnl, trade.closed_at)
+            await system.coordinator.on_equity(update.equity, candle.close_time)
+            tracker.candle(candle, update.equity)
+
+        system.candle_hook = on_candle
+        async with board.showing(tracker, options.status_interval_seconds):
+            if options.source == "ccxt":
+                await _live(system, feed, stop)
+            else:
+                await system.replay(_until_stopped(feed, stop))
+        await system.bus.drain()
+    return await summarize(db, run_id, tracker, wall.monotonic() - started, broker.equity())
+
+
+async def _live(system: TradingSystem, feed: Feed, stop: _Stop) -> None:
+    live = LiveSchedule(
+        system.settings.coordinator.schedule, system.runner, clock=system.clock, started_at=system.clock.now()
+    )
+    live.start()
+    try:
+        async for candle in _until_stopped(feed, stop):
+            await system.ingest(candle)
+    finally:
+        await live.shutdown()
+
+
+async def _until_stopped(feed: Feed, stop: _Stop) -> AsyncIterator[Candle]:
+    """The feed's candles until it ends or a stop is requested (a candle already taken in is finished)."""
+    next_candle = asyncio.ensure_future(anext(feed))
+    stopping = asyncio.ensure_future(stop.requested.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait({next_candle, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping in done:
+                return
+            try:
+                candle = next_candle.result()
+            except StopAsyncIteration:
+                return
+            yield candle
+            if stop.requested.is_set():
+                return
+            next_candle = asyncio.ensure_future(anext(feed))
+    finally:
+        for pending in (next_candle, stopping):
+            pending.cancel()
+        with suppress(asyncio.CancelledError, StopAsyncIteration):
+            await next_candle
+
+
+async def _open_feed(settings: Settings, options: RunOptions) -> tuple[Feed, Clock, list[str], Timeframe]:
+    """The feed, the clock the system runs on, the symbols and their timeframe."""
+    wall = WallClock()
+    market = settings.market
+    if options.source == "replay":
+        entries = [ReplayFile(path=path) for path in options.replay_files] or list(market.replay.files)
+        if not entries:
+            raise UserError("run --replay: give at least one candle file (or market.replay.files in the config)")
+        files = [CandleFile.from_settings(entry) for entry in entries]
+        timeframes = {candle_file.timeframe for candle_file in files}
+        if len(timeframes) != 1:
+            listed = ", ".join(f"{f.path.name} ({f.timeframe.value})" for f in files)
+            raise UserError(f"run --replay: all files must have one timeframe, got {listed}")
+        speed = options.speed if options.replay_files else market.replay.speed
+        feed: Feed = ReplayFeed(files, clock=wall, speed=speed)
+        symbols = sorted({candle_file.symbol for candle_file in files})
+        timeframe = files[0].timeframe
+    elif options.source == "synthetic":
+        synthetic = market.synthetic
+        update: dict[str, object] = {"speed": options.speed}
+        if options.seed is not None:
+            update["seed"] = options.seed
+        synthetic = synthetic.model_copy(update=update)
+        feed = SyntheticFeed(synthetic, clock=wall)
+        symbols = sorted(synthetic.symbols)
+        timeframe = synthetic.timeframe
+    else:
+        from triplegain.market.feeds.ccxt_feed import CcxtFeed  # ccxt takes a second to import: only here
+
+        feed = CcxtFeed(market.ccxt, clock=wall)
+        return feed, wall, list(market.ccxt.symbols), market.ccxt.timeframe
+    first = await anext(feed, None)
+    if first is None:
+        raise UserError(f"run: the {options.source} source has no candles")
+    return _Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe
+
+
+class _Prepended:
+    """A feed with a candle already read put back in front (the first one, read to set the simulated clock)."""
+
+    def __init__(self, first: Candle, rest: Feed) -> None:
+        self._first: Candle | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Prepended:
+        return self
+
+    async def __anext__(self) -> Candle:
+        if self._first is not None:
+            candle, self._first = self._first, None
+            return candle
+        return await anext(self._rest)
+
+    def stats(self) -> FeedStats:
+        return self._rest.stats()
+
+    async def aclose(self) -> None:
+        await self._rest.aclose()
+
+
+def _install_signal_handlers(stop: _Stop, main: asyncio.Task[object] | None) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        stop.signals += 1
+        name = signal.Signals(signum).name
+        if stop.signals == 1:
+            stop.reason = f"signal {name}"
+            logger.warning("stopping: finishing running tasks and flushing writes", signal=name)
+            stop.requested.set()
+        elif main is not None:
+            stop.reason = f"signal {name} twice"
+            logger.warning("stopping at once", signal=name)
+            main.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _remove_signal_handlers() -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)

@@ -1,0 +1,135 @@
+"""What the running daemon shows: a rich panel on a terminal, else a short status line every few seconds.
+
+Both say the coordinator's state, the degradation level, equity, open positions, the last decision and the
+replay's progress. ``RunTracker`` also keeps what the summary needs: candles seen, equity's peak and deepest
+drawdown, and each symbol's first and last close (for buy-and-hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Protocol, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from triplegain.clock import WallClock
+from triplegain.coordinator.system import TradingSystem
+from triplegain.market import Candle
+
+
+class Portfolio(Protocol):
+    """What the status reads of the broker."""
+
+    def equity(self) -> float: ...
+
+    def balances(self) -> dict[str, float]: ...
+
+
+@dataclass
+class RunTracker:
+    """The run as it goes: candles, equity extremes, prices for buy-and-hold."""
+
+    system: TradingSystem
+    broker: Portfolio
+    candles: int = 0
+    peak_equity: float | None = None
+    max_drawdown: float = 0.0
+    first_close: dict[str, float] = field(default_factory=dict)
+    last_close: dict[str, float] = field(default_factory=dict)
+    last_candle_time: str = ""
+
+    def candle(self, candle: Candle, equity: float) -> None:
+        self.candles += 1
+        self.first_close.setdefault(candle.symbol, candle.close)
+        self.last_close[candle.symbol] = candle.close
+        self.last_candle_time = f"{candle.close_time:%Y-%m-%d %H:%M}"
+        self.peak_equity = max(self.peak_equity or equity, equity)
+        if self.peak_equity > 0:
+            self.max_drawdown = max(self.max_drawdown, (self.peak_equity - equity) / self.peak_equity)
+
+    def fields(self) -> dict[str, str]:
+        """The status, as label → text."""
+        coordinator = self.system.coordinator
+        last = coordinator.last_decision
+        decision = "none yet"
+        if last is not None:
+            row = last.write.decision
+            decision = f"{row.symbol} {row.action} ({row.reason[:60]})"
+        held = {asset: qty for asset, qty in self.broker.balances().items() if qty and asset != self._quote}
+        return {
+            "state": coordinator.state.value,
+            "degradation": coordinator.level.name,
+            "equity": f"{self.broker.equity():,.2f}",
+            "positions": ", ".join(f"{asset} {qty:.6g}" for asset, qty in sorted(held.items())) or "none",
+            "last decision": decision,
+            "candles": f"{self.candles:,} (at {self.last_candle_time or '-'})",
+        }
+
+    @property
+    def _quote(self) -> str:
+        quote: str = self.system.settings.execution.quote_asset
+        return quote
+
+
+class StatusBoard:
+    """Where the daemon speaks: ``say`` for one-off lines, ``showing`` for the live status."""
+
+    def __init__(self, stream: TextIO, *, rich_panel: bool) -> None:
+        self._console = Console(file=stream, highlight=False, soft_wrap=True)
+        self._rich = rich_panel
+
+    def say(self, line: str) -> None:
+        self._console.print(line, markup=False)
+
+    def track(self, system: TradingSystem, broker: Portfolio) -> RunTracker:
+        return RunTracker(system=system, broker=broker)
+
+    @asynccontextmanager
+    async def showing(self, tracker: RunTracker, interval_seconds: float) -> AsyncIterator[None]:
+        """Refresh the status every ``interval_seconds`` of wall time while the block runs, and once at its end."""
+        if self._rich:
+            with Live(_panel(tracker), console=self._console, refresh_per_second=4, transient=False) as live:
+                task = asyncio.create_task(self._refresh(lambda: live.update(_panel(tracker)), interval_seconds))
+                try:
+                    yield
+                finally:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+                    live.update(_panel(tracker))
+            return
+        task = asyncio.create_task(self._refresh(lambda: self.say(_line(tracker)), interval_seconds))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            self.say(_line(tracker))
+
+    async def _refresh(self, show: object, interval_seconds: float) -> None:
+        assert callable(show)
+        wall = WallClock()
+        next_at = wall.monotonic() + interval_seconds
+        while True:
+            await asyncio.sleep(max(0.0, next_at - wall.monotonic()))
+            next_at += interval_seconds
+            show()
+
+
+def _line(tracker: RunTracker) -> str:
+    return " | ".join(f"{label} {value}" for label, value in tracker.fields().items())
+
+
+def _panel(tracker: RunTracker) -> Table:
+    table = Table(title="triplegain", show_header=False, expand=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in tracker.fields().items():
+        table.add_row(label, value)
+    return table

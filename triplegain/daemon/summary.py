@@ -1,0 +1,95 @@
+"""The summary a run ends with: candles, decisions, trades, LLM calls and cost, equity against buy-and-hold.
+
+Buy-and-hold puts the starting equity in equal parts into every symbol quoted in the account's quote asset at
+its first close and values it at its last close; with no such symbol it is not shown.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from triplegain.daemon.status import RunTracker
+from triplegain.store import Database
+
+
+class ProviderUse(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    calls: int
+    cost_usd: float
+
+
+class RunSummary(BaseModel):
+    """A finished run in figures (printed as a table, or JSON with ``--json-logs``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: int
+    exit_reason: str = ""
+    candles: int
+    decisions: int
+    trades: int = Field(description="orders filled")
+    llm_calls: dict[str, ProviderUse] = Field(description="by provider")
+    starting_equity: float | None
+    final_equity: float
+    buy_and_hold_equity: float | None
+    max_drawdown_pct: float
+    wall_seconds: float
+    candles_per_second: float
+
+    def lines(self) -> list[str]:
+        """The summary as aligned lines for a terminal."""
+        calls = ", ".join(f"{name} {use.calls} (${use.cost_usd:.4f})" for name, use in sorted(self.llm_calls.items()))
+        hold = f"{self.buy_and_hold_equity:,.2f}" if self.buy_and_hold_equity is not None else "n/a"
+        rows = [
+            ("run", f"{self.run_id} ({self.exit_reason})"),
+            ("candles", f"{self.candles:,}"),
+            ("decisions", f"{self.decisions:,}"),
+            ("trades", f"{self.trades:,}"),
+            ("LLM calls", calls or "none"),
+            ("final equity", f"{self.final_equity:,.2f}"),
+            ("buy and hold", hold),
+            ("max drawdown", f"{self.max_drawdown_pct:.2f} %"),
+            ("wall time", f"{self.wall_seconds:.1f} s ({self.candles_per_second:,.0f} candles/s)"),
+        ]
+        return [f"{label:<14}{value}" for label, value in rows]
+
+
+async def summarize(
+    db: Database, run_id: int, tracker: RunTracker, wall_seconds: float, final_equity: float
+) -> RunSummary:
+    """The run's figures, counted from what it stored."""
+    with db.errors(f"summarizing run {run_id}"):
+        decisions = await db.pool.fetchval("SELECT count(*) FROM decisions WHERE run_id = $1", run_id)
+        trades = await db.pool.fetchval(
+            """
+            SELECT count(DISTINCT o.id) FROM orders o JOIN decisions d ON d.id = o.decision_id
+            JOIN fills f ON f.order_id = o.id WHERE d.run_id = $1
+            """,
+            run_id,
+        )
+        rows = await db.pool.fetch(
+            "SELECT provider, count(*) AS calls, coalesce(sum(cost_usd), 0) AS cost FROM llm_calls "
+            "WHERE run_id = $1 GROUP BY provider",
+            run_id,
+        )
+    quote = tracker.system.settings.execution.quote_asset
+    starting = tracker.system.settings.execution.starting_balances.get(quote)
+    held = [symbol for symbol in tracker.first_close if symbol.endswith(f"/{quote}")]
+    hold = None
+    if starting is not None and held:
+        share = starting / len(held)
+        hold = sum(share / tracker.first_close[s] * tracker.last_close[s] for s in held)
+    return RunSummary(
+        run_id=run_id,
+        candles=tracker.candles,
+        decisions=decisions,
+        trades=trades,
+        llm_calls={row["provider"]: ProviderUse(calls=row["calls"], cost_usd=float(row["cost"])) for row in rows},
+        starting_equity=starting,
+        final_equity=final_equity,
+        buy_and_hold_equity=hold,
+        max_drawdown_pct=tracker.max_drawdown * 100,
+        wall_seconds=wall_seconds,
+        candles_per_second=tracker.candles / wall_seconds if wall_seconds > 0 else 0.0,
+    )
