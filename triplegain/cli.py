@@ -33,7 +33,10 @@ db_app = typer.Typer(help="The PostgreSQL database: migrations and status.", no_
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(review_cli.decisions_app, name="decisions")
+app.add_typer(review_cli.llm_calls_app, name="llm-calls")
 app.command("run")(run)
+app.command("report")(review_cli.report)
 
 
 @app.callback()
@@ -128,8 +131,3 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
 
-
-# Decision review (triplegain.review.cli).
-app.add_typer(review_cli.decisions_app, name="decisions")
-app.add_typer(review_cli.llm_calls_app, name="llm-calls")
-app.command("report")(review_cli.report)

@@ -1,0 +1,713 @@
+"""Decision review's queries, exports and report against a database filled by a real replay.
+
+The database is filled once per session (``review_database_url``): a short synthetic replay through
+``trading_system`` with the offline provider everywhere, a low risk-cut threshold and borrowing allowed (a short
+lean sells), so that buys, sells, conflicts, resolver calls and orders happen. The replay belongs to daemon run
+A; the rows from ``SPLIT`` on are moved to run B, as if the daemon had restarted. What the paper broker and the
+daemon would add is inserted directly: fills for most orders, portfolio snapshots, level changes, and one DeepSeek
+call (a timeout, then an answer with a cost) for a conflicted decision. Each module gets its own copy of that
+database (``CREATE DATABASE … TEMPLATE``), which is much faster than replaying again;
+``tests/e2e/test_cli_review.py`` and ``test_notebook.py`` use it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import math
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pyarrow.parquet as pq
+import pytest
+from pydantic import ValidationError
+
+from tests.conftest import TEST_DATABASE_CONFIG, unique_name, url_with_database
+from triplegain.clock import FakeClock
+from triplegain.config import Settings, load_settings
+from triplegain.coordinator.system import trading_system
+from triplegain.market import SyntheticFeed, SyntheticSettings, Timeframe
+from triplegain.review.export import DECISION_COLUMNS, LLM_CALL_COLUMNS, write_csv, write_jsonl, write_parquet
+from triplegain.review.queries import (
+    DecisionFilter,
+    LLMCallFilter,
+    PricePoint,
+    count_decisions,
+    count_llm_calls,
+    decision_ids_starting_with,
+    decision_pages,
+    decision_record,
+    find_run,
+    latest_run,
+    list_decisions,
+    list_llm_calls,
+    llm_call,
+    llm_call_ids_starting_with,
+    llm_call_pages,
+    report_scope,
+    trade_points,
+)
+from triplegain.review.report import buy_and_hold, level_steps, render_html, report_data, thin
+from triplegain.risk import AccountSnapshot
+from triplegain.store import Database, open_database_at
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
+
+HEADLINES = Path(__file__).resolve().parents[1] / "data" / "headlines.jsonl"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SPLIT = START + timedelta(hours=8)
+SYMBOLS = {"BTC/USDT": 40_000.0, "XRP/USDT": 0.6}
+CANDLES = 160
+ACCOUNT = "paper"
+MARKUP_PROMPT = "Resolve [bold]this[/bold] conflict; data: [1, 2]"
+
+REVIEW_CONFIG = f"""
+agents:
+  technical: {{timeframes: [5m, 15m]}}
+  regime: {{timeframe: 15m, llm_provider: offline}}
+  sentiment:
+    llm_provider: offline
+    sources: [{{kind: replay, path: "{HEADLINES}"}}]
+coordinator:
+  account: {ACCOUNT}
+  resolver: {{providers: [offline]}}
+  conflicts: {{risk_cut_threshold: 0.3, opposed_max_confidence_gap: 0.5}}
+  schedule:
+    housekeeping: {{interval_seconds: 900}}
+execution: {{allow_borrowing: true}}
+"""
+
+
+@dataclass(frozen=True)
+class ReviewData:
+    """Ids the tests look for in the filled database."""
+
+    run_a: int
+    run_b: int
+    deepseek_decision: uuid.UUID
+    deepseek_symbol: str
+    deepseek_action: str
+    deepseek_error_call: uuid.UUID
+    filled_decision: uuid.UUID
+
+
+_CACHE_KEY = pytest.StashKey[tuple[str, ReviewData]]()
+
+
+def review_database_url(request: pytest.FixtureRequest, postgres_url: str, migrated_template: str) -> str:
+    """A fresh copy of the session's filled review database (filled at the first call); dropped with the module.
+
+    Call from a module-scoped fixture; the template is dropped at the end of the session.
+    """
+    config = request.config
+    if _CACHE_KEY not in config.stash:
+        template = unique_name("triplegain_review")
+        asyncio.run(_create(postgres_url, template, migrated_template))
+        config.add_cleanup(lambda: asyncio.run(_drop(postgres_url, template)))
+        data = asyncio.run(_fill(url_with_database(postgres_url, template)))
+        config.stash[_CACHE_KEY] = (template, data)
+    template, _ = config.stash[_CACHE_KEY]
+    name = unique_name("test_review")
+    asyncio.run(_create(postgres_url, name, template))
+    request.addfinalizer(lambda: asyncio.run(_drop(postgres_url, name)))
+    return url_with_database(postgres_url, name)
+
+
+def review_data(request: pytest.FixtureRequest) -> ReviewData:
+    """The ids of the filled database (after ``review_database_url``)."""
+    return request.config.stash[_CACHE_KEY][1]
+
+
+async def _create(postgres_url: str, name: str, template: str) -> None:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await connection.close()
+
+
+async def _drop(postgres_url: str, name: str) -> None:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def review_settings(folder: Path) -> Settings:
+    path = folder / "review.yaml"
+    path.write_text(REVIEW_CONFIG)
+    return load_settings(path, environ={})
+
+
+def _account(now: datetime) -> AccountSnapshot:
+    """Part of BTC's cap already held, so BTC's entries are cut (a risk_cut conflict)."""
+    return AccountSnapshot(equity=10_000.0, cash=9_000.0, open_notional={"BTC/USDT": 1_200.0}, now=now)
+
+
+async def _fill(url: str) -> ReviewData:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = review_settings(Path(folder))
+    async with open_database_at(url, TEST_DATABASE_CONFIG) as db:
+        pool = db.pool
+        run_a = await _insert_run(pool, START, START + timedelta(hours=9))
+        clock = FakeClock(START)
+        feed = SyntheticFeed(
+            SyntheticSettings(symbols=SYMBOLS, timeframe=Timeframe.M5, count=CANDLES, start=START, seed=5),
+            clock=clock,
+        )
+        async with trading_system(
+            settings,
+            db,
+            clock=clock,
+            symbols=list(SYMBOLS),
+            base_timeframe=Timeframe.M5,
+            account_source=_account,
+            replaying=True,
+            run_id=run_a,
+            environ={},
+        ) as running:
+            await running.replay(feed)
+            await running.bus.drain()
+            await running.writer.flush()
+        run_b = await _insert_run(pool, SPLIT, None)
+        await pool.execute("UPDATE decisions SET run_id = $1 WHERE ts >= $2", run_b, SPLIT)
+        await pool.execute("UPDATE agent_outputs SET run_id = $1 WHERE ts >= $2", run_b, SPLIT)
+        await pool.execute("UPDATE llm_calls SET run_id = $1 WHERE started_at >= $2", run_b, SPLIT)
+        filled = await _fill_orders(pool)
+        await _insert_snapshots(pool)
+        await _insert_level_changes(pool)
+        deepseek_decision, error_call = await _insert_deepseek_calls(pool, run_b)
+        symbol, action = await pool.fetchrow("SELECT symbol, action FROM decisions WHERE id = $1", deepseek_decision)
+    return ReviewData(
+        run_a=run_a,
+        run_b=run_b,
+        deepseek_decision=deepseek_decision,
+        deepseek_symbol=symbol,
+        deepseek_action=action,
+        deepseek_error_call=error_call,
+        filled_decision=filled,
+    )
+
+
+async def _insert_run(pool: Any, started: datetime, ended: datetime | None) -> int:
+    run_id: int = await pool.fetchval(
+        """
+        INSERT INTO daemon_runs (account, started_at, ended_at, config_hash, version, host, pid, exit_reason)
+        VALUES ($1, $2, $3, 'hash', '0.1.0', 'test-host', 4242, $4) RETURNING id
+        """,
+        ACCOUNT,
+        started,
+        ended,
+        "SIGTERM" if ended else None,
+    )
+    return run_id
+
+
+async def _fill_orders(pool: Any) -> uuid.UUID:
+    """Fill two orders in three at their decision's entry price, five minutes later; the id of a filled
+    order's conflicted decision."""
+    orders = await pool.fetch(
+        """
+        SELECT o.id, o.qty, o.created_at, o.decision_id, (d.intent ->> 'entry_price')::numeric AS price,
+               EXISTS (SELECT FROM conflicts c WHERE c.decision_id = d.id) AS conflicted
+        FROM orders o JOIN decisions d ON d.id = o.decision_id ORDER BY o.created_at, o.id
+        """
+    )
+    filled: uuid.UUID | None = None
+    for number, order in enumerate(orders):
+        if number % 3 == 2:
+            continue
+        await pool.execute(
+            "UPDATE orders SET status = 'filled', updated_at = $2 WHERE id = $1",
+            order["id"],
+            order["created_at"] + timedelta(minutes=5),
+        )
+        price = round(order["price"], 8)
+        await pool.execute(
+            """
+            INSERT INTO fills (order_id, client_fill_id, qty, price, fee, fee_currency, ts)
+            VALUES ($1, $2, $3, $4, $5, 'USDT', $6)
+            """,
+            order["id"],
+            f"fill-{order['id']}",
+            order["qty"],
+            price,
+            round(order["qty"] * price * Decimal("0.001"), 8),
+            order["created_at"] + timedelta(minutes=5),
+        )
+        if order["conflicted"] and filled is None:
+            filled = order["decision_id"]
+    assert filled is not None, "the replay made no conflicted order"
+    return filled
+
+
+async def _insert_snapshots(pool: Any) -> None:
+    """Equity every 15 minutes, a gentle wave, with its drawdown from the running peak."""
+    peak = 0.0
+    rows: list[tuple[Any, ...]] = []
+    for step in range(CANDLES // 3 + 1):
+        equity = round(10_000 + 150 * math.sin(step / 6) + 4 * step, 2)
+        peak = max(peak, equity)
+        drawdown = round(1 - equity / peak, 8)
+        at = START + timedelta(minutes=15 * step)
+        rows.append((ACCOUNT, at, Decimal(repr(equity)), Decimal(repr(equity * 0.8)), {}, Decimal(repr(drawdown))))
+    await pool.executemany(
+        """
+        INSERT INTO portfolio_snapshots (account, ts, equity, cash, positions, drawdown)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        """,
+        rows,
+    )
+
+
+async def _insert_level_changes(pool: Any) -> None:
+    changes = [
+        (START + timedelta(hours=3), "NORMAL", "REDUCED"),
+        (START + timedelta(hours=4), "REDUCED", "NORMAL"),
+        (SPLIT + timedelta(hours=1), "NORMAL", "LIMITED"),
+        (SPLIT + timedelta(hours=2), "LIMITED", "NORMAL"),
+    ]
+    await pool.executemany(
+        "INSERT INTO degradation_events (account, ts, from_level, to_level, cause) VALUES ($1, $2, $3, $4, $5)",
+        [
+            (ACCOUNT, ts, before, after, [{"source": "llm:deepseek", "error_rate": 0.5}])
+            for ts, before, after in changes
+        ],
+    )
+
+
+async def _insert_deepseek_calls(pool: Any, run_b: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """A DeepSeek timeout and then an answer, for the first conflicted decision of run B."""
+    decision = await pool.fetchrow(
+        """
+        SELECT d.id, d.ts FROM decisions d WHERE d.run_id = $1
+        AND EXISTS (SELECT FROM conflicts c WHERE c.decision_id = d.id) ORDER BY d.ts, d.id LIMIT 1
+        """,
+        run_b,
+    )
+    request = uuid.uuid4()
+    error_call, answer_call = uuid.uuid4(), uuid.uuid4()
+    common = (
+        request,
+        decision["id"],
+        run_b,
+        "deepseek",
+        "deepseek-chat",
+        "conflict_resolution",
+        None,
+        "ResolutionAnswer",
+        "digest",
+        "You resolve conflicts.",
+        MARKUP_PROMPT,
+    )
+    insert = """
+        INSERT INTO llm_calls (id, request_id, decision_id, run_id, provider, model, purpose, symbol, answer_model,
+            prompt_digest, system_prompt, user_prompt, raw_response, parsed, validation_error, input_tokens,
+            output_tokens, cost_usd, latency_ms, attempt, cached, error_class, error_message, started_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+            $23, $24)
+    """
+    await pool.execute(
+        insert,
+        error_call,
+        *common,
+        None,
+        None,
+        None,
+        0,
+        0,
+        Decimal("0"),
+        8000.0,
+        1,
+        False,
+        "ProviderTimeout",
+        "no answer within 8 s",
+        decision["ts"],
+    )
+    await pool.execute(
+        insert,
+        answer_call,
+        *common,
+        '{"action": "wait"}',
+        {"action": "wait", "confidence": 0.6},
+        None,
+        420,
+        35,
+        Decimal("0.00125"),
+        950.5,
+        2,
+        False,
+        None,
+        None,
+        decision["ts"] + timedelta(seconds=8),
+    )
+    return decision["id"], error_call
+
+
+# --- fixtures ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def review_url(request: pytest.FixtureRequest, postgres_url: str, migrated_template: str) -> str:
+    return review_database_url(request, postgres_url, migrated_template)
+
+
+@pytest.fixture(scope="module")
+def ids(request: pytest.FixtureRequest, review_url: str) -> ReviewData:
+    return review_data(request)
+
+
+@pytest.fixture
+async def db(review_url: str) -> AsyncIterator[Database]:
+    async with open_database_at(review_url, TEST_DATABASE_CONFIG) as opened:
+        yield opened
+
+
+async def ids_where(db: Database, condition: str, *args: Any) -> list[uuid.UUID]:
+    """Decision ids by plain SQL, newest first: what each filter must match."""
+    rows = await db.pool.fetch(f"SELECT d.id FROM decisions d WHERE {condition} ORDER BY d.ts DESC, d.id DESC", *args)
+    return [row["id"] for row in rows]
+
+
+async def listed(db: Database, **fields: Any) -> list[uuid.UUID]:
+    return [row.id for row in await list_decisions(db, DecisionFilter(limit=None, **fields))]
+
+
+# --- decisions ---------------------------------------------------------------------------------------------
+
+
+async def test_the_replay_filled_what_review_needs(db: Database, ids: ReviewData) -> None:
+    counts = {
+        row["action"]: row["n"] for row in await db.pool.fetch("SELECT action, count(*) n FROM decisions GROUP BY 1")
+    }
+    assert counts.keys() == {"buy", "sell", "hold"}, counts
+    assert await db.pool.fetchval("SELECT count(*) FROM conflicts") > 0
+    assert await db.pool.fetchval("SELECT count(*) FROM fills") > 0
+    assert await db.pool.fetchval("SELECT count(*) FROM decisions WHERE run_id = $1", ids.run_a) > 0
+    assert await db.pool.fetchval("SELECT count(*) FROM decisions WHERE run_id = $1", ids.run_b) > 0
+
+
+async def test_without_a_filter_the_latest_fifty_newest_first(db: Database) -> None:
+    every = await ids_where(db, "true")
+    rows = await list_decisions(db, DecisionFilter())
+    assert [row.id for row in rows] == every[:50]
+    assert await count_decisions(db, DecisionFilter()) == len(every)
+    assert [row.id for row in await list_decisions(db, DecisionFilter(limit=7))] == every[:7]
+
+
+async def test_each_filter_matches_what_sql_says(db: Database, ids: ReviewData) -> None:
+    middle = await db.pool.fetchval("SELECT ts FROM decisions ORDER BY ts OFFSET 100 LIMIT 1")
+    later = middle + timedelta(hours=1)
+    assert await listed(db, since=middle) == await ids_where(db, "d.ts >= $1", middle)
+    assert await listed(db, until=middle) == await ids_where(db, "d.ts < $1", middle)
+    window = await listed(db, since=middle, until=later)
+    assert window == await ids_where(db, "d.ts >= $1 AND d.ts < $2", middle, later)
+    assert window
+    assert all(middle <= row.ts < later for row in await list_decisions(db, DecisionFilter(since=middle, until=later)))
+    assert await listed(db, symbol="XRP/USDT") == await ids_where(db, "d.symbol = 'XRP/USDT'")
+    for action in ("buy", "sell", "hold"):
+        assert await listed(db, action=action) == await ids_where(db, "d.action = $1", action)
+    conflicted = await listed(db, conflicts_only=True)
+    assert conflicted == await ids_where(db, "EXISTS (SELECT FROM conflicts c WHERE c.decision_id = d.id)")
+    assert conflicted
+    assert await listed(db, provider="deepseek") == [ids.deepseek_decision]
+    assert await listed(db, provider="offline") == await ids_where(
+        db, "EXISTS (SELECT FROM llm_calls l WHERE l.decision_id = d.id AND l.provider = 'offline')"
+    )
+    assert await listed(db, provider="nobody") == []
+    run_a, run_b = await listed(db, run_id=ids.run_a), await listed(db, run_id=ids.run_b)
+    assert run_a == await ids_where(db, "d.run_id = $1", ids.run_a)
+    assert sorted(run_a + run_b) == sorted(await ids_where(db, "true"))
+    combined = await listed(db, symbol="BTC/USDT", action="sell", conflicts_only=True, run_id=ids.run_b)
+    assert combined == await ids_where(
+        db,
+        "d.symbol = 'BTC/USDT' AND d.action = 'sell' AND d.run_id = $1 "
+        "AND EXISTS (SELECT FROM conflicts c WHERE c.decision_id = d.id)",
+        ids.run_b,
+    )
+
+
+async def test_a_value_is_a_parameter_never_sql(db: Database) -> None:
+    assert await listed(db, symbol="BTC/USDT' OR '1'='1") == []
+    assert await listed(db, provider="x') OR true --") == []
+    assert await db.pool.fetchval("SELECT count(*) FROM decisions") > 0
+
+
+def test_a_filter_refuses_what_cannot_mean_anything() -> None:
+    with pytest.raises(ValidationError, match="timezone"):
+        DecisionFilter(since=datetime(2024, 1, 1))
+    with pytest.raises(ValidationError, match="not before"):
+        DecisionFilter(since=START, until=START)
+    with pytest.raises(ValidationError):
+        DecisionFilter(limit=0)
+    with pytest.raises(ValidationError):
+        DecisionFilter.model_validate({"action": "short"})
+    with pytest.raises(ValidationError):
+        DecisionFilter.model_validate({"colour": "red"})
+
+
+async def test_a_decision_record_holds_everything_behind_it(db: Database, ids: ReviewData) -> None:
+    record = await decision_record(db, ids.filled_decision)
+    assert record is not None
+    decision = record.decision
+    inputs: Any = decision.consensus_inputs
+    named = {entry["output_id"] for entry in inputs}
+    named.add(decision.intent["source_output_id"])
+    assert {str(view.id) for view in record.views} == named
+    assert all(view.symbol == decision.symbol for view in record.views)
+    assert record.conflicts
+    assert all(conflict.decision_id == decision.id for conflict in record.conflicts)
+    resolution: Any = decision.resolution
+    assert {str(call.id) for call in record.llm_calls} == {a["call_id"] for a in resolution["attempts"]}
+    assert all(call.system_prompt and call.user_prompt for call in record.llm_calls)
+    [order] = record.orders
+    assert order.order.status == "filled"
+    [fill] = order.fills
+    assert fill.qty == order.order.qty
+    assert fill.price == round(Decimal(repr(decision.intent["entry_price"])), 8)
+
+
+async def test_a_decisions_llm_attempts_are_whole_rows_in_order(db: Database, ids: ReviewData) -> None:
+    record = await decision_record(db, ids.deepseek_decision)
+    assert record is not None
+    deepseek = [call for call in record.llm_calls if call.provider == "deepseek"]
+    assert [call.attempt for call in deepseek] == [1, 2]
+    failed, answered = deepseek
+    assert failed.id == ids.deepseek_error_call
+    assert (failed.error_class, failed.error_message, failed.raw_response) == (
+        "ProviderTimeout",
+        "no answer within 8 s",
+        None,
+    )
+    assert answered.parsed == {"action": "wait", "confidence": 0.6}
+    assert (answered.input_tokens, answered.output_tokens, answered.cost_usd) == (420, 35, 0.00125)
+    assert answered.user_prompt == MARKUP_PROMPT
+    assert answered.symbol == record.decision.symbol
+
+
+async def test_unknown_ids_and_prefixes(db: Database, ids: ReviewData) -> None:
+    assert await decision_record(db, uuid.uuid4()) is None
+    assert await llm_call(db, uuid.uuid4()) is None
+    prefix = str(ids.deepseek_decision)[:8]
+    assert await decision_ids_starting_with(db, prefix) == [ids.deepseek_decision]
+    assert await decision_ids_starting_with(db, str(ids.deepseek_decision)[:13]) == [ids.deepseek_decision]
+    assert await llm_call_ids_starting_with(db, str(ids.deepseek_error_call)[:10]) == [ids.deepseek_error_call]
+    with pytest.raises(ValueError, match="prefix"):
+        await decision_ids_starting_with(db, "abc%")
+    with pytest.raises(ValueError, match="prefix"):
+        await decision_ids_starting_with(db, "abcd")
+
+
+async def test_pages_walk_every_match_oldest_first(db: Database) -> None:
+    wanted = DecisionFilter(symbol="BTC/USDT", limit=None)
+    pages = [page async for page in decision_pages(db, wanted, page_size=7)]
+    assert all(len(page) <= 7 for page in pages)
+    walked = [row["id"] for page in pages for row in page]
+    assert walked == list(reversed(await listed(db, symbol="BTC/USDT")))
+    assert list(pages[0][0]) == [name for name, _ in DECISION_COLUMNS]
+    capped = [row async for page in decision_pages(db, DecisionFilter(limit=10), page_size=4) for row in page]
+    assert [row["id"] for row in capped] == list(reversed(await ids_where(db, "true")))[:10]
+
+
+# --- LLM calls ---------------------------------------------------------------------------------------------
+
+
+async def call_ids(db: Database, condition: str, *args: Any) -> list[uuid.UUID]:
+    rows = await db.pool.fetch(
+        f"SELECT c.id FROM llm_calls c WHERE {condition} ORDER BY c.started_at DESC, c.id DESC", *args
+    )
+    return [row["id"] for row in rows]
+
+
+async def listed_calls(db: Database, **fields: Any) -> list[uuid.UUID]:
+    return [row.id for row in await list_llm_calls(db, LLMCallFilter(limit=None, **fields))]
+
+
+async def test_llm_call_filters(db: Database, ids: ReviewData) -> None:
+    assert await count_llm_calls(db, LLMCallFilter()) == len(await call_ids(db, "true"))
+    assert [row.id for row in await list_llm_calls(db, LLMCallFilter())] == (await call_ids(db, "true"))[:50]
+    assert await listed_calls(db, provider="deepseek") == await call_ids(db, "c.provider = 'deepseek'")
+    assert await listed_calls(db, errors_only=True) == [ids.deepseek_error_call]
+    assert await listed_calls(db, purpose="regime_review") == await call_ids(db, "c.purpose = 'regime_review'")
+    assert await listed_calls(db, decision_id=ids.deepseek_decision) == await call_ids(
+        db, "c.decision_id = $1", ids.deepseek_decision
+    )
+    assert await listed_calls(db, run_id=ids.run_a) == await call_ids(db, "c.run_id = $1", ids.run_a)
+    assert await listed_calls(db, since=SPLIT) == await call_ids(db, "c.started_at >= $1", SPLIT)
+    assert await listed_calls(db, until=SPLIT) == await call_ids(db, "c.started_at < $1", SPLIT)
+    xrp = await list_llm_calls(db, LLMCallFilter(symbol="XRP/USDT", limit=None))
+    assert {row.purpose for row in xrp} >= {"regime_review", "conflict_resolution"}
+    assert all(row.symbol == "XRP/USDT" for row in xrp)
+    # An agent's call has no symbol or decision of its own: it is the symbol of the view it was made for.
+    agent_calls = await db.pool.fetch(
+        "SELECT a.llm_call_id, a.symbol FROM agent_outputs a WHERE a.symbol = 'XRP/USDT' AND a.llm_call_id IS NOT NULL"
+    )
+    assert {row["llm_call_id"] for row in agent_calls} <= {row.id for row in xrp}
+
+
+async def test_one_llm_call_whole(db: Database, ids: ReviewData) -> None:
+    call = await llm_call(db, ids.deepseek_error_call)
+    assert call is not None
+    assert (call.provider, call.model, call.latency_ms, call.decision_id) == (
+        "deepseek",
+        "deepseek-chat",
+        8000.0,
+        ids.deepseek_decision,
+    )
+    assert call.system_prompt == "You resolve conflicts."
+
+
+# --- export ------------------------------------------------------------------------------------------------
+
+
+async def test_decisions_export_to_all_three_formats(db: Database, tmp_path: Path) -> None:
+    wanted = DecisionFilter(conflicts_only=True, limit=None)
+    expected = list(reversed(await listed(db, conflicts_only=True)))
+
+    stream = io.StringIO()
+    assert await write_jsonl(decision_pages(db, wanted, page_size=9), DECISION_COLUMNS, stream) == len(expected)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [uuid.UUID(line["id"]) for line in lines] == expected
+    assert isinstance(lines[0]["consensus_terms"], dict)
+    assert lines[0]["conflict_rules"]
+    assert datetime.fromisoformat(lines[0]["ts"]).tzinfo is not None
+
+    with (tmp_path / "d.csv").open("w", newline="", encoding="utf-8") as out:
+        assert await write_csv(decision_pages(db, wanted, page_size=9), DECISION_COLUMNS, out) == len(expected)
+    with (tmp_path / "d.csv").open(newline="", encoding="utf-8") as read:
+        rows = list(csv.DictReader(read))
+    assert [uuid.UUID(row["id"]) for row in rows] == expected
+    assert list(rows[0]) == [name for name, _ in DECISION_COLUMNS]
+    assert json.loads(rows[0]["consensus_terms"]) == lines[0]["consensus_terms"]
+    assert json.loads(rows[0]["risk_checks"]) == lines[0]["risk_checks"]
+
+    path = tmp_path / "d.parquet"
+    assert await write_parquet(decision_pages(db, wanted, page_size=9), DECISION_COLUMNS, path) == len(expected)
+    table = pq.read_table(path)
+    assert table.num_rows == len(expected)
+    assert table.column_names == [name for name, _ in DECISION_COLUMNS]
+    assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+    records = table.to_pylist()
+    assert [uuid.UUID(record["id"]) for record in records] == expected
+    assert json.loads(records[0]["consensus_inputs"]) == lines[0]["consensus_inputs"]
+    assert records[0]["ts"] == datetime.fromisoformat(lines[0]["ts"])
+
+
+async def test_an_empty_export_still_has_its_columns(db: Database, tmp_path: Path) -> None:
+    nothing = DecisionFilter(symbol="NONE/USDT", limit=None)
+    path = tmp_path / "empty.parquet"
+    assert await write_parquet(decision_pages(db, nothing), DECISION_COLUMNS, path) == 0
+    assert pq.read_table(path).column_names == [name for name, _ in DECISION_COLUMNS]
+    stream = io.StringIO()
+    assert await write_csv(decision_pages(db, nothing), DECISION_COLUMNS, stream) == 0
+    assert stream.getvalue().splitlines() == [",".join(name for name, _ in DECISION_COLUMNS)]
+
+
+async def test_llm_calls_export(db: Database, ids: ReviewData, tmp_path: Path) -> None:
+    wanted = LLMCallFilter(decision_id=ids.deepseek_decision, limit=None)
+    path = tmp_path / "calls.parquet"
+    count = await write_parquet(llm_call_pages(db, wanted, page_size=2), LLM_CALL_COLUMNS, path)
+    records = pq.read_table(path).to_pylist()
+    assert len(records) == count == len(await call_ids(db, "c.decision_id = $1", ids.deepseek_decision))
+    deepseek = [record for record in records if record["provider"] == "deepseek"]
+    assert [record["error_class"] for record in deepseek] == ["ProviderTimeout", None]
+    assert json.loads(deepseek[1]["parsed"]) == {"action": "wait", "confidence": 0.6}
+    assert deepseek[1]["cost_usd"] == 0.00125
+    assert deepseek[1]["cached"] is False
+
+
+# --- report ------------------------------------------------------------------------------------------------
+
+
+async def test_the_report_covers_the_latest_run_by_default(db: Database, ids: ReviewData) -> None:
+    run = await latest_run(db)
+    assert run is not None
+    assert run.id == ids.run_b
+    data = await report_data(db, run, now=START + timedelta(days=1))
+    assert data.counts.total == await db.pool.fetchval("SELECT count(*) FROM decisions WHERE run_id = $1", ids.run_b)
+    assert {decision.run_id for decision in data.decisions} == {ids.run_b}
+    assert data.scope.first is not None
+    assert data.scope.first >= SPLIT
+    assert all(point.ts >= SPLIT for point in data.equity)
+    assert [change.to_level for change in data.levels] == ["LIMITED", "NORMAL"]
+    assert {cost.provider for cost in data.costs} == {"offline", "deepseek"}
+    assert sum(cost.cost_usd for cost in data.costs) == pytest.approx(0.00125)
+    assert {trade.filled for trade in data.trades} == {True, False}
+    page = render_html(data)
+    assert page.startswith("<!DOCTYPE html>")
+    for heading in ("Equity and buy-and-hold", "Drawdown", "Trades on price", "Degradation level", "LLM cost per day"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("<svg") == 5
+    assert page.count("<tr>") == min(data.counts.total, 500) + 1
+    assert f"run {ids.run_b}" in page
+    for loads in ("<script", 'src="http', 'href="http', "<link", "@import", "url(http"):
+        assert loads not in page, loads
+
+
+async def test_a_report_on_the_first_run_and_on_everything(db: Database, ids: ReviewData) -> None:
+    run_a = await find_run(db, ids.run_a)
+    assert run_a is not None
+    first = await report_data(db, run_a, now=START, table_limit=20)
+    assert len(first.decisions) == 20
+    assert first.counts.total > 20
+    assert all(point.ts < SPLIT + timedelta(minutes=5) for point in first.equity)
+    assert [change.to_level for change in first.levels] == ["REDUCED", "NORMAL"]
+    assert "The newest 20 of" in render_html(first)
+    everything = await report_data(db, None, now=START)
+    assert everything.counts.total == await db.pool.fetchval("SELECT count(*) FROM decisions")
+    assert len(everything.levels) == 4
+    assert "Every account and run" in render_html(everything)
+    assert await find_run(db, 10_000) is None
+
+
+async def test_trades_are_fills_and_unfilled_orders(db: Database) -> None:
+    trades = await trade_points(db, await report_scope(db, None))
+    fills = await db.pool.fetchval("SELECT count(*) FROM fills")
+    unfilled = await db.pool.fetchval(
+        "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT FROM fills f WHERE f.order_id = o.id)"
+    )
+    assert sum(trade.filled for trade in trades) == fills
+    assert sum(not trade.filled for trade in trades) == unfilled
+    assert all(trade.price > 0 for trade in trades)
+
+
+async def test_a_report_on_an_empty_database_says_so(migrated_database: Database) -> None:
+    assert await latest_run(migrated_database) is None
+    data = await report_data(migrated_database, None, now=START)
+    page = render_html(data)
+    assert "No decisions in this scope." in page
+    assert "<svg" not in page
+    assert "No LLM calls in this scope." in page
+
+
+# --- pure parts of the report ------------------------------------------------------------------------------
+
+
+def test_buy_and_hold_splits_equally_and_waits_for_every_price() -> None:
+    t = [START + timedelta(minutes=5 * i) for i in range(3)]
+    prices = [
+        PricePoint(symbol="A", ts=t[0], price=10.0),
+        PricePoint(symbol="B", ts=t[1], price=2.0),
+        PricePoint(symbol="A", ts=t[2], price=20.0),
+        PricePoint(symbol="B", ts=t[2], price=1.0),
+    ]
+    assert buy_and_hold(prices, 100.0) == [(t[1], 100.0), (t[2], 100.0 * (2.0 + 0.5) / 2)]
+    assert buy_and_hold([], 100.0) == []
+
+
+def test_level_steps_and_thinning() -> None:
+    assert level_steps([], None, None) == []
+    assert level_steps([], START, SPLIT) == [(START, 0), (SPLIT, 0)]
+    assert thin(list(range(10)), 4) == [0, 3, 6, 9]
+    assert thin(list(range(11)), 4) == [0, 3, 6, 9, 10]
+    assert thin([1, 2], 4) == [1, 2]

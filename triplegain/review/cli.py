@@ -1,0 +1,481 @@
+"""``triplegain decisions …``, ``triplegain llm-calls …`` and ``triplegain report``: reviewing what was decided.
+
+Registered by ``triplegain.cli``. Every option is checked before the database is opened (``args``): a mistake
+is one line naming the option and its value, exit code 2. An id nobody has is one line, exit code 1. Ids may be
+given whole or by their first 8 or more hex digits, as the lists print them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+
+from triplegain.clock import WallClock
+from triplegain.config import Settings
+from triplegain.errors import TriplegainError, UserError
+from triplegain.review.args import (
+    ACTIONS,
+    IdQuery,
+    parse_action,
+    parse_id,
+    parse_positive,
+    parse_symbol,
+    parse_text,
+    parse_window,
+)
+from triplegain.review.export import (
+    DECISION_COLUMNS,
+    LLM_CALL_COLUMNS,
+    Column,
+    ExportFormat,
+    Pages,
+    atomic_path,
+    write_csv,
+    write_jsonl,
+    write_parquet,
+)
+from triplegain.review.queries import (
+    DEFAULT_LIMIT,
+    DecisionFilter,
+    DecisionRecord,
+    DecisionSummary,
+    LLMCall,
+    LLMCallFilter,
+    LLMCallSummary,
+    count_decisions,
+    count_llm_calls,
+    decision_ids_starting_with,
+    decision_pages,
+    decision_record,
+    find_run,
+    latest_run,
+    list_decisions,
+    list_llm_calls,
+    llm_call,
+    llm_call_ids_starting_with,
+    llm_call_pages,
+)
+from triplegain.review.render import call_block, call_table, decision_table, print_decision
+from triplegain.review.report import TABLE_LIMIT, render_html, report_data
+from triplegain.store import Database, interrupt_on_sigterm, open_database
+
+decisions_app = typer.Typer(
+    help="Review the coordinator's decisions: list them, show one with everything behind it, export them.",
+    no_args_is_help=True,
+)
+llm_calls_app = typer.Typer(
+    help="Review every LLM attempt (agents' reviews and conflict resolution): list, show, export.",
+    no_args_is_help=True,
+)
+
+
+class NotFound(TriplegainError):
+    """No stored row has the id the user gave (exit code 1: the input was well formed)."""
+
+
+# --- options shared by the commands ------------------------------------------------------------------------
+
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since", metavar="TIME", help="From this time on, inclusive: ISO 8601 date or date-time, UTC if no offset."
+    ),
+]
+Until = Annotated[
+    str | None,
+    typer.Option("--until", metavar="TIME", help="Before this time (exclusive), same forms as --since."),
+]
+Symbol = Annotated[str | None, typer.Option("--symbol", metavar="SYMBOL", help="Only this market, e.g. BTC/USDT.")]
+Provider = Annotated[
+    str | None, typer.Option("--provider", metavar="NAME", help="Only where this LLM provider was asked.")
+]
+Run = Annotated[str | None, typer.Option("--run", metavar="ID", help="Only this daemon run.")]
+Limit = Annotated[
+    str | None, typer.Option("--limit", metavar="N", help=f"At most N rows, the newest (default {DEFAULT_LIMIT}).")
+]
+ExportLimit = Annotated[
+    str | None, typer.Option("--limit", metavar="N", help="At most N rows, the oldest first (default: all).")
+]
+Full = Annotated[bool, typer.Option("--full", help="Whole prompts, responses and JSON instead of their start.")]
+Format = Annotated[str, typer.Option("--format", "-f", metavar="jsonl|csv|parquet", help="Output format.")]
+Out = Annotated[
+    str | None,
+    typer.Option("--out", "-o", metavar="FILE", help="Write to FILE (required for parquet). Default, or -: stdout."),
+]
+
+
+def _decision_filter(
+    since: str | None,
+    until: str | None,
+    symbol: str | None,
+    action: str | None,
+    conflicts_only: bool,
+    provider: str | None,
+    run: str | None,
+    limit: int | None,
+) -> DecisionFilter:
+    start, end = parse_window(since, until)
+    return DecisionFilter(
+        since=start,
+        until=end,
+        symbol=parse_symbol(symbol),
+        action=parse_action(action),
+        conflicts_only=conflicts_only,
+        provider=parse_text(provider, "--provider"),
+        run_id=parse_positive(run, "--run", None),
+        limit=limit,
+    )
+
+
+def _call_filter(
+    since: str | None,
+    until: str | None,
+    provider: str | None,
+    purpose: str | None,
+    symbol: str | None,
+    run: str | None,
+    errors_only: bool,
+    limit: int | None,
+) -> LLMCallFilter:
+    start, end = parse_window(since, until)
+    return LLMCallFilter(
+        since=start,
+        until=end,
+        provider=parse_text(provider, "--provider"),
+        purpose=parse_text(purpose, "--purpose"),
+        symbol=parse_symbol(symbol),
+        run_id=parse_positive(run, "--run", None),
+        errors_only=errors_only,
+        limit=limit,
+    )
+
+
+def _format(value: str, out: str | None) -> tuple[ExportFormat, Path | None]:
+    """The export format and the file to write (None: stdout)."""
+    try:
+        chosen = ExportFormat(value.strip().lower())
+    except ValueError:
+        raise UserError(
+            f"--format: {value!r} is not an export format — one of {', '.join(f.value for f in ExportFormat)}"
+        ) from None
+    path = _out_path(out, "-")
+    if path is None and chosen is ExportFormat.PARQUET:
+        raise UserError("--out: missing — parquet is binary and is written to a file only: --out FILE.parquet")
+    return chosen, path
+
+
+def _out_path(value: str | None, stdout_name: str | None) -> Path | None:
+    """A file to write, in a folder that exists; None for stdout (no value, or ``stdout_name``)."""
+    if value is None or value == stdout_name:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise UserError(f"--out: {value!r} is a folder — a file name is allowed")
+    if not path.parent.is_dir():
+        raise UserError(f"--out: {value!r} is in a folder that does not exist ({path.parent})")
+    return path
+
+
+def _emit(draw: Callable[[Console], None]) -> None:
+    """Print what ``draw`` prints, without the spaces rich pads lines with (they clutter files and diffs)."""
+    console = Console(highlight=False)
+    with console.capture() as captured:
+        draw(console)
+    sys.stdout.write("".join(f"{line.rstrip()}\n" for line in captured.get().splitlines()))
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+    """Open the configured database, do ``work`` with it, close it; SIGTERM stops it like Ctrl-C."""
+
+    async def main() -> None:
+        async with open_database(settings.database) as db:
+            await work(db)
+
+    try:
+        with interrupt_on_sigterm():
+            asyncio.run(main())
+    except BrokenPipeError:
+        # The reader of stdout went away (`… export | head`): stop quietly. Point stdout at /dev/null so that
+        # Python's flush at exit does not fail again (the way the Python docs recommend).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(1) from None
+
+
+async def _resolve(
+    db: Database, query: IdQuery, what: str, starting_with: Callable[[Database, str], Awaitable[list[UUID]]]
+) -> UUID:
+    """The one id ``query`` names (it may be a prefix); ``NotFound`` when none or several do."""
+    if query.exact is not None:
+        return query.exact
+    assert query.prefix is not None
+    matches = await starting_with(db, query.prefix)
+    if not matches:
+        raise NotFound(f"no {what} has an id starting with {query.prefix}")
+    if len(matches) > 1:
+        raise NotFound(f"several {what}s have an id starting with {query.prefix}: give more digits")
+    return matches[0]
+
+
+# --- decisions ---------------------------------------------------------------------------------------------
+
+
+@decisions_app.command("list")
+def decisions_list(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    symbol: Symbol = None,
+    action: Annotated[str | None, typer.Option("--action", metavar="|".join(ACTIONS), help="Only this action.")] = None,
+    conflicts_only: Annotated[
+        bool, typer.Option("--conflicts-only", help="Only decisions where a conflict rule fired.")
+    ] = False,
+    provider: Provider = None,
+    run: Run = None,
+    limit: Limit = None,
+) -> None:
+    """List decisions, newest first, as a table; `decisions show ID` for one."""
+    chosen = _decision_filter(
+        since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", DEFAULT_LIMIT)
+    )
+    settings = ctx.obj.settings()
+    found: list[tuple[list[DecisionSummary], int]] = []
+
+    async def work(db: Database) -> None:
+        found.append((await list_decisions(db, chosen), await count_decisions(db, chosen)))
+
+    _run(settings, work)
+    rows, total = found[0]
+    if not rows:
+        typer.echo("no decisions match")
+        return
+    _emit(lambda console: console.print(decision_table(rows, total)))
+
+
+@decisions_app.command("show")
+def decisions_show(
+    ctx: typer.Context,
+    decision_id: Annotated[str, typer.Argument(metavar="ID", help="A decision's id, or its first 8+ hex digits.")],
+    full: Full = False,
+) -> None:
+    """Show a decision: agent views, consensus terms, conflicts, every LLM attempt, risk rules, order and fills."""
+    query = parse_id(decision_id, "ID", "a decision")
+    settings = ctx.obj.settings()
+    found: list[DecisionRecord] = []
+
+    async def work(db: Database) -> None:
+        wanted = await _resolve(db, query, "decision", decision_ids_starting_with)
+        record = await decision_record(db, wanted)
+        if record is None:
+            raise NotFound(f"no decision {wanted}")
+        found.append(record)
+
+    _run(settings, work)
+    _emit(lambda console: print_decision(console, found[0], full=full))
+
+
+@decisions_app.command("export")
+def decisions_export(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    symbol: Symbol = None,
+    action: Annotated[str | None, typer.Option("--action", metavar="|".join(ACTIONS), help="Only this action.")] = None,
+    conflicts_only: Annotated[
+        bool, typer.Option("--conflicts-only", help="Only decisions where a conflict rule fired.")
+    ] = False,
+    provider: Provider = None,
+    run: Run = None,
+    limit: ExportLimit = None,
+    fmt: Format = ExportFormat.JSONL.value,
+    out: Out = None,
+) -> None:
+    """Export every matching decision, oldest first, one row each (jsonb columns as JSON text in CSV/Parquet)."""
+    chosen = _decision_filter(
+        since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", None)
+    )
+    export_format, path = _format(fmt, out)
+    settings = ctx.obj.settings()
+
+    async def work(db: Database) -> None:
+        count = await _export(decision_pages(db, chosen), DECISION_COLUMNS, export_format, path)
+        if path is not None:
+            typer.echo(f"{count} decisions written to {path}")
+
+    _run(settings, work)
+
+
+# --- LLM calls ---------------------------------------------------------------------------------------------
+
+Purpose = Annotated[
+    str | None, typer.Option("--purpose", metavar="NAME", help="Only this purpose, e.g. conflict_resolution.")
+]
+Decision = Annotated[
+    str | None, typer.Option("--decision", metavar="ID", help="Only the attempts made for this decision.")
+]
+ErrorsOnly = Annotated[bool, typer.Option("--errors-only", help="Only failed or skipped attempts.")]
+
+
+@llm_calls_app.command("list")
+def llm_calls_list(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    provider: Annotated[str | None, typer.Option("--provider", metavar="NAME", help="Only this provider.")] = None,
+    purpose: Purpose = None,
+    symbol: Symbol = None,
+    decision: Decision = None,
+    run: Run = None,
+    errors_only: ErrorsOnly = False,
+    limit: Limit = None,
+) -> None:
+    """List LLM calls, newest first, as a table; `llm-calls show ID` for one."""
+    chosen = _call_filter(
+        since, until, provider, purpose, symbol, run, errors_only, parse_positive(limit, "--limit", DEFAULT_LIMIT)
+    )
+    decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
+    settings = ctx.obj.settings()
+    found: list[tuple[list[LLMCallSummary], int]] = []
+
+    async def work(db: Database) -> None:
+        calls = await _with_decision(db, chosen, decision_query)
+        found.append((await list_llm_calls(db, calls), await count_llm_calls(db, calls)))
+
+    _run(settings, work)
+    rows, total = found[0]
+    if not rows:
+        typer.echo("no LLM calls match")
+        return
+    _emit(lambda console: console.print(call_table(rows, total)))
+
+
+@llm_calls_app.command("show")
+def llm_calls_show(
+    ctx: typer.Context,
+    call_id: Annotated[str, typer.Argument(metavar="ID", help="An LLM call's id, or its first 8+ hex digits.")],
+    full: Full = False,
+) -> None:
+    """Show one LLM attempt: provider, model, latency, tokens, cost, outcome, both prompts and the response."""
+    query = parse_id(call_id, "ID", "an LLM call")
+    settings = ctx.obj.settings()
+    found: list[LLMCall] = []
+
+    async def work(db: Database) -> None:
+        wanted = await _resolve(db, query, "LLM call", llm_call_ids_starting_with)
+        call = await llm_call(db, wanted)
+        if call is None:
+            raise NotFound(f"no LLM call {wanted}")
+        found.append(call)
+
+    _run(settings, work)
+    _emit(lambda console: console.print(call_block(found[0], full=full)))
+
+
+@llm_calls_app.command("export")
+def llm_calls_export(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    provider: Annotated[str | None, typer.Option("--provider", metavar="NAME", help="Only this provider.")] = None,
+    purpose: Purpose = None,
+    symbol: Symbol = None,
+    decision: Decision = None,
+    run: Run = None,
+    errors_only: ErrorsOnly = False,
+    limit: ExportLimit = None,
+    fmt: Format = ExportFormat.JSONL.value,
+    out: Out = None,
+) -> None:
+    """Export every matching LLM call, oldest first, with both prompts and the response."""
+    chosen = _call_filter(
+        since, until, provider, purpose, symbol, run, errors_only, parse_positive(limit, "--limit", None)
+    )
+    decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
+    export_format, path = _format(fmt, out)
+    settings = ctx.obj.settings()
+
+    async def work(db: Database) -> None:
+        calls = await _with_decision(db, chosen, decision_query)
+        count = await _export(llm_call_pages(db, calls), LLM_CALL_COLUMNS, export_format, path)
+        if path is not None:
+            typer.echo(f"{count} LLM calls written to {path}")
+
+    _run(settings, work)
+
+
+async def _with_decision(db: Database, calls: LLMCallFilter, query: IdQuery | None) -> LLMCallFilter:
+    if query is None:
+        return calls
+    wanted = await _resolve(db, query, "decision", decision_ids_starting_with)
+    return calls.model_copy(update={"decision_id": wanted})
+
+
+async def _export(pages: Pages, columns: Sequence[Column], export_format: ExportFormat, path: Path | None) -> int:
+    """Write the pages to ``path`` (atomically) or to stdout; how many rows."""
+    if path is None:
+        if export_format is ExportFormat.CSV:
+            return await write_csv(pages, columns, sys.stdout)
+        return await write_jsonl(pages, columns, sys.stdout)
+    try:
+        with atomic_path(path) as partial:
+            if export_format is ExportFormat.PARQUET:
+                return await write_parquet(pages, columns, partial)
+            with partial.open("w", encoding="utf-8", newline="") as stream:
+                if export_format is ExportFormat.CSV:
+                    return await write_csv(pages, columns, stream)
+                return await write_jsonl(pages, columns, stream)
+    except OSError as error:
+        raise TriplegainError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+# --- report ------------------------------------------------------------------------------------------------
+
+
+def report(
+    ctx: typer.Context,
+    run: Annotated[
+        str | None, typer.Option("--run", metavar="ID", help="The daemon run to report on. Default: the latest run.")
+    ] = None,
+    out: Annotated[str, typer.Option("--out", "-o", metavar="FILE", help="The HTML file to write.")] = "report.html",
+    table_limit: Annotated[
+        str | None,
+        typer.Option("--table-limit", metavar="N", help=f"Decisions in the table, the newest (default {TABLE_LIMIT})."),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of the latest daemon run (or --run ID, or everything if none ran).
+
+    Plots (equity vs buy-and-hold, drawdown, trades on price, degradation level, LLM cost per day), decisions.
+    """
+    run_id = parse_positive(run, "--run", None)
+    rows = parse_positive(table_limit, "--table-limit", TABLE_LIMIT)
+    assert rows is not None
+    path = _out_path(out, None)
+    assert path is not None
+    settings = ctx.obj.settings()
+    pages: list[str] = []
+
+    async def work(db: Database) -> None:
+        if run_id is not None:
+            chosen = await find_run(db, run_id)
+            if chosen is None:
+                raise NotFound(f"no daemon run {run_id}")
+        else:
+            chosen = await latest_run(db)
+        data = await report_data(db, chosen, now=WallClock().now(), table_limit=rows)
+        pages.append(render_html(data))
+
+    _run(settings, work)
+    try:
+        with atomic_path(path) as partial:
+            partial.write_text(pages[0], encoding="utf-8")
+    except OSError as error:
+        raise TriplegainError(f"cannot write {path}: {error.strerror or error}") from error
+    typer.echo(str(path.resolve()))
