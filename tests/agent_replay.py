@@ -28,6 +28,7 @@ async def replay_agents(
     """Run the four agents' tasks at candle time over ``candles``; every run must succeed."""
     full = DegradationSettings().normal
     runner = TaskRunner(AGENTS_ONLY, agent_tasks(pipeline, lambda: full, Counter()), symbols, clock=clock)
+
     async def ingest(candle: Candle) -> None:
         pipeline.ingest(candle)
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -31,6 +31,9 @@ from tests.stubs.llm_server import LLMStubServer
 from triplegain.config import DatabaseConfig
 from triplegain.store import Database, migrate, open_database_at
 from triplegain.store.embedded import acquire_server, release_server
+
+if TYPE_CHECKING:
+    from tests.review_data import ReviewTemplate
 
 TEST_DATABASE_URL_ENV = "TRIPLEGAIN_TEST_DATABASE_URL"
 TEST_DATABASE_CONFIG = DatabaseConfig(pool_min_size=1, pool_max_size=4)
@@ -159,3 +162,13 @@ async def llm_stub() -> AsyncIterator[LLMStubServer]:
     """A local server speaking the OpenAI chat-completions and Anthropic messages wire formats."""
     async with LLMStubServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def review_template(postgres_url: str, migrated_template: str) -> Iterator[ReviewTemplate]:
+    """A database filled by a replay for the decision-review tests (``tests/review_data.py``), made once."""
+    from tests.review_data import create_review_template, drop_database  # it imports this module's helpers
+
+    template = asyncio.run(create_review_template(postgres_url, migrated_template))
+    yield template
+    asyncio.run(drop_database(postgres_url, template.name))

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.e2e.cli import run_cli
-from tests.integration.test_review_queries import MARKUP_PROMPT, ReviewData, review_data, review_database_url
+from tests.review_data import MARKUP_PROMPT, ReviewData, ReviewTemplate, review_database_url
 from triplegain.cli import app
 from triplegain.errors import UserError
 
@@ -25,13 +25,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def env(request: pytest.FixtureRequest, postgres_url: str, migrated_template: str) -> dict[str, str]:
-    return {"TRIPLEGAIN_DATABASE_URL": review_database_url(request, postgres_url, migrated_template)}
+def env(request: pytest.FixtureRequest, postgres_url: str, review_template: ReviewTemplate) -> dict[str, str]:
+    return {"TRIPLEGAIN_DATABASE_URL": review_database_url(request, postgres_url, review_template)}
 
 
 @pytest.fixture(scope="module")
-def ids(request: pytest.FixtureRequest, env: dict[str, str]) -> ReviewData:
-    return review_data(request)
+def ids(review_template: ReviewTemplate) -> ReviewData:
+    return review_template.data
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.integration.test_review_queries import review_data, review_database_url
+from tests.review_data import ReviewTemplate, review_database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -21,8 +21,8 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "decision_review.
 
 
 @pytest.fixture(scope="module")
-def review_url(request: pytest.FixtureRequest, postgres_url: str, migrated_template: str) -> str:
-    return review_database_url(request, postgres_url, migrated_template)
+def review_url(request: pytest.FixtureRequest, postgres_url: str, review_template: ReviewTemplate) -> str:
+    return review_database_url(request, postgres_url, review_template)
 
 
 def test_the_notebook_is_stored_without_outputs() -> None:
@@ -34,7 +34,7 @@ def test_the_notebook_is_stored_without_outputs() -> None:
 
 
 def test_the_notebook_runs_top_to_bottom(
-    review_url: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    review_url: str, review_template: ReviewTemplate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("TRIPLEGAIN_DATABASE_URL", review_url)
     # The kernel's own files go to this test's folder, not the user's home.
@@ -51,7 +51,7 @@ def test_the_notebook_runs_top_to_bottom(
     text = "".join(output.text for output in outputs if output.output_type == "stream" and output.name == "stdout")
     images = [output for output in outputs if {"image/png", "image/svg+xml"} & set(output.get("data", {}))]
     assert len(images) == 5, text  # confidence, conflicts, LLM calls, equity, trades
-    ids = review_data(request)
+    ids = review_template.data
     assert f"latest daemon run: {ids.run_b} of paper" in text
     assert "decisions: {'buy': " in text
     assert "1 failed, $0.0013 in all" in text  # the DeepSeek timeout, and the answer's cost
