@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.unit.test_consensus import BTC, T0, regime_view, view, views_of
 from triplegain.agents import AgentName, Bias, RegimeName
+from triplegain.agents.technical import Components, IndicatorsUsed, TechnicalView, TimeframeReading
 from triplegain.coordinator.breaker import BreakerAction, BreakerRule, PortfolioBreakerState, Trip
 from triplegain.coordinator.conflicts import ConflictRule, ConflictSettings
 from triplegain.coordinator.consensus import AgentView, ConsensusSettings, SymbolViews
@@ -34,6 +35,7 @@ from triplegain.coordinator.resolution import (
 )
 from triplegain.coordinator.resolver import CONSERVATIVE_RULE, ResolverOutcome
 from triplegain.coordinator.state import CoordinatorState
+from triplegain.market import Timeframe
 from triplegain.risk import AccountSnapshot, RiskSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -366,3 +368,46 @@ def test_no_decision_ever_trades_past_the_limits(
     assert held + decision.notional <= 10_000 * risk.max_position_pct / 100 + 1e-6
     assert decision.notional <= cash * decision.leverage + 1e-6
     assert decision.notional >= risk.min_notional
+
+
+def test_a_stop_brought_to_the_risk_rules_minimum_passes_their_stop_rule() -> None:
+    tight = views_of(
+        technical_view_with_atr(17_288.4, 24.7327),
+        view(AgentName.REGIME, Bias.LONG, 0.9),
+        view(AgentName.SENTIMENT, Bias.LONG, 0.9),
+    )
+    decision = decided(context(tight))
+    assert decision.intent.stop_distance_pct == pytest.approx(RULES.risk.min_stop_distance_pct)
+    assert decision.risk is not None
+    assert decision.risk.rejected_by is None
+    assert decision.action is DecisionAction.BUY
+
+
+def technical_view_with_atr(price: float, atr: float) -> AgentView:
+    """A long technical view at ``price`` whose first timeframe reads ``atr``."""
+    base = view(AgentName.TECHNICAL, Bias.LONG, 0.9)
+    indicators = IndicatorsUsed(
+        close=price,
+        ema_fast=None,
+        ema_slow=None,
+        macd_histogram=None,
+        rsi=None,
+        adx=None,
+        atr=atr,
+        vwap=None,
+        bollinger_upper=None,
+        bollinger_lower=None,
+    )
+    components = Components(ema_cross=None, macd=None, rsi=None, vwap=None)
+    reading = TimeframeReading(
+        timeframe=Timeframe.M5,
+        open_time=T0,
+        score=0.5,
+        trend=1.0,
+        consistency=1.0,
+        components=components,
+        indicators=indicators,
+    )
+    assert isinstance(base.body, TechnicalView)
+    body = base.body.model_copy(update={"price": price, "timeframes": (reading,)})
+    return base.model_copy(update={"body": body})

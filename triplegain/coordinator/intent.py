@@ -25,6 +25,8 @@ from triplegain.coordinator.consensus import SymbolViews
 from triplegain.risk import RiskSettings
 from triplegain.section import Section
 
+_BOUND_MARGIN = 1e-9
+
 
 class IntentSettings(Section):
     """How a technical view's lean becomes an entry, a stop and a target."""
@@ -104,7 +106,10 @@ def intent_from(views: SymbolViews, settings: IntentSettings, risk: RiskSettings
     else:
         wanted_pct = settings.fallback_stop_pct
         basis = f"ATR not known yet: fallback {wanted_pct:g} % of entry"
-    distance_pct = min(risk.max_stop_distance_pct, max(risk.min_stop_distance_pct, wanted_pct))
+    # A hair inside the bounds: the risk rules measure the distance back from the prices, and at exactly a bound
+    # float rounding could put it a hair outside.
+    low, high = risk.min_stop_distance_pct * (1 + _BOUND_MARGIN), risk.max_stop_distance_pct * (1 - _BOUND_MARGIN)
+    distance_pct = min(high, max(low, wanted_pct))
     if distance_pct != wanted_pct:
         basis += (
             f", brought within the risk rules' {risk.min_stop_distance_pct:g}–{risk.max_stop_distance_pct:g} %: "
