@@ -226,6 +226,16 @@ class Coordinator:
             reason=written.reason,
             already_stored=stored.already_stored,
         )
+        await self._publish(
+            Topic.TRADE_INTENTS,
+            {
+                "decision_id": str(written.id),
+                "action": written.action,
+                "confidence": written.confidence,
+                "reason": written.reason,
+            },
+            symbol=symbol,
+        )
         if stored.order_stored and stored.write.order is not None:
             await self._place(stored.write.order)
         return stored

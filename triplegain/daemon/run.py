@@ -65,7 +65,7 @@ class RunOptions:
 
 
 @dataclass
-class _Stop:
+class StopRequest:
     """Signals received: the first asks for a clean stop, the second for an immediate one."""
 
     requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,7 +82,7 @@ async def run_daemon(
         board.say(fallback.message)
     settings = fallback.settings
     feed, clock, symbols, timeframe = await _open_feed(settings, options)
-    stop = _Stop()
+    stop = StopRequest()
     main = asyncio.current_task()
     _install_signal_handlers(stop, main)
     try:
@@ -119,7 +119,7 @@ async def _trade(
     clock: Clock,
     symbols: list[str],
     timeframe: Timeframe,
-    stop: _Stop,
+    stop: StopRequest,
     board: StatusBoard,
 ) -> RunSummary:
     account = settings.coordinator.account
@@ -153,14 +153,14 @@ async def _trade(
         system.candle_hook = on_candle
         async with board.showing(tracker, options.status_interval_seconds):
             if options.source == "ccxt":
-                await _live(system, feed, stop)
+                await run_live(system, feed, stop)
             else:
                 await system.replay(_until_stopped(feed, stop))
         await system.bus.drain()
     return await summarize(db, run_id, tracker, wall.monotonic() - started, broker.equity())
 
 
-async def _live(system: TradingSystem, feed: Feed, stop: _Stop) -> None:
+async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest) -> None:
     live = LiveSchedule(
         system.settings.coordinator.schedule, system.runner, clock=system.clock, started_at=system.clock.now()
     )
@@ -172,7 +172,7 @@ async def _live(system: TradingSystem, feed: Feed, stop: _Stop) -> None:
         await live.shutdown()
 
 
-async def _until_stopped(feed: Feed, stop: _Stop) -> AsyncIterator[Candle]:
+async def _until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]:
     """The feed's candles until it ends or a stop is requested (a candle already taken in is finished)."""
     next_candle = asyncio.ensure_future(anext(feed))
     stopping = asyncio.ensure_future(stop.requested.wait())
@@ -256,7 +256,7 @@ class _Prepended:
         await self._rest.aclose()
 
 
-def _install_signal_handlers(stop: _Stop, main: asyncio.Task[object] | None) -> None:
+def _install_signal_handlers(stop: StopRequest, main: asyncio.Task[object] | None) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
