@@ -138,3 +138,38 @@ async def test_operator_control_a_crash_and_a_restart_lose_and_duplicate_nothing
     final = run_cli("coordinator", "status", env=env)
     assert "state        RUNNING" in final.stdout
     assert "after the crash" in final.stdout
+
+
+async def test_sigterm_stops_cleanly_and_a_second_signal_at_once(env: dict[str, str], empty_database_url: str) -> None:
+    clean = daemon(env, "3000")
+    wait_until_running(env, clean)
+    clean.send_signal(signal.SIGTERM)
+    out, err = clean.communicate(timeout=60)
+    assert clean.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    assert "(signal SIGTERM)" in out
+    assert "final equity" in out
+
+    hurried = daemon(env, "3000")
+    wait_until_running(env, hurried)
+    hurried.send_signal(signal.SIGTERM)
+    assert hurried.stderr is not None
+    seen = []
+    for line in hurried.stderr:  # the kernel merges a signal sent again before the first is handled
+        seen.append(line)
+        if "stopping: finishing running tasks" in line:
+            break
+    hurried.send_signal(signal.SIGTERM)
+    out, rest = hurried.communicate(timeout=60)
+    err = "".join(seen) + rest
+    assert hurried.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert "stopped at once" in err
+
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        runs = await connection.fetch("SELECT exit_reason, ended_at FROM daemon_runs ORDER BY id")
+    finally:
+        await connection.close()
+    assert [row["exit_reason"] for row in runs] == ["signal SIGTERM", "signal SIGTERM twice"]
+    assert all(row["ended_at"] is not None for row in runs)

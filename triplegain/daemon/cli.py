@@ -15,6 +15,8 @@ from triplegain.daemon.status import StatusBoard
 from triplegain.logs import configure_logging
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+STOPPED_AT_ONCE = 130
+"""Exit code after a second SIGINT/SIGTERM (as a shell reports an interrupted command)."""
 
 
 def parse_speed(value: str | None) -> float | None:
@@ -73,7 +75,11 @@ def run(
     options = RunOptions(source=chosen, replay_files=tuple(paths), speed=parse_speed(speed), seed=seed)
     interactive = sys.stdout.isatty() and not json_logs
     board = StatusBoard(sys.stdout if interactive else sys.stderr, rich_panel=interactive)
-    summary = asyncio.run(run_daemon(settings, options, os.environ, board))
+    try:
+        summary = asyncio.run(run_daemon(settings, options, os.environ, board))
+    except asyncio.CancelledError:
+        typer.echo("stopped at once (second signal); acknowledged writes were already committed", err=True)
+        raise typer.Exit(STOPPED_AT_ONCE) from None
     if json_logs:
         typer.echo(summary.model_dump_json())
     else:
