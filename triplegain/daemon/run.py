@@ -96,6 +96,8 @@ async def run_daemon(
                 reason = "error"
                 try:
                     summary = await _trade(settings, options, db, run_id, feed, clock, symbols, timeframe, stop, board)
+                    if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
+                        raise asyncio.CancelledError
                     reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
                     summary = summary.model_copy(update={"exit_reason": reason})
                     return summary
@@ -192,8 +194,8 @@ async def _until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]
     finally:
         for pending in (next_candle, stopping):
             pending.cancel()
-        with suppress(asyncio.CancelledError, StopAsyncIteration):
-            await next_candle
+        # gather, not suppress: a cancellation of this task itself (a second signal) must go on.
+        await asyncio.gather(next_candle, stopping, return_exceptions=True)
 
 
 async def _open_feed(settings: Settings, options: RunOptions) -> tuple[Feed, Clock, list[str], Timeframe]:

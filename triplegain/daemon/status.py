@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
@@ -98,18 +98,14 @@ class StatusBoard:
                 try:
                     yield
                 finally:
-                    task.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await task
+                    await _stopped(task)
                     live.update(_panel(tracker))
             return
         task = asyncio.create_task(self._refresh(lambda: self.say(_line(tracker)), interval_seconds))
         try:
             yield
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await _stopped(task)
             self.say(_line(tracker))
 
     async def _refresh(self, show: object, interval_seconds: float) -> None:
@@ -120,6 +116,12 @@ class StatusBoard:
             await asyncio.sleep(max(0.0, next_at - wall.monotonic()))
             next_at += interval_seconds
             show()
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it; a cancellation of the caller itself still propagates."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _line(tracker: RunTracker) -> str:
