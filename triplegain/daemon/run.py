@@ -12,7 +12,8 @@ restores the account; the trading system (``coordinator.system``) restores the c
 - ccxt: the wall clock, APScheduler's schedule (``coordinator.live``), candles taken in as the exchange closes
   them, until a signal.
 
-Every candle first reaches the broker (fills of the orders placed at the previous tick, stops and targets), whose
+Every candle first reports the feed's new errors (rejected candles, failed requests) to the degradation monitor,
+then reaches the broker (fills of the orders placed at the previous tick, stops and targets), whose
 closed trades and equity go to the breaker, before any task of that candle's time runs. SIGINT or SIGTERM stops
 taking candles, gives running tasks ``coordinator.schedule.shutdown_timeout_seconds``, flushes every write,
 records the exit and stops the embedded server: exit 0. A second signal cancels what is left at once; what was
@@ -26,6 +27,7 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +35,7 @@ import structlog
 
 from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings
+from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
 from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.daemon.keys import offline_where_keys_missing
@@ -144,8 +147,10 @@ async def _trade(
         run_id=run_id,
     ) as system:
         tracker = board.track(system, broker)
+        feed_errors = FeedErrors(feed, system.monitor)
 
         async def on_candle(candle: Candle) -> None:
+            feed_errors.report(candle.close_time)
             update = await broker.on_candle(candle)
             for trade in update.closed_trades:
                 await system.coordinator.on_trade_closed(trade.pnl, trade.closed_at)
@@ -160,6 +165,24 @@ async def _trade(
                 await system.replay(_until_stopped(feed, stop))
         await system.bus.drain()
     return await summarize(db, run_id, tracker, wall.monotonic() - started, broker.equity())
+
+
+class FeedErrors:
+    """Hands the feed's new rejected candles and failed requests to the degradation monitor, one event each."""
+
+    def __init__(self, feed: Feed, monitor: HealthMonitor) -> None:
+        self._feed = feed
+        self._monitor = monitor
+        self._seen = 0
+
+    def report(self, at: datetime) -> int:
+        """Report what went wrong since the last call, dated ``at``; how many errors were new."""
+        stats = self._feed.stats()
+        total = stats.rejected + stats.failed_requests
+        new, self._seen = total - self._seen, total
+        for _ in range(new):
+            self._monitor.market_data_error(at)
+        return new
 
 
 async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest) -> None:
