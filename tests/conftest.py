@@ -91,12 +91,12 @@ def postgres_url(scratch_dir: Path) -> Iterator[str]:
 def migrated_template(postgres_url: str) -> Iterator[str]:
     """Name of a database with every migration applied, from which each test's migrated database is copied."""
     name = unique_name("triplegain_template")
-    asyncio.run(_create_database(postgres_url, name, template="template0"))
+    asyncio.run(create_database(postgres_url, name, template="template0"))
     try:
         asyncio.run(_migrate(url_with_database(postgres_url, name)))
         yield name
     finally:
-        asyncio.run(_drop_database(postgres_url, name))
+        asyncio.run(drop_database(postgres_url, name))
 
 
 @pytest.fixture
@@ -129,14 +129,14 @@ def migrated_pool(migrated_database: Database) -> Any:
 @asynccontextmanager
 async def _fresh_database(postgres_url: str, *, template: str) -> AsyncIterator[str]:
     name = unique_name("test")
-    await _create_database(postgres_url, name, template=template)
+    await create_database(postgres_url, name, template=template)
     try:
         yield url_with_database(postgres_url, name)
     finally:
-        await _drop_database(postgres_url, name)
+        await drop_database(postgres_url, name)
 
 
-async def _create_database(postgres_url: str, name: str, *, template: str) -> None:
+async def create_database(postgres_url: str, name: str, *, template: str) -> None:
     connection = await asyncpg.connect(postgres_url)
     try:
         await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
@@ -144,7 +144,7 @@ async def _create_database(postgres_url: str, name: str, *, template: str) -> No
         await connection.close()
 
 
-async def _drop_database(postgres_url: str, name: str) -> None:
+async def drop_database(postgres_url: str, name: str) -> None:
     connection = await asyncpg.connect(postgres_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -167,7 +167,7 @@ async def llm_stub() -> AsyncIterator[LLMStubServer]:
 @pytest.fixture(scope="session")
 def review_template(postgres_url: str, migrated_template: str) -> Iterator[ReviewTemplate]:
     """A database filled by a replay for the decision-review tests (``tests/review_data.py``), made once."""
-    from tests.review_data import create_review_template, drop_database  # it imports this module's helpers
+    from tests.review_data import create_review_template  # it imports this module's helpers
 
     template = asyncio.run(create_review_template(postgres_url, migrated_template))
     yield template

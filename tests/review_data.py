@@ -21,18 +21,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from tests.conftest import TEST_DATABASE_CONFIG, unique_name, url_with_database
+from tests.conftest import TEST_DATABASE_CONFIG, create_database, drop_database, unique_name, url_with_database
+from tests.offline_replay import btc_partly_held, offline_replay_settings
 from triplegain.clock import FakeClock
-from triplegain.config import Settings, load_settings
 from triplegain.coordinator.system import trading_system
 from triplegain.market import SyntheticFeed, SyntheticSettings, Timeframe
-from triplegain.risk import AccountSnapshot
 from triplegain.store import open_database_at
 
-HEADLINES = Path(__file__).resolve().parent / "data" / "headlines.jsonl"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPLIT = START + timedelta(hours=8)
 SYMBOLS = {"BTC/USDT": 40_000.0, "XRP/USDT": 0.6}
@@ -40,20 +37,8 @@ CANDLES = 160
 ACCOUNT = "paper"
 MARKUP_PROMPT = "Resolve [bold]this[/bold] conflict; data: [1, 2]"
 
-REVIEW_CONFIG = f"""
-agents:
-  technical: {{timeframes: [5m, 15m]}}
-  regime: {{timeframe: 15m, llm_provider: offline}}
-  sentiment:
-    llm_provider: offline
-    sources: [{{kind: replay, path: "{HEADLINES}"}}]
-coordinator:
-  account: {ACCOUNT}
-  resolver: {{providers: [offline]}}
-  conflicts: {{risk_cut_threshold: 0.3, opposed_max_confidence_gap: 0.5}}
-  schedule:
-    housekeeping: {{interval_seconds: 900}}
-execution: {{allow_borrowing: true}}
+BORROWING = """
+execution: {allow_borrowing: true}
 """
 
 
@@ -81,52 +66,21 @@ class ReviewTemplate:
 async def create_review_template(postgres_url: str, migrated_template: str) -> ReviewTemplate:
     """Fill a new database from the migrated template (see the module docstring)."""
     name = unique_name("triplegain_review")
-    await _create(postgres_url, name, migrated_template)
+    await create_database(postgres_url, name, template=migrated_template)
     return ReviewTemplate(name, await _fill(url_with_database(postgres_url, name)))
-
-
-async def drop_database(postgres_url: str, name: str) -> None:
-    await _drop(postgres_url, name)
 
 
 def review_database_url(request: pytest.FixtureRequest, postgres_url: str, template: ReviewTemplate) -> str:
     """A fresh copy of the filled review database, dropped when ``request``'s scope ends."""
     name = unique_name("test_review")
-    asyncio.run(_create(postgres_url, name, template.name))
-    request.addfinalizer(lambda: asyncio.run(_drop(postgres_url, name)))
+    asyncio.run(create_database(postgres_url, name, template=template.name))
+    request.addfinalizer(lambda: asyncio.run(drop_database(postgres_url, name)))
     return url_with_database(postgres_url, name)
-
-
-async def _create(postgres_url: str, name: str, template: str) -> None:
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await connection.close()
-
-
-async def _drop(postgres_url: str, name: str) -> None:
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
-def review_settings(folder: Path) -> Settings:
-    path = folder / "review.yaml"
-    path.write_text(REVIEW_CONFIG)
-    return load_settings(path, environ={})
-
-
-def _account(now: datetime) -> AccountSnapshot:
-    """Part of BTC's cap already held, so BTC's entries are cut (a risk_cut conflict)."""
-    return AccountSnapshot(equity=10_000.0, cash=9_000.0, open_notional={"BTC/USDT": 1_200.0}, now=now)
 
 
 async def _fill(url: str) -> ReviewData:
     with tempfile.TemporaryDirectory() as folder:
-        settings = review_settings(Path(folder))
+        settings = offline_replay_settings(Path(folder), BORROWING)
     async with open_database_at(url, TEST_DATABASE_CONFIG) as db:
         pool = db.pool
         run_a = await _insert_run(pool, START, START + timedelta(hours=9))
@@ -141,7 +95,7 @@ async def _fill(url: str) -> ReviewData:
             clock=clock,
             symbols=list(SYMBOLS),
             base_timeframe=Timeframe.M5,
-            account_source=_account,
+            account_source=btc_partly_held,
             replaying=True,
             run_id=run_a,
             environ={},

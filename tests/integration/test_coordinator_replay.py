@@ -15,52 +15,29 @@ from typing import Any
 
 import pytest
 
+from tests.offline_replay import btc_partly_held, offline_replay_settings
 from triplegain.agents import AgentName, Bias
 from triplegain.clock import FakeClock
-from triplegain.config import Settings, load_settings
+from triplegain.config import Settings
 from triplegain.coordinator.consensus import ConsensusInput, ConsensusSettings, Stance
 from triplegain.coordinator.decision_rows import client_order_id_for
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.market import Candle, SyntheticFeed, SyntheticSettings, Timeframe
-from triplegain.risk import AccountSnapshot
 from triplegain.store import Database
 from triplegain.store.decisions import decision_details
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
-HEADLINES = Path(__file__).resolve().parents[1] / "data" / "headlines.jsonl"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SYMBOLS = {"BTC/USDT": 40_000.0, "XRP/USDT": 0.6}
 CANDLES = 240
 
 
-REPLAY_CONFIG = f"""
-agents:
-  technical: {{timeframes: [5m, 15m]}}
-  regime: {{timeframe: 15m, llm_provider: offline}}
-  sentiment:
-    llm_provider: offline
-    sources: [{{kind: replay, path: "{HEADLINES}"}}]
-coordinator:
-  resolver: {{providers: [offline]}}
-  conflicts: {{risk_cut_threshold: 0.3, opposed_max_confidence_gap: 0.5}}
-  schedule:
-    housekeeping: {{interval_seconds: 900}}
-"""
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Offline reviews and resolver; a low risk-cut threshold and a held position make conflicts happen."""
-    path = tmp_path / "triplegain.yaml"
-    path.write_text(REPLAY_CONFIG)
-    return load_settings(path, environ={})
-
-
-def account(now: datetime) -> AccountSnapshot:
-    """A paper account with part of BTC's cap already held, so BTC's entries are cut."""
-    return AccountSnapshot(equity=10_000.0, cash=9_000.0, open_notional={"BTC/USDT": 1_200.0}, now=now)
+    return offline_replay_settings(tmp_path)
 
 
 def candles(clock: FakeClock, count: int = CANDLES, seed: int = 5) -> AsyncIterable[Candle]:
@@ -75,7 +52,7 @@ def system(settings: Settings, db: Database, clock: FakeClock) -> Any:
         clock=clock,
         symbols=list(SYMBOLS),
         base_timeframe=Timeframe.M5,
-        account_source=account,
+        account_source=btc_partly_held,
         replaying=True,
         environ={},
     )

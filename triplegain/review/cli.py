@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import typer
@@ -192,16 +192,19 @@ def _emit(draw: Callable[[Console], None]) -> None:
     sys.stdout.write("".join(f"{line.rstrip()}\n" for line in captured.get().splitlines()))
 
 
-def _run(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
-    """Open the configured database, do ``work`` with it, close it; SIGTERM stops it like Ctrl-C."""
+T = TypeVar("T")
 
-    async def main() -> None:
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the configured database, do ``work`` with it, close it; its result. SIGTERM stops it like Ctrl-C."""
+
+    async def main() -> T:
         async with open_database(settings.database) as db:
-            await work(db)
+            return await work(db)
 
     try:
         with interrupt_on_sigterm():
-            asyncio.run(main())
+            return asyncio.run(main())
     except BrokenPipeError:
         # The reader of stdout went away (`… export | head`): stop quietly. Point stdout at /dev/null so that
         # Python's flush at exit does not fail again (the way the Python docs recommend).
@@ -247,13 +250,11 @@ def decisions_list(
         since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", DEFAULT_LIMIT)
     )
     settings = ctx.obj.settings()
-    found: list[tuple[list[DecisionSummary], int]] = []
 
-    async def work(db: Database) -> None:
-        found.append((await list_decisions(db, chosen), await count_decisions(db, chosen)))
+    async def work(db: Database) -> tuple[list[DecisionSummary], int]:
+        return await list_decisions(db, chosen), await count_decisions(db, chosen)
 
-    _run(settings, work)
-    rows, total = found[0]
+    rows, total = _run(settings, work)
     if not rows:
         typer.echo("no decisions match")
         return
@@ -269,17 +270,16 @@ def decisions_show(
     """Show a decision: agent views, consensus terms, conflicts, every LLM attempt, risk rules, order and fills."""
     query = parse_id(decision_id, "ID", "a decision")
     settings = ctx.obj.settings()
-    found: list[DecisionRecord] = []
 
-    async def work(db: Database) -> None:
+    async def work(db: Database) -> DecisionRecord:
         wanted = await _resolve(db, query, "decision", decision_ids_starting_with)
         record = await decision_record(db, wanted)
         if record is None:
             raise NotFound(f"no decision {wanted}")
-        found.append(record)
+        return record
 
-    _run(settings, work)
-    _emit(lambda console: print_decision(console, found[0], full=full))
+    record = _run(settings, work)
+    _emit(lambda console: print_decision(console, record, full=full))
 
 
 @decisions_app.command("export")
@@ -343,14 +343,12 @@ def llm_calls_list(
     )
     decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
     settings = ctx.obj.settings()
-    found: list[tuple[list[LLMCallSummary], int]] = []
 
-    async def work(db: Database) -> None:
+    async def work(db: Database) -> tuple[list[LLMCallSummary], int]:
         calls = await _with_decision(db, chosen, decision_query)
-        found.append((await list_llm_calls(db, calls), await count_llm_calls(db, calls)))
+        return await list_llm_calls(db, calls), await count_llm_calls(db, calls)
 
-    _run(settings, work)
-    rows, total = found[0]
+    rows, total = _run(settings, work)
     if not rows:
         typer.echo("no LLM calls match")
         return
@@ -366,17 +364,16 @@ def llm_calls_show(
     """Show one LLM attempt: provider, model, latency, tokens, cost, outcome, both prompts and the response."""
     query = parse_id(call_id, "ID", "an LLM call")
     settings = ctx.obj.settings()
-    found: list[LLMCall] = []
 
-    async def work(db: Database) -> None:
+    async def work(db: Database) -> LLMCall:
         wanted = await _resolve(db, query, "LLM call", llm_call_ids_starting_with)
         call = await llm_call(db, wanted)
         if call is None:
             raise NotFound(f"no LLM call {wanted}")
-        found.append(call)
+        return call
 
-    _run(settings, work)
-    _emit(lambda console: console.print(call_block(found[0], full=full)))
+    call = _run(settings, work)
+    _emit(lambda console: console.print(call_block(call, full=full)))
 
 
 @llm_calls_app.command("export")
@@ -460,22 +457,20 @@ def report(
     path = _out_path(out, None)
     assert path is not None
     settings = ctx.obj.settings()
-    pages: list[str] = []
 
-    async def work(db: Database) -> None:
+    async def work(db: Database) -> str:
         if run_id is not None:
             chosen = await find_run(db, run_id)
             if chosen is None:
                 raise NotFound(f"no daemon run {run_id}")
         else:
             chosen = await latest_run(db)
-        data = await report_data(db, chosen, now=WallClock().now(), table_limit=rows)
-        pages.append(render_html(data))
+        return render_html(await report_data(db, chosen, now=WallClock().now(), table_limit=rows))
 
-    _run(settings, work)
+    page = _run(settings, work)
     try:
         with atomic_path(path) as partial:
-            partial.write_text(pages[0], encoding="utf-8")
+            partial.write_text(page, encoding="utf-8")
     except OSError as error:
         raise TriplegainError(f"cannot write {path}: {error.strerror or error}") from error
     typer.echo(str(path.resolve()))

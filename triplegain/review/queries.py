@@ -28,9 +28,16 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from triplegain.coordinator.degradation import DegradationLevel
 from triplegain.store.database import Database
-from triplegain.store.decisions import Action, ConflictRow, DecisionRow, OrderRow
+from triplegain.store.decisions import (
+    ORDER_COLUMNS,
+    Action,
+    ConflictRow,
+    DecisionRow,
+    OrderRow,
+    decision_from_row,
+    order_from_row,
+)
 from triplegain.store.records import AgentOutputRecord
 
 DEFAULT_LIMIT = 50
@@ -120,7 +127,7 @@ class FillRow(BaseModel):
     fee: Decimal
     fee_currency: str
     ts: AwareDatetime
-    liquidity: str | None = Field(description="maker or taker; None before the broker recorded it")
+    liquidity: str = Field(description="maker or taker")
 
 
 class OrderWithFills(BaseModel):
@@ -532,18 +539,12 @@ _CALLS_FROM = "FROM llm_calls c LEFT JOIN decisions d ON d.id = c.decision_id"
 _SELECT_DECISION_CALLS = (
     f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.decision_id = $1 ORDER BY c.started_at, c.attempt, c.id"
 )
-# Columns a later migration adds (003: an order's status_reason, a fill's liquidity) are read through to_jsonb,
-# which gives NULL for a column the schema does not have: review works on either schema.
-_SELECT_ORDERS = """
-    SELECT o.id, o.client_order_id, o.account, o.decision_id, o.symbol, o.side, o.type, o.qty, o.price, o.status,
-           o.created_at, o.updated_at, o.reason, (to_jsonb(o) ->> 'stop_price')::numeric AS stop_price,
-           (to_jsonb(o) ->> 'target_price')::numeric AS target_price, to_jsonb(o) ->> 'status_reason' AS status_reason
-    FROM orders o WHERE o.decision_id = $1 ORDER BY o.created_at, o.client_order_id
+_SELECT_ORDERS = f"""
+    SELECT {ORDER_COLUMNS}, status_reason FROM orders WHERE decision_id = $1 ORDER BY created_at, client_order_id
 """
 _SELECT_FILLS = """
-    SELECT f.id, f.order_id, f.client_fill_id, f.qty, f.price, f.fee, f.fee_currency, f.ts,
-           to_jsonb(f) ->> 'liquidity' AS liquidity
-    FROM fills f WHERE f.order_id = ANY($1::uuid[]) ORDER BY f.ts, f.client_fill_id
+    SELECT id, order_id, client_fill_id, qty, price, fee, fee_currency, ts, liquidity
+    FROM fills WHERE order_id = ANY($1::uuid[]) ORDER BY ts, client_fill_id
 """
 
 
@@ -558,7 +559,7 @@ async def decision_record(db: Database, decision_id: UUID) -> DecisionRecord | N
             row = await connection.fetchrow(_SELECT_DECISION, decision_id)
             if row is None:
                 return None
-            decision = _decision(row)
+            decision = decision_from_row(row)
             views = await connection.fetch(_SELECT_VIEWS, sorted(_view_ids(decision)))
             conflicts = await connection.fetch(_SELECT_CONFLICTS, decision_id)
             calls = await connection.fetch(_SELECT_DECISION_CALLS, decision_id)
@@ -572,12 +573,7 @@ async def decision_record(db: Database, decision_id: UUID) -> DecisionRecord | N
         views=tuple(AgentOutputRecord(**dict(view)) for view in views),
         conflicts=tuple(ConflictRow(**dict(conflict)) for conflict in conflicts),
         llm_calls=tuple(_call(call) for call in calls),
-        orders=tuple(
-            OrderWithFills(
-                order=_order(order), status_reason=order["status_reason"], fills=tuple(fills_of.get(order["id"], ()))
-            )
-            for order in orders
-        ),
+        orders=tuple(_with_fills(dict(order), fills_of) for order in orders),
     )
 
 
@@ -880,15 +876,11 @@ async def daily_llm_costs(db: Database, scope: ReportScope) -> list[DailyCost]:
 # --- rows to models ----------------------------------------------------------------------------------------
 
 
-def _decision(row: Any) -> DecisionRow:
-    fields = dict(row)
-    fields["degradation_level"] = DegradationLevel[fields["degradation_level"]]
-    return DecisionRow(**fields)
-
-
-def _order(row: Any) -> OrderRow:
-    """An order row with the columns ``OrderRow`` knows (it gains fields as the schema does)."""
-    return OrderRow(**{name: value for name, value in dict(row).items() if name in OrderRow.model_fields})
+def _with_fills(order: dict[str, Any], fills_of: dict[UUID, list[FillRow]]) -> OrderWithFills:
+    status_reason = order.pop("status_reason")
+    return OrderWithFills(
+        order=order_from_row(order), status_reason=status_reason, fills=tuple(fills_of.get(order["id"], ()))
+    )
 
 
 def _summary(row: Any) -> DecisionSummary:

@@ -65,16 +65,21 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
-    """The decision list: newest first, the reason cut to the terminal's width."""
-    shown = f"{len(rows)} of {total}" if total > len(rows) else f"{total}"
-    table = Table(
-        title=Text(f"decisions: {shown} (newest first)", style="bold"),
+def _list_table(what: str, shown: int, total: int) -> Table:
+    """An empty list table titled with how many of how many rows it shows."""
+    counted = f"{shown} of {total}" if total > shown else f"{total}"
+    return Table(
+        title=Text(f"{what}: {counted} (newest first)", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
+
+
+def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
+    """The decision list: newest first, the reason cut to the terminal's width."""
+    table = _list_table("decisions", len(rows), total)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("id", no_wrap=True)
     table.add_column("symbol", no_wrap=True, max_width=12, overflow="ellipsis")
@@ -103,14 +108,7 @@ def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
 
 def call_table(rows: Sequence[LLMCallSummary], total: int) -> Table:
     """The LLM call list: newest first."""
-    shown = f"{len(rows)} of {total}" if total > len(rows) else f"{total}"
-    table = Table(
-        title=Text(f"LLM calls: {shown} (newest first)", style="bold"),
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _list_table("LLM calls", len(rows), total)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("id", no_wrap=True)
     table.add_column("provider", no_wrap=True, max_width=10, overflow="ellipsis")

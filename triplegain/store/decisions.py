@@ -217,21 +217,21 @@ _CONFLICT_COLUMNS = "id, decision_id, ts, rule, details, resolution, resolved_by
 _INSERT_CONFLICT = f"INSERT INTO conflicts ({_CONFLICT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 _SELECT_CONFLICTS = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE decision_id = $1 ORDER BY ts, id"
 
-_ORDER_COLUMNS = """
+ORDER_COLUMNS = """
     id, client_order_id, account, decision_id, symbol, side, type, qty, price, status, created_at, updated_at, reason,
     stop_price, target_price
 """
-_INSERT_ORDER = f"""
-    INSERT INTO orders ({_ORDER_COLUMNS})
+INSERT_ORDER = f"""
+    INSERT INTO orders ({ORDER_COLUMNS})
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING true
 """
 _SELECT_ORDERS_OF_DECISION = (
-    f"SELECT {_ORDER_COLUMNS} FROM orders WHERE decision_id = $1 ORDER BY created_at, client_order_id"
+    f"SELECT {ORDER_COLUMNS} FROM orders WHERE decision_id = $1 ORDER BY created_at, client_order_id"
 )
 _SELECT_PENDING_ORDERS = f"""
-    SELECT {_ORDER_COLUMNS} FROM orders WHERE account = $1 AND status = 'pending'
+    SELECT {ORDER_COLUMNS} FROM orders WHERE account = $1 AND status = 'pending'
     ORDER BY created_at, client_order_id
 """
 _SELECT_CALLS = """
@@ -272,7 +272,7 @@ async def commit_decision(
                 await connection.executemany(_INSERT_CONFLICT, [_conflict_values(c) for c in write.conflicts])
             order_stored = False
             if write.order is not None:
-                order_stored = bool(await connection.fetchval(_INSERT_ORDER, *_order_values(write.order)))
+                order_stored = bool(await connection.fetchval(INSERT_ORDER, *order_values(write.order)))
     return StoredDecision(write=write, state=record.state, already_stored=False, order_stored=order_stored)
 
 
@@ -284,7 +284,7 @@ async def pending_orders(db: Database, account: str) -> list[OrderRow]:
     """
     with db.errors(f"reading the pending orders of {account}"):
         rows = await db.pool.fetch(_SELECT_PENDING_ORDERS, account)
-    return [_order(row) for row in rows]
+    return [order_from_row(row) for row in rows]
 
 
 async def decision_details(db: Database, decision_id: UUID) -> DecisionDetails | None:
@@ -301,9 +301,9 @@ async def decision_details(db: Database, decision_id: UUID) -> DecisionDetails |
             orders = await connection.fetch(_SELECT_ORDERS_OF_DECISION, decision_id)
             calls = await connection.fetch(_SELECT_CALLS, decision_id)
     return DecisionDetails(
-        decision=_decision(row),
+        decision=decision_from_row(row),
         conflicts=tuple(ConflictRow(**dict(conflict)) for conflict in conflicts),
-        orders=tuple(_order(order) for order in orders),
+        orders=tuple(order_from_row(order) for order in orders),
         llm_calls=tuple(DecisionCall(**dict(call)) for call in calls),
     )
 
@@ -354,7 +354,7 @@ def _conflict_values(conflict: ConflictRow) -> tuple[Any, ...]:
     )
 
 
-def _order_values(order: OrderRow) -> tuple[Any, ...]:
+def order_values(order: OrderRow) -> tuple[Any, ...]:
     return (
         order.id,
         order.client_order_id,
@@ -374,11 +374,13 @@ def _order_values(order: OrderRow) -> tuple[Any, ...]:
     )
 
 
-def _decision(row: Any) -> DecisionRow:
+def decision_from_row(row: Any) -> DecisionRow:
+    """A ``decisions`` row as read (the level stored by name) as a ``DecisionRow``."""
     fields = dict(row)
     fields["degradation_level"] = DegradationLevel[fields["degradation_level"]]
     return DecisionRow(**fields)
 
 
-def _order(row: Any) -> OrderRow:
+def order_from_row(row: Any) -> OrderRow:
+    """An ``orders`` row read with ``ORDER_COLUMNS`` as an ``OrderRow``."""
     return OrderRow(**dict(row))

@@ -29,13 +29,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.store.database import Database
 from triplegain.store.decisions import (
-    _INSERT_ORDER,
-    _ORDER_COLUMNS,
+    INSERT_ORDER,
+    ORDER_COLUMNS,
     OrderRow,
     OrderSide,
     OrderStatus,
-    _order,
-    _order_values,
+    order_from_row,
+    order_values,
 )
 
 Liquidity = Literal["maker", "taker"]
@@ -159,7 +159,7 @@ class StoredExecution:
     peak_equity: float | None
 
 
-_SELECT_ORDER_FOR_UPDATE = f"SELECT {_ORDER_COLUMNS}, status_reason FROM orders WHERE client_order_id = $1 FOR UPDATE"
+_SELECT_ORDER_FOR_UPDATE = f"SELECT {ORDER_COLUMNS}, status_reason FROM orders WHERE client_order_id = $1 FOR UPDATE"
 _UPDATE_ORDER = """
     UPDATE orders SET status = $2, updated_at = $3, status_reason = coalesce($4, status_reason),
                       qty = coalesce($5, qty)
@@ -197,7 +197,7 @@ _SELECT_FILLS = """
     ORDER BY f.seq
 """
 _SELECT_OPEN_ORDERS = f"""
-    SELECT {_ORDER_COLUMNS} FROM orders WHERE account = $1 AND status IN ('open', 'partially_filled')
+    SELECT {ORDER_COLUMNS} FROM orders WHERE account = $1 AND status IN ('open', 'partially_filled')
     ORDER BY created_at, client_order_id
 """
 _SELECT_MARKS = "SELECT account, symbol, candle_open_time, price FROM broker_marks WHERE account = $1 ORDER BY symbol"
@@ -217,7 +217,7 @@ async def settle_submission(db: Database, order: OrderRow, decide: Callable[[Ord
     """
     with db.errors(f"settling order {order.client_order_id}"):
         async with db.pool.acquire() as connection, connection.transaction():
-            await connection.fetchval(_INSERT_ORDER, *_order_values(order))
+            await connection.fetchval(INSERT_ORDER, *order_values(order))
             row = await connection.fetchrow(_SELECT_ORDER_FOR_UPDATE, order.client_order_id)
             stored, reason = _order_with_reason(row)
             if stored.account != order.account:
@@ -240,7 +240,7 @@ async def record_candle(db: Database, write: CandleWrite) -> None:
     with db.errors(f"recording the {write.mark.symbol} candle of {account}"):
         async with db.pool.acquire() as connection, connection.transaction():
             if write.new_orders:
-                await connection.executemany(_INSERT_ORDER, [_order_values(order) for order in write.new_orders])
+                await connection.executemany(INSERT_ORDER, [order_values(order) for order in write.new_orders])
             if write.fills:
                 await connection.executemany(_INSERT_FILL, [_fill_values(fill) for fill in write.fills])
             if write.updates:
@@ -259,7 +259,7 @@ async def record_orders(db: Database, account: str, orders: Sequence[OrderRow], 
     with db.errors(f"recording the orders of {account}"):
         async with db.pool.acquire() as connection, connection.transaction():
             if orders:
-                await connection.executemany(_INSERT_ORDER, [_order_values(order) for order in orders])
+                await connection.executemany(INSERT_ORDER, [order_values(order) for order in orders])
             if updates:
                 await connection.executemany(_UPDATE_ORDER, [_update_values(update) for update in updates])
 
@@ -277,7 +277,7 @@ async def load_execution(db: Database, account: str) -> StoredExecution:
             peak = await connection.fetchval(_SELECT_PEAK, account)
     return StoredExecution(
         fills=tuple(_stored_fill(row) for row in fills),
-        open_orders=tuple(_order(row) for row in orders),
+        open_orders=tuple(order_from_row(row) for row in orders),
         marks=tuple(
             MarkRow(account=r["account"], symbol=r["symbol"], candle_open_time=r["candle_open_time"], price=r["price"])
             for r in marks
@@ -312,7 +312,7 @@ def _float(value: Decimal | None) -> float | None:
 def _order_with_reason(row: Any) -> tuple[OrderRow, str | None]:
     fields = dict(row)
     reason = fields.pop("status_reason")
-    return _order(fields), reason
+    return order_from_row(fields), reason
 
 
 def _update_values(update: OrderUpdate) -> tuple[Any, ...]:
