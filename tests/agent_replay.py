@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterable, Sequence
 
 from triplegain.agents.pipeline import AgentPipeline
@@ -27,7 +26,7 @@ async def replay_agents(
 ) -> ReplayProgress:
     """Run the four agents' tasks at candle time over ``candles``; every run must succeed."""
     full = DegradationSettings().normal
-    runner = TaskRunner(AGENTS_ONLY, agent_tasks(pipeline, lambda: full, Counter()), symbols, clock=clock)
+    runner = TaskRunner(AGENTS_ONLY, agent_tasks(pipeline, lambda: full), symbols, clock=clock)
 
     async def ingest(candle: Candle) -> None:
         pipeline.ingest(candle)

@@ -173,3 +173,20 @@ async def test_sigterm_stops_cleanly_and_a_second_signal_at_once(env: dict[str, 
         await connection.close()
     assert [row["exit_reason"] for row in runs] == ["signal SIGTERM", "signal SIGTERM twice"]
     assert all(row["ended_at"] is not None for row in runs)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--speed", "fast"], "--speed"),
+        (["--speed", "-3"], "--speed"),
+        (["--replay", "no-such-file.csv"], "--replay"),
+        (["--source", "replay", "--replay", "README.md", "--source", "synthetic"], "--source"),
+        (["--source", "nowhere"], "--source"),
+    ],
+)
+def test_a_bad_argument_is_a_usage_error_naming_it(args: list[str], named: str) -> None:
+    result = run_cli("run", *args)
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr

@@ -54,7 +54,7 @@ from triplegain.coordinator.decision import (
 from triplegain.coordinator.decision_rows import decision_write
 from triplegain.coordinator.degradation import DegradationLevel, Transition
 from triplegain.coordinator.health import HealthMonitor
-from triplegain.coordinator.resolver import ConflictResolver
+from triplegain.coordinator.resolver import ConflictResolver, ResolverOutcome
 from triplegain.coordinator.runner import RunStatus, TaskRun
 from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb
 from triplegain.errors import DatabaseError
@@ -69,7 +69,7 @@ from triplegain.store.coordinator_state import (
     load_state,
     submit_command,
 )
-from triplegain.store.decisions import OrderRow, StoredDecision, commit_decision, pending_orders
+from triplegain.store.decisions import DecisionWrite, OrderRow, StoredDecision, commit_decision, pending_orders
 
 logger = structlog.get_logger(__name__)
 
@@ -240,7 +240,7 @@ class Coordinator:
             await self._place(stored.write.order)
         return stored
 
-    async def _resolve(self, decision: Decision, decision_id: uuid.UUID) -> Any:
+    async def _resolve(self, decision: Decision, decision_id: uuid.UUID) -> ResolverOutcome:
         regime = decision.risk.proposal.regime if decision.risk is not None else REGIME_WHEN_UNKNOWN
         return await self._resolver.resolve(
             decision.symbol,
@@ -252,7 +252,7 @@ class Coordinator:
         )
 
     async def _commit(self, decision: Decision, decision_id: uuid.UUID, now: datetime) -> StoredDecision:
-        def build(state: CoordinatorState) -> Any:
+        def build(state: CoordinatorState) -> DecisionWrite:
             return decision_write(
                 confirm(decision, state), decision_id=decision_id, account=self.account, run_id=self._run_id, now=now
             )

@@ -14,7 +14,6 @@ writer flushes.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -68,7 +67,6 @@ class TradingSystem:
     monitor: HealthMonitor
     coordinator: Coordinator
     runner: TaskRunner
-    skipped: Counter[str]
     candle_hook: CandleHook | None = None
 
     def effects(self) -> LevelEffects:
@@ -166,13 +164,10 @@ async def trading_system(
             holdings=holdings,
             run_id=run_id,
         )
-        skipped: Counter[str] = Counter()
         schedule = settings.coordinator.schedule
         runner = TaskRunner(
             schedule,
-            scheduled_tasks(
-                pipeline, coordinator, lambda: effects(monitor.level, settings.coordinator.degradation), skipped
-            ),
+            scheduled_tasks(pipeline, coordinator, lambda: effects(monitor.level, settings.coordinator.degradation)),
             symbols,
             clock=clock,
             on_finished=coordinator.record_task_run,
@@ -191,7 +186,6 @@ async def trading_system(
             monitor=monitor,
             coordinator=coordinator,
             runner=runner,
-            skipped=skipped,
             candle_hook=candle_hook,
         )
 

@@ -1,12 +1,12 @@
 """What each scheduled task does: the agents' analyses, the trade decision and housekeeping.
 
 The level's effects are read when a run starts: at a level without LLM refinement the agents keep their
-deterministic baseline, and at a level without sentiment the sentiment task does not run (``skipped`` counts it).
+deterministic baseline, and at a level without sentiment the sentiment task does not run (``pipeline.skipped``
+counts it).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from triplegain.coordinator.schedule import TaskName
 
 
 def scheduled_tasks(
-    pipeline: AgentPipeline, coordinator: Coordinator, effects: Callable[[], LevelEffects], skipped: Counter[str]
+    pipeline: AgentPipeline, coordinator: Coordinator, effects: Callable[[], LevelEffects]
 ) -> Mapping[TaskName, TaskFn]:
     """The body of every task in ``TaskName``."""
 
@@ -26,15 +26,13 @@ def scheduled_tasks(
         await coordinator.decide(symbol, now)
 
     return {
-        **agent_tasks(pipeline, effects, skipped),
+        **agent_tasks(pipeline, effects),
         TaskName.TRADE_DECISION: trade_decision,
         TaskName.HOUSEKEEPING: coordinator.housekeeping,
     }
 
 
-def agent_tasks(
-    pipeline: AgentPipeline, effects: Callable[[], LevelEffects], skipped: Counter[str]
-) -> dict[TaskName, TaskFn]:
+def agent_tasks(pipeline: AgentPipeline, effects: Callable[[], LevelEffects]) -> dict[TaskName, TaskFn]:
     """The bodies of the four agents' tasks."""
 
     def per_symbol(symbol: str | None, task: TaskName) -> str:
@@ -51,7 +49,7 @@ def agent_tasks(
     async def sentiment(symbol: str | None, _now: datetime) -> None:
         level_effects = effects()
         if not level_effects.allow_sentiment:
-            skipped["sentiment: not at this degradation level"] += 1
+            pipeline.skipped["sentiment: not at this degradation level"] += 1
             return
         await pipeline.run_sentiment(
             per_symbol(symbol, TaskName.SENTIMENT), allow_llm=level_effects.allow_llm_refinement

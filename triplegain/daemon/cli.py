@@ -26,9 +26,9 @@ def parse_speed(value: str | None) -> float | None:
     try:
         speed = float(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is neither a number nor 'max'") from None
+        raise typer.BadParameter(f"{value!r} is neither a number nor 'max'", param_hint="--speed") from None
     if not speed > 0 or speed == float("inf"):
-        raise typer.BadParameter(f"{value!r}: the speed must be a number > 0, or 'max'")
+        raise typer.BadParameter(f"{value!r}: the speed must be a number > 0, or 'max'", param_hint="--speed")
     return speed
 
 

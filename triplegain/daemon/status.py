@@ -8,7 +8,7 @@ drawdown, and each symbol's first and last close (for buy-and-hold).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
@@ -108,8 +108,7 @@ class StatusBoard:
             await _stopped(task)
             self.say(_line(tracker))
 
-    async def _refresh(self, show: object, interval_seconds: float) -> None:
-        assert callable(show)
+    async def _refresh(self, show: Callable[[], None], interval_seconds: float) -> None:
         wall = WallClock()
         next_at = wall.monotonic() + interval_seconds
         while True:
