@@ -30,6 +30,30 @@ def candles_from_closes(closes: list[float], symbol: str = "BTC/USDT", start: da
     return candles
 
 
+def nth_candle(
+    start: datetime,
+    index: int,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+    *,
+    volume: float = 1_000.0,
+    symbol: str = "BTC/USDT",
+) -> Candle:
+    """The 5m candle ``index`` after ``start`` (candle 0 opens at ``start`` and closes 5 minutes later)."""
+    return Candle(
+        symbol=symbol,
+        timeframe=Timeframe.M5,
+        open_time=start + timedelta(minutes=5 * index),
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=volume,
+    )
+
+
 def rising_closes(count: int = 120, start: float = 100.0) -> list[float]:
     """A steady uptrend: +0.3% three candles in four, −0.1% on the fourth."""
     closes, previous = [], start

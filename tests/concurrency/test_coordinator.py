@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from tests.coordinator_harness import ACCOUNT, Harness, coordinator_harness
-from tests.stubs.llm_server import Answer, Hang, LLMStubServer
+from tests.stubs.llm_server import STUB_KEYS, Answer, Hang, LLMStubServer, stub_providers
 from tests.unit.test_consensus import T0, regime_view, view
 from triplegain.agents import AgentName, Bias, RegimeName
 from triplegain.clock import FakeClock
@@ -24,10 +24,6 @@ from triplegain.coordinator.state import Command, CoordinatorState, StateRecord,
 from triplegain.llm import (
     InMemoryCallLog,
     LLMSettings,
-    ProviderKind,
-    ProviderSettings,
-    ProvidersSettings,
-    RetrySettings,
 )
 from triplegain.store import Database
 from triplegain.store.coordinator_state import INITIAL_CHANGED_BY, INITIAL_REASON
@@ -169,30 +165,13 @@ async def decide_side_by_side(harness: Harness, db: Database) -> None:
 async def test_an_escalation_racing_a_decision_leaves_it_at_one_level(
     migrated_database: Database, llm_stub: LLMStubServer
 ) -> None:
-    providers = ProvidersSettings(
-        deepseek=ProviderSettings(
-            kind=ProviderKind.OPENAI_COMPATIBLE,
-            base_url=llm_stub.openai_base_url,
-            model="deepseek-chat",
-            api_key_env="DEEPSEEK_API_KEY",
-            timeout_seconds=30.0,
-            retry=RetrySettings(max_attempts=1),
-        ),
-        anthropic=ProviderSettings(
-            kind=ProviderKind.ANTHROPIC,
-            base_url=llm_stub.anthropic_base_url,
-            model="claude-test",
-            api_key_env="ANTHROPIC_API_KEY",
-            timeout_seconds=30.0,
-            retry=RetrySettings(max_attempts=1),
-        ),
-    )
+    providers = stub_providers(llm_stub, 30.0, 30.0)
     gateways = build_resolver_gateways(
         ResolverSettings(),
         LLMSettings(providers=providers),
         call_log=InMemoryCallLog(),
         clock=FakeClock(T0),
-        environ={"DEEPSEEK_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-test"},
+        environ=STUB_KEYS,
     )
     llm_stub.openai.push(Hang())
     proceed = {"action": "proceed", "confidence": 0.8, "reasoning": "the trend is clear enough"}

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.builders import nth_candle
 from triplegain.clock import FakeClock
 from triplegain.coordinator.degradation import DegradationLevel
 from triplegain.coordinator.state import CoordinatorState
 from triplegain.errors import DatabaseError
 from triplegain.execution import ExecutionSettings, FeeSchedule, MarketRules, PaperBroker
-from triplegain.market.candle import Candle, Timeframe
+from triplegain.market.candle import Candle
 from triplegain.store.database import Database
 from triplegain.store.decisions import DecisionRow, DecisionWrite, OrderRow, commit_decision, pending_orders
 from triplegain.store.execution import order_status, stored_positions
@@ -32,16 +33,7 @@ SETTINGS = ExecutionSettings(
 
 def candle(index: int, open_: float, high: float, low: float, close: float, symbol: str = SYMBOL) -> Candle:
     """The 5m candle ``index`` after T0 (candle 0 opens at T0)."""
-    return Candle(
-        symbol=symbol,
-        timeframe=Timeframe.M5,
-        open_time=T0 + timedelta(minutes=5 * index),
-        open=open_,
-        high=high,
-        low=low,
-        close=close,
-        volume=1_000.0,
-    )
+    return nth_candle(T0, index, open_, high, low, close, symbol=symbol)
 
 
 def flat(index: int, price: float, symbol: str = SYMBOL) -> Candle:

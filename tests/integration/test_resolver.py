@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.stubs.llm_server import Answer, Delayed, Failure, Hang, LLMStubServer, RawBody
+from tests.stubs.llm_server import STUB_KEYS, Answer, Delayed, Failure, Hang, LLMStubServer, RawBody, stub_providers
 from triplegain.agents import Bias
 from triplegain.clock import WallClock
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
@@ -24,10 +24,6 @@ from triplegain.llm import (
     InMemoryCallLog,
     LLMGateway,
     LLMSettings,
-    ProviderKind,
-    ProviderSettings,
-    ProvidersSettings,
-    RetrySettings,
 )
 
 DECISION = UUID("00000000-0000-4000-8000-00000000d002")
@@ -40,7 +36,6 @@ CONFLICTS = [
         details={"technical_confidence": 0.64, "sentiment_confidence": 0.71, "confidence_gap": 0.07},
     )
 ]
-ENV = {"DEEPSEEK_API_KEY": "sk-test-deepseek", "ANTHROPIC_API_KEY": "sk-test-anthropic"}
 MODIFY = {"action": "modify", "confidence": 0.7, "reasoning": "cut the size", "size_reduction_pct": 40}
 
 Chain = Callable[..., tuple[ConflictResolver, InMemoryCallLog]]
@@ -51,28 +46,10 @@ async def chain(llm_stub: LLMStubServer) -> AsyncIterator[Chain]:
     made: list[LLMGateway] = []
 
     def make(deepseek_timeout: float = 2.0, anthropic_timeout: float = 2.0) -> tuple[ConflictResolver, InMemoryCallLog]:
-        once = RetrySettings(max_attempts=1)
-        providers = ProvidersSettings(
-            deepseek=ProviderSettings(
-                kind=ProviderKind.OPENAI_COMPATIBLE,
-                base_url=llm_stub.openai_base_url,
-                model="deepseek-chat",
-                api_key_env="DEEPSEEK_API_KEY",
-                timeout_seconds=deepseek_timeout,
-                retry=once,
-            ),
-            anthropic=ProviderSettings(
-                kind=ProviderKind.ANTHROPIC,
-                base_url=llm_stub.anthropic_base_url,
-                model="claude-test",
-                api_key_env="ANTHROPIC_API_KEY",
-                timeout_seconds=anthropic_timeout,
-                retry=once,
-            ),
-        )
+        providers = stub_providers(llm_stub, deepseek_timeout, anthropic_timeout)
         log = InMemoryCallLog()
         gateways = build_resolver_gateways(
-            ResolverSettings(), LLMSettings(providers=providers), call_log=log, clock=WallClock(), environ=ENV
+            ResolverSettings(), LLMSettings(providers=providers), call_log=log, clock=WallClock(), environ=STUB_KEYS
         )
         made.extend(gateways)
         return ConflictResolver(gateways), log

@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from triplegain.llm import ProviderKind, ProviderSettings, ProvidersSettings, RetrySettings
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -229,3 +231,30 @@ def refused_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+STUB_KEYS = {"DEEPSEEK_API_KEY": "sk-test-deepseek", "ANTHROPIC_API_KEY": "sk-test-anthropic"}
+"""The environment that gives ``stub_providers`` their keys."""
+
+
+def stub_providers(stub: LLMStubServer, deepseek_timeout: float, anthropic_timeout: float) -> ProvidersSettings:
+    """DeepSeek (OpenAI wire format) and Claude pointed at ``stub``, one attempt each, with these timeouts."""
+    once = RetrySettings(max_attempts=1)
+    return ProvidersSettings(
+        deepseek=ProviderSettings(
+            kind=ProviderKind.OPENAI_COMPATIBLE,
+            base_url=stub.openai_base_url,
+            model="deepseek-chat",
+            api_key_env="DEEPSEEK_API_KEY",
+            timeout_seconds=deepseek_timeout,
+            retry=once,
+        ),
+        anthropic=ProviderSettings(
+            kind=ProviderKind.ANTHROPIC,
+            base_url=stub.anthropic_base_url,
+            model="claude-test",
+            api_key_env="ANTHROPIC_API_KEY",
+            timeout_seconds=anthropic_timeout,
+            retry=once,
+        ),
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import nth_candle
 from triplegain.execution.exchange import (
     BrokerState,
     CandleOutcome,
@@ -19,7 +20,7 @@ from triplegain.execution.exchange import (
     step,
 )
 from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
-from triplegain.market.candle import Candle, Timeframe
+from triplegain.market.candle import Candle
 from triplegain.store.decisions import OrderRow
 from triplegain.store.execution import StoredFill
 
@@ -44,16 +45,7 @@ def candle(
     index: int, open_: float, high: float, low: float, close: float, volume: float = 1_000.0, symbol: str = SYMBOL
 ) -> Candle:
     """The 5m candle ``index`` after T0 (candle 0 opens at T0 and closes at T0 + 5 min)."""
-    return Candle(
-        symbol=symbol,
-        timeframe=Timeframe.M5,
-        open_time=T0 + timedelta(minutes=5 * index),
-        open=open_,
-        high=high,
-        low=low,
-        close=close,
-        volume=volume,
-    )
+    return nth_candle(T0, index, open_, high, low, close, volume=volume, symbol=symbol)
 
 
 def flat(index: int, price: float, symbol: str = SYMBOL) -> Candle:
