@@ -1,6 +1,6 @@
 """Message bus figures, with the same figures for two baselines measured in the same run.
 
-    python -m benchmarks.bus [--messages N] [--repeats K]
+    python -m benchmarks.bus [--messages N] [--repeats K] [--loop uvloop] [--memory-messages M | --skip-memory]
 
 Prints one JSON document. Each figure is the median of K runs.
 
@@ -12,6 +12,11 @@ Prints one JSON document. Each figure is the median of K runs.
   rather than time spent queued behind a burst.
 - ``slow_handler``: how long ``publish()`` takes to return while one of two subscribers sleeps
   ``--slow-handler-ms`` in every call; the publisher yields to the loop between publishes.
+- ``memory``: RSS after the first 10 % of ``--memory-messages`` market-data messages (built and published one
+  by one, 10 symbols) and after all of them, through three subscribers: a no-op one, one that raises on every
+  100th message and one stuck forever in its first call (its queue fills, then every message is dropped), so
+  history, latency windows, dead letters and a full queue all reach their bounds within the first 10 %.
+- ``targets``: each target of issue 6 with the figure it is judged on and whether it is met.
 
 Baselines (``benchmarks/baselines.py``): ``inline`` awaits each handler inside publish() (the design the bus
 replaces); ``asyncio_queue`` is one bounded ``asyncio.Queue`` and consumer task per subscriber (the floor).
@@ -24,6 +29,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import platform
 import statistics
 import time
@@ -31,12 +37,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.baselines import FanOut, InlineBus, QueueFanOut
-from benchmarks.figures import percentiles, positive
+from benchmarks.figures import percentiles, positive, resident_bytes, use_uvloop
 from triplegain.bus import Message, MessageBus, Topic
 from triplegain.clock import WallClock
 from triplegain.config import BusConfig
 
 TOPIC = Topic.TA_SIGNALS
+MEMORY_TOPIC = Topic.MARKET_DATA  # drop_oldest_lowest: a stuck subscriber cannot hold the publisher back
 SUBSCRIBER_COUNTS = (1, 10)
 MAXSIZE = BusConfig().default_maxsize
 
@@ -115,6 +122,85 @@ async def publish_latency_with_slow_handler(
     return samples
 
 
+async def memory_growth(total: int) -> dict[str, Any]:
+    """RSS after the first 10 % of ``total`` messages and after all of them (see the module docstring)."""
+    bus = MessageBus(BusConfig(close_timeout_seconds=0), clock=WallClock())
+    never = asyncio.Event()
+
+    async def fail_now_and_then(message: Message) -> None:
+        if message.payload["n"] % 100 == 0:  # type: ignore[index]
+            raise ValueError("a failing handler")
+
+    async def stuck(message: Message) -> None:
+        await never.wait()
+
+    await bus.subscribe(MEMORY_TOPIC, ignore, name="noop")
+    await bus.subscribe(MEMORY_TOPIC, fail_now_and_then, name="failing")
+    await bus.subscribe(MEMORY_TOPIC, stuck, name="stuck", maxsize=1_000)
+    symbols = [f"SYM{number}/USDT" for number in range(10)]
+    checkpoint = max(1, total // 10)
+    rss_at_checkpoint = 0
+    started = time.perf_counter()
+    for n in range(total):
+        payload = {"n": n, "close": 100.0 + n % 7, "volume": 1.5}
+        await bus.publish(bus.message(MEMORY_TOPIC, payload, source="benchmark", symbol=symbols[n % len(symbols)]))
+        if n % 100 == 99:
+            await asyncio.sleep(0)  # let the workers take what was published, as a real feed would
+        if n + 1 == checkpoint:
+            gc.collect()
+            rss_at_checkpoint = resident_bytes()
+    await asyncio.sleep(0)
+    gc.collect()
+    rss_at_end = resident_bytes()
+    elapsed = time.perf_counter() - started
+    stats = bus.stats()
+    await bus.close()
+    return {
+        "messages": total,
+        "seconds": round(elapsed, 2),
+        "rss_mb_after_10_percent": round(rss_at_checkpoint / 2**20, 1),
+        "rss_mb_after_all": round(rss_at_end / 2**20, 1),
+        "rss_ratio": round(rss_at_end / rss_at_checkpoint, 3),
+        "dead_letters_kept": stats.dead_letters_kept,
+        "dead_letters_evicted": stats.dead_letters_evicted,
+        "deepest_queue": max(subscription.high_water for subscription in stats.subscriptions),
+    }
+
+
+def target(goal: str, measured: Any, met: bool) -> dict[str, Any]:
+    return {"target": goal, "measured": measured, "met": met}
+
+
+def targets(fan_out: dict[str, Any], slow: dict[str, Any], memory: dict[str, Any] | None) -> dict[str, Any]:
+    """Issue 6's bus targets (1, and the bus half of 5), each with its figure from this run."""
+    judged: dict[str, Any] = {}
+    for subscribers, figures in fan_out.items():
+        versus_inline = figures["ratios"]["bus/inline"]["messages_per_s"]
+        versus_queue = figures["ratios"]["bus/asyncio_queue"]["messages_per_s"]
+        latency = figures["bus"]["delivery_latency_us"]
+        judged[f"throughput_{subscribers}_subscribers_vs_inline"] = target(
+            "bus/inline msg/s >= 1.0", versus_inline, versus_inline >= 1.0
+        )
+        judged[f"throughput_{subscribers}_subscribers_vs_asyncio_queue"] = target(
+            "within 3x of the asyncio.Queue fan-out: bus/asyncio_queue msg/s >= 0.333",
+            versus_queue,
+            versus_queue >= 1 / 3,
+        )
+        judged[f"delivery_latency_{subscribers}_subscribers_p50_us"] = target(
+            "<= 30 with an idle bus", latency["p50"], latency["p50"] <= 30
+        )
+        judged[f"delivery_latency_{subscribers}_subscribers_p99_us"] = target(
+            "<= 100 with an idle bus", latency["p99"], latency["p99"] <= 100
+        )
+    publish_p99 = slow["bus"]["publish_us"]["p99"]
+    judged["publish_p99_us_while_a_handler_is_slow"] = target("<= 20", publish_p99, publish_p99 <= 20)
+    if memory is not None:
+        judged["rss_after_all_vs_after_10_percent"] = target(
+            f"<= 1.10 over {memory['messages']:,} messages", memory["rss_ratio"], memory["rss_ratio"] <= 1.10
+        )
+    return judged
+
+
 def median_of(runs: list[Any]) -> Any:
     """The median of each figure across runs (runs are numbers, or dicts of them, nested)."""
     first = runs[0]
@@ -173,9 +259,11 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
             runs.append({"publish_us": percentiles_us(samples, 0.5, 0.99)})
         slow[name] = median_of(runs)
 
+    memory = None if arguments.skip_memory else await memory_growth(arguments.memory_messages)
     return {
         "benchmark": "triplegain.bus",
         "python": platform.python_version(),
+        "loop": arguments.loop,
         "messages": arguments.messages,
         "latency_messages": len(latency_messages),
         "slow_messages": len(slow_messages),
@@ -184,6 +272,8 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "queue_maxsize": MAXSIZE,
         "fan_out": fan_out,
         "slow_handler": slow | {"ratios": ratios(slow)},
+        "memory": memory,
+        "targets": targets(fan_out, slow, memory),
     }
 
 
@@ -194,7 +284,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latency-messages", type=positive, default=10_000, help="messages per delivery-latency run")
     parser.add_argument("--slow-messages", type=positive, default=1_000, help="messages per slow-handler run")
     parser.add_argument("--slow-handler-ms", type=float, default=1.0, help="how long the slow handler sleeps")
+    parser.add_argument(
+        "--memory-messages", type=positive, default=1_000_000, help="messages through the bus for the RSS figures"
+    )
+    parser.add_argument("--skip-memory", action="store_true", help="leave out the memory section (about 20 s)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop to run on")
     arguments = parser.parse_args(argv)
+    if arguments.loop == "uvloop":
+        use_uvloop()
+    logging.getLogger("triplegain.bus").setLevel(logging.ERROR)  # the memory run fails handlers on purpose
     print(json.dumps(asyncio.run(measure(arguments)), indent=2))
 
 

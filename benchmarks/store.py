@@ -1,6 +1,6 @@
 """Batching writer figures: three ways to insert a batch, the writer end to end, and awaited writes beside it.
 
-    python -m benchmarks.store [--rows N] [--repeats K] [--orders M]
+    python -m benchmarks.store [--rows N] [--repeats K] [--orders M] [--busy-rows-per-s R] [--batch-size B] [--no-lz4]
 
 The database is a throwaway one: on TRIPLEGAIN_DATABASE_URL's server when that is set (created, migrated and
 dropped), else on an embedded server of its own in a temporary data directory (removed afterwards). Prints one
@@ -11,12 +11,18 @@ JSON document; each figure is the median of K runs, tables emptied before each r
   ``copy`` (the writer's ``records.insert_rows``: binary COPY into a temporary table kept per connection, jsonb
   columns as text, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``), ``executemany`` (``INSERT … VALUES …
   ON CONFLICT DO NOTHING`` per row, pipelined by asyncpg) and ``unnest`` (one ``INSERT … SELECT … FROM
-  unnest($1::uuid[], …) ON CONFLICT DO NOTHING``). ``insert_ratios`` divide copy's figure by the others'.
-- ``writer_rows_per_s.<table>``: N rows through ``BatchWriter`` (default settings), first submit() to flush().
+  unnest($1::uuid[], …) ON CONFLICT DO NOTHING``), all with the server's default compression (pglz).
+  ``insert_ratios`` divide copy's figure by the others'.
+- ``writer_rows_per_s.<table>``: N rows through ``BatchWriter`` (default settings, or ``--batch-size`` and
+  ``--no-lz4``), first submit() to flush(): every row submitted at once, then written, so nothing overlaps
+  the rows' encoding in submit() with the server's work (the slowest way rows can arrive).
 - ``orders_insert_ms``: p50/p99 of M single awaited INSERTs into orders, one after another: ``idle``, and
-  ``writer_busy`` while a producer submits agent outputs and LLM calls (copies of prepared ones, fresh ids) at
-  about ``--busy-rows-per-s`` and the writer writes them (``rows_written_per_s``); ``event_loop_lag_ms`` is
-  how late a 1 ms sleep wakes meanwhile (time the loop spends in Python code); ``ratios`` busy/idle.
+  ``writer_busy`` while a producer submits agent outputs and LLM calls alternately (copies of prepared ones,
+  fresh ids) at ``--busy-rows-per-s``, paced by the clock a few rows per turn of the event loop, and the writer
+  writes them (``rows_written_per_s``; ``rows_refused`` by a full buffer, 0 unless the writer falls behind);
+  ``event_loop_lag_ms`` is how late a 1 ms sleep wakes meanwhile (time the loop spends in Python code);
+  ``ratios`` busy/idle.
+- ``targets`` (issue 6): each figure with its target and whether it is met.
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -36,9 +41,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks.figures import percentiles, positive
+from benchmarks.figures import percentiles, positive, scratch_directory
 from triplegain.config import DatabaseConfig
 from triplegain.llm.models import LLMCallRecord
 from triplegain.store import (
@@ -47,14 +51,21 @@ from triplegain.store import (
     BatchWriter,
     Database,
     LLMCallRow,
+    WriteBufferFull,
+    WriterSettings,
     migrate,
     open_database,
     open_database_at,
 )
-from triplegain.store.records import AGENT_OUTPUTS, LLM_CALLS, Row, Table, insert_rows
+from triplegain.store.database import url_with_database
+from triplegain.store.records import AGENT_OUTPUTS, LLM_CALLS, LZ4_SUPPORTED, Row, Table, insert_rows
 
 Strategy = Callable[[Any, Table, list[tuple[Any, ...]]], Awaitable[None]]
 BATCH_SIZES = (100, 1000)
+PRODUCER_SLICE = 25  # most rows the busy producer submits in one turn of the event loop
+BUSY_SECONDS = 6  # rows prepared for the busy writer: a 1 s warm-up and the order inserts must fit
+TARGET_ROWS_PER_S = 20_000
+TARGET_ORDER_P99_MS = 5.0
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -160,9 +171,9 @@ async def insert_rate(db: Database, table: Table, strategy: Strategy, batch_size
         return count / (time.perf_counter() - started)
 
 
-async def writer_rate(db: Database, table: Table, count: int) -> float:
+async def writer_rate(db: Database, settings: WriterSettings, table: Table, count: int) -> float:
     rows = [MAKERS[table.name](number) for number in range(count)]
-    async with BatchWriter(db) as writer:
+    async with BatchWriter(db, settings) as writer:
         started = time.perf_counter()
         for row in rows:
             writer.submit(row)
@@ -187,21 +198,36 @@ async def order_latencies(db: Database, count: int) -> list[float]:
     return samples
 
 
-async def orders_beside_a_busy_writer(db: Database, orders: int, rows_per_s: int) -> dict[str, Any]:
-    # Rows are copies of prepared ones with fresh ids: building records is the agents' cost, not the writer's.
+async def orders_beside_a_busy_writer(
+    db: Database, settings: WriterSettings, orders: int, rows_per_s: int
+) -> dict[str, Any]:
+    # The rows are built beforehand (copies of prepared ones, fresh ids): building records is the agents' cost,
+    # not the writer's. Enough for BUSY_SECONDS; the producer stops when they run out (``producer_ran_out``).
     outputs, calls = [agent_output(number) for number in range(1000)], [llm_call(number).call for number in range(1000)]
-    chunk, pause = 50, 50 / rows_per_s
-    async with BatchWriter(db) as writer:
+    rows: list[Row] = [
+        LLMCallRow(
+            call=calls[number // 2 % 1000].model_copy(update={"id": uuid.uuid4()}), run_id=None, decision_id=None
+        )
+        if number % 2
+        else outputs[number // 2 % 1000].model_copy(update={"id": uuid.uuid4()})
+        for number in range(rows_per_s * BUSY_SECONDS)
+    ]
+    refused = 0
+
+    async with BatchWriter(db, settings) as writer:
 
         async def produce() -> None:
-            number = 0
-            while True:
-                for _ in range(chunk // 2):
-                    writer.submit(outputs[number % 1000].model_copy(update={"id": uuid.uuid4()}))
-                    call = calls[number % 1000].model_copy(update={"id": uuid.uuid4()})
-                    writer.submit(LLMCallRow(call=call, run_id=None, decision_id=None))
+            nonlocal refused
+            started, number = time.perf_counter(), 0
+            while number < len(rows):
+                due = min(int((time.perf_counter() - started) * rows_per_s), len(rows))
+                for row in rows[number : min(due, number + PRODUCER_SLICE)]:
+                    try:
+                        writer.submit(row)
+                    except WriteBufferFull:
+                        refused += 1
                     number += 1
-                await asyncio.sleep(pause)
+                await asyncio.sleep(0 if number < due else 0.001)
 
         lags: list[float] = []
 
@@ -217,11 +243,17 @@ async def orders_beside_a_busy_writer(db: Database, orders: int, rows_per_s: int
         written_before, started = writer.stats().written, time.perf_counter()
         samples = await order_latencies(db, orders)
         rate = (writer.stats().written - written_before) / (time.perf_counter() - started)
+        ran_out = producer.done()
         for task in (producer, watcher):
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
-    return percentiles_ms(samples) | {"rows_written_per_s": round(rate), "event_loop_lag_ms": percentiles_ms(lags)}
+    return percentiles_ms(samples) | {
+        "rows_written_per_s": round(rate),
+        "rows_refused": refused,
+        "producer_ran_out": ran_out,
+        "event_loop_lag_ms": percentiles_ms(lags),
+    }
 
 
 def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -238,6 +270,7 @@ async def median_rate(db: Database, repeats: int, run: Callable[[], Awaitable[fl
 
 async def measure(db: Database, arguments: argparse.Namespace) -> dict[str, Any]:
     rows, repeats = arguments.rows, arguments.repeats
+    settings = WriterSettings(batch_size=arguments.batch_size, lz4_compression=not arguments.no_lz4)
     inserts: dict[str, Any] = {
         table.name: {
             name: {
@@ -248,11 +281,13 @@ async def measure(db: Database, arguments: argparse.Namespace) -> dict[str, Any]
         }
         for table in TABLES
     }
-    writer = {table.name: await median_rate(db, repeats, partial(writer_rate, db, table, rows)) for table in TABLES}
+    writer = {
+        table.name: await median_rate(db, repeats, partial(writer_rate, db, settings, table, rows)) for table in TABLES
+    }
 
     await empty_tables(db)
     idle = percentiles_ms(await order_latencies(db, arguments.orders))
-    busy = await orders_beside_a_busy_writer(db, arguments.orders, arguments.busy_rows_per_s)
+    busy = await orders_beside_a_busy_writer(db, settings, arguments.orders, arguments.busy_rows_per_s)
     return {
         "benchmark": "triplegain.store",
         "python": platform.python_version(),
@@ -260,6 +295,8 @@ async def measure(db: Database, arguments: argparse.Namespace) -> dict[str, Any]
         "embedded": db.embedded,
         "rows": rows,
         "repeats": repeats,
+        "writer_settings": {"batch_size": settings.batch_size, "lz4_compression": settings.lz4_compression},
+        "lz4_on_server": await db.pool.fetchval(LZ4_SUPPORTED),
         "insert_rows_per_s": inserts,
         "insert_ratios": {
             table: {
@@ -276,7 +313,23 @@ async def measure(db: Database, arguments: argparse.Namespace) -> dict[str, Any]
             "writer_busy": busy,
             "ratios": {f"busy/idle {key}": round(busy[key] / idle[key], 2) for key in idle},
         },
+        # Batched inserts (COPY, 1000-row transactions), and the same end to end through the writer.
+        "targets": {
+            f"insert_rows_per_s.{table}.copy.1000": target(TARGET_ROWS_PER_S, rates["copy"]["1000"], at_least=True)
+            for table, rates in inserts.items()
+        }
+        | {
+            f"writer_rows_per_s.{table}": target(TARGET_ROWS_PER_S, rate, at_least=True)
+            for table, rate in writer.items()
+        }
+        | {"orders_insert_ms.writer_busy.p99": target(TARGET_ORDER_P99_MS, busy["p99"], at_least=False)},
     }
+
+
+def target(goal: float, measured: float, *, at_least: bool) -> dict[str, Any]:
+    """A figure against its goal: at least ``goal`` (a rate), else at most ``goal`` (a latency)."""
+    met = measured >= goal if at_least else measured <= goal
+    return {"target": f"{'>=' if at_least else '<='} {goal:g}", "measured": measured, "met": met}
 
 
 @asynccontextmanager
@@ -300,13 +353,6 @@ async def throwaway_database(config: DatabaseConfig, scratch: Path) -> AsyncIter
             await server.pool.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def url_with_database(url: str, database: str) -> str:
-    """The same server and user as ``url``, another database."""
-    parts = urlsplit(url)
-    query = "&".join(item for item in parts.query.split("&") if item and not item.startswith("dbname="))
-    return urlunsplit(parts._replace(path=f"/{database}", query=query))
-
-
 async def run(arguments: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     async with throwaway_database(DatabaseConfig(), scratch) as db:
         return await measure(db, arguments)
@@ -320,11 +366,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--busy-rows-per-s", type=positive, default=20_000, help="rows/s the producer submits to the busy writer"
     )
+    parser.add_argument(
+        "--batch-size", type=positive, default=WriterSettings().batch_size, help="the writer's batch_size"
+    )
+    parser.add_argument("--no-lz4", action="store_true", help="the writer with lz4_compression off (pglz)")
     arguments = parser.parse_args(argv)
-    # Under /var/tmp: run as root, the embedded server makes the parents of its data directory traversable.
-    parent = "/var/tmp" if os.path.isdir("/var/tmp") else None
-    with tempfile.TemporaryDirectory(prefix="triplegain-bench-", dir=parent, ignore_cleanup_errors=True) as scratch:
-        print(json.dumps(asyncio.run(run(arguments, Path(scratch))), indent=2))
+    with scratch_directory() as scratch:
+        print(json.dumps(asyncio.run(run(arguments, scratch)), indent=2))
 
 
 if __name__ == "__main__":

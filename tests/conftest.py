@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -30,6 +29,7 @@ import pytest
 from tests.stubs.llm_server import LLMStubServer
 from triplegain.config import DatabaseConfig
 from triplegain.store import Database, migrate, open_database_at
+from triplegain.store.database import url_with_database
 from triplegain.store.embedded import acquire_server, release_server
 
 if TYPE_CHECKING:
@@ -38,13 +38,6 @@ if TYPE_CHECKING:
 TEST_DATABASE_URL_ENV = "TRIPLEGAIN_TEST_DATABASE_URL"
 TEST_DATABASE_CONFIG = DatabaseConfig(pool_min_size=1, pool_max_size=4)
 SERVER_START_TIMEOUT_SECONDS = 120.0
-
-
-def url_with_database(url: str, database: str) -> str:
-    """The same server and user as ``url``, another database."""
-    parts = urlsplit(url)
-    query = "&".join(item for item in parts.query.split("&") if item and not item.startswith("dbname="))
-    return urlunsplit(parts._replace(path=f"/{database}", query=query))
 
 
 def unique_name(prefix: str) -> str:

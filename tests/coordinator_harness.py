@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tests.unit.test_consensus import T0
 from triplegain.agents.publishing import publish_output
@@ -49,8 +50,10 @@ async def coordinator_harness(
     resolver: ConflictResolver | None = None,
     clock: FakeClock | None = None,
     settings: Settings | None = None,
+    **coordinator_options: Any,
 ) -> AsyncIterator[Harness]:
-    """A started coordinator for ``ACCOUNT``, restored from what ``db`` holds, as a restarted daemon would be."""
+    """A started coordinator for ``ACCOUNT``, restored from what ``db`` holds, as a restarted daemon would be;
+    ``coordinator_options`` go to ``Coordinator`` as they are."""
     settings = settings or Settings()
     clock = clock or FakeClock(T0)
     restored = await load_snapshot(db, ACCOUNT)
@@ -71,6 +74,7 @@ async def coordinator_harness(
             monitor=monitor,
             account_source=rich_account,
             restored=restored,
+            **coordinator_options,
         )
         await coordinator.start(clock.now())
         try:

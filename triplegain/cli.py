@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -120,13 +121,39 @@ def _report(error: TriplegainError) -> None:
         typer.echo(f"error: {error}", err=True)
 
 
-def main() -> None:
-    """Console-script entry point: run the CLI and turn our errors into one line and an exit code."""
+def _click_error(name: str) -> type[Exception]:
+    """A click exception class, found from the one typer exports: recent typers vendor click, older ones import it."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
+
+
+_USAGE_ERROR = _click_error("UsageError")
+_CLICK_EXCEPTION = _click_error("ClickException")
+
+
+def _usage_line(error: Exception) -> str:
+    """A usage error (bad option, missing argument, unknown command) as one line naming the command's help."""
+    message = " ".join(getattr(error, "format_message", error.__str__)().split()).replace("Value error, ", "")
+    ctx = getattr(error, "ctx", None)
+    return f"error: {message} — see '{ctx.command_path} --help'" if ctx is not None else f"error: {message}"
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the CLI (``args``, default ``sys.argv``) and turn every error a user can
+    cause into one line and an exit code (2 for a usage error) instead of a traceback or click's usage box."""
     try:
-        app()
+        code = app(args=args, prog_name="triplegain", standalone_mode=False)
     except TriplegainError as error:
         _report(error)
         sys.exit(error.exit_code)
+    except _USAGE_ERROR as error:
+        if type(error).__name__ != "NoArgsIsHelpError":  # the help was printed instead
+            typer.echo(_usage_line(error), err=True)
+        sys.exit(2)
+    except _CLICK_EXCEPTION as error:
+        typer.echo(_usage_line(error), err=True)
+        sys.exit(getattr(error, "exit_code", 1))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -14,7 +14,10 @@ Secrets never live in a config file: they are read from the environment by the c
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import reprlib
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -45,6 +48,12 @@ ENV_LEVEL_SEPARATOR = "__"
 # TRIPLEGAIN_* variables that are not setting overrides.
 # Key names that hold secrets: never echoed back, and never accepted from a file.
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "url", "dsn")
+# What yaml.safe_load raises, besides YAMLError, for a value that matches a tag's pattern but does not exist
+# (2024-13-01, !!int x, !!timestamp nope).
+_YAML_VALUE_ERRORS = (ValueError, TypeError, AttributeError, OverflowError)
+_SHOWN_KEYS = 12
+_SHOWN_CONTAINER = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHOWN_CONTAINER.maxlevel = 3
 ENV_NOT_SETTINGS = frozenset(
     {"TRIPLEGAIN_HOME", "TRIPLEGAIN_CONFIG", "TRIPLEGAIN_DATABASE_URL", "TRIPLEGAIN_TEST_DATABASE_URL"}
 )
@@ -109,15 +118,26 @@ class TopicsConfig(Section):
 class BusConfig(Section):
     """The in-process priority message bus (DESIGN §4)."""
 
-    default_maxsize: int = Field(default=10_000, ge=1, description="queue bound per subscription")
+    default_maxsize: int = Field(
+        default=10_000,
+        ge=1,
+        description="queue bound per subscription (memory bound too; only messages a handler publishes into a "
+        "full block queue go over it, counted as overflow_admitted)",
+    )
     dead_letter_limit: int = Field(
         default=10_000,
         ge=1,
-        description="dead letters kept in memory; past this the oldest are evicted (and counted)",
+        description="dead letters kept in memory (memory bound); past this the oldest are evicted (and counted)",
     )
-    history_size: int = Field(default=16, ge=1, description="messages kept per (topic, symbol) for late readers")
+    history_size: int = Field(
+        default=16,
+        ge=1,
+        description="messages kept per (topic, symbol) for late readers (memory bound, with the configured symbols)",
+    )
     latency_window: int = Field(
-        default=10_000, ge=1, description="most recent delivery latencies kept for the p50/p99/p99.9 figures"
+        default=10_000,
+        ge=1,
+        description="most recent delivery latencies kept per subscription for the p50/p99/p99.9 figures (memory bound)",
     )
     close_timeout_seconds: float = Field(
         default=5.0,
@@ -204,6 +224,27 @@ class CoordinatorConfig(Section):
     breaker: PortfolioBreakerSettings = Field(
         default_factory=PortfolioBreakerSettings, description="circuit breaker on the paper portfolio"
     )
+    max_market_data_age_intervals: float = Field(
+        default=3.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="no trade on stale data: a decision on a symbol whose newest candle closed more than this many "
+        "candle intervals ago holds (exits too)",
+    )
+    snapshot_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="housekeeping polls for commands and saves the snapshot (task runs, hold decisions, heartbeat) "
+        "at most this often, in wall-clock seconds (a replay runs housekeeping at every candle time); commands "
+        "still apply at once through NOTIFY, and degradation and breaker events are saved at once. 0: every run",
+    )
+    max_unsaved_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="while the database is out of reach, at most this many task runs, hold decisions, degradation "
+        "and breaker events wait in memory for the next snapshot; past it the daemon stops without dropping them",
+    )
 
 
 class Settings(Section):
@@ -249,19 +290,20 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             continue
         keys = tuple(part.lower() for part in upper[len(ENV_PREFIX) :].split(ENV_LEVEL_SEPARATOR))
         if len(keys) < 2 or not all(keys):
+            shown = "(hidden)" if _looks_secret(name) else repr(raw)
             problems.append(
-                f"{name}: {raw!r} — not a setting; overrides are named "
+                f"{_printable(name)}: {shown} — not a setting; overrides are named "
                 f"TRIPLEGAIN_<SECTION>__<KEY> (e.g. TRIPLEGAIN_BUS__DEFAULT_MAXSIZE)"
             )
             continue
         try:
             value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+        except (yaml.YAMLError, *_YAML_VALUE_ERRORS):
             value = raw
         _set_nested(data, keys, value)
         env_origin[keys] = name
     try:
-        settings = Settings.model_validate(_merged(_DEFAULTS, data))
+        settings = Settings.model_validate(_merged(_DEFAULTS, data, Settings))
     except ValidationError as exc:
         problems.extend(_describe(error, env_origin) for error in exc.errors())
     if problems:
@@ -283,8 +325,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join((getattr(exc, "problem", None) or str(exc)).split())
         raise ConfigError(str(path), [f"{where}invalid YAML — {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(str(path), ["invalid YAML — nested too deeply"]) from None
+    except _YAML_VALUE_ERRORS as exc:
+        raise ConfigError(str(path), [f"invalid YAML — a value cannot be read: {' '.join(str(exc).split())}"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -292,13 +338,24 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` laid over ``base``, mapping by mapping, so a file may set one key of a section."""
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any], section: type[BaseModel]) -> dict[str, Any]:
+    """``override`` laid over ``base``, section by section, so a file may set one key of a section.
+
+    A mapping that is a setting's value (``target_allocation``, ``synthetic.symbols``) replaces the default
+    whole: merged, a file's ``{BTC: 0.5, USDT: 0.5}`` would keep the default's other assets.
+    """
     result = dict(base)
     for key, value in override.items():
         below = result.get(key)
-        if isinstance(value, Mapping) and isinstance(below, Mapping):
-            result[key] = _merged(below, value)
+        field = section.model_fields.get(key) if isinstance(key, str) else None
+        inner = field.annotation if field is not None else None
+        if (
+            isinstance(inner, type)
+            and issubclass(inner, BaseModel)
+            and isinstance(value, Mapping)
+            and isinstance(below, Mapping)
+        ):
+            result[key] = _merged(below, value, inner)
         else:
             result[key] = value
     return result
@@ -316,7 +373,7 @@ def _set_nested(data: dict[str, Any], keys: tuple[str, ...], value: Any) -> None
 
 
 def _describe(error: Mapping[str, Any], env_origin: Mapping[tuple[str, ...], str]) -> str:
-    loc = tuple(str(part) for part in error["loc"])
+    loc = tuple(_printable(str(part)) for part in error["loc"])
     key = ".".join(loc) if loc else "(top level)"
     kind = error["type"]
     if kind == "missing":
@@ -327,6 +384,9 @@ def _describe(error: Mapping[str, Any], env_origin: Mapping[tuple[str, ...], str
         value, allowed = "(hidden)", "secrets are read only from the environment, never from a config file"
     elif kind == "extra_forbidden":
         value, allowed = _shown(error["input"]), f"unknown key; allowed here: {', '.join(_allowed_keys(loc))}"
+    elif any(_looks_secret(part) for part in loc):
+        # e.g. a key pasted into api_key_env, or a base_url with a password: the problem, never the value
+        value, allowed = "(hidden)", _plain(error["msg"])
     else:
         value, allowed = _shown(error["input"]), _plain(error["msg"])
     origin = env_origin.get(loc)
@@ -337,13 +397,23 @@ def _describe(error: Mapping[str, Any], env_origin: Mapping[tuple[str, ...], str
 def _shown(value: Any) -> str:
     """A value as echoed in an error: mappings are summarised (they may hold secrets), long text is cut."""
     if isinstance(value, Mapping):
-        return f"(a mapping with keys {', '.join(map(str, value))})"
-    text = repr(value)
+        keys = [_printable(str(key)) for key in itertools.islice(value, _SHOWN_KEYS + 1)]
+        more = ", …" if len(keys) > _SHOWN_KEYS else ""
+        return f"(a mapping with keys {', '.join(keys[:_SHOWN_KEYS])}{more})"
+    # Bounded for containers: YAML aliases can nest a list of a few lines into billions of items.
+    text = _SHOWN_CONTAINER.repr(value) if isinstance(value, list | tuple | set | frozenset) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _printable(key: str) -> str:
+    """A key as written in a problem line: quoted when it holds a line break or another control character."""
+    return key if key.isprintable() else repr(key)
+
+
 def _looks_secret(key: str) -> bool:
-    return any(word in key.lower() for word in _SECRET_WORDS)
+    lowered = key.lower()
+    # "token" alone is a secret's name; "max_output_tokens" is a count.
+    return any(word in lowered for word in _SECRET_WORDS if word != "token") or "token" in re.split(r"[^a-z]+", lowered)
 
 
 def _plain(message: str) -> str:

@@ -89,25 +89,30 @@ def _command(ctx: typer.Context, command: Command, wait: float) -> None:
 
 
 async def _submit(settings: Settings, command: Command, wait: float) -> tuple[list[str], bool]:
-    account = settings.coordinator.account
-    clock = WallClock()
     async with open_database(settings.database) as db:
-        running = await daemon_running(db, account)
-        command_id = await submit_command(db, account, command, clock.now())
-        if not running:
-            return [
-                f"{command.verb.value} recorded as command {command_id}; no daemon is running for account "
-                f"{account!r}: it will be applied at the next start"
-            ], True
-        deadline = clock.monotonic() + wait
-        while True:
-            settled = await command_status(db, command_id)
-            if settled is not None and settled[0] != "pending":
-                break
-            if clock.monotonic() >= deadline:
-                return [f"{command.verb.value} (command {command_id}) was not applied within {wait:g} s"], False
-            await asyncio.sleep(POLL_SECONDS)
-        state_now = await _state_line(db, account)
+        return await submit_and_wait(db, settings.coordinator.account, command, wait)
+
+
+async def submit_and_wait(db: Database, account: str, command: Command, wait: float) -> tuple[list[str], bool]:
+    """Store ``command`` for ``account`` and wait up to ``wait`` seconds for the running daemon to settle it; the
+    lines to print and whether it was applied (or merely recorded, with no daemon running)."""
+    clock = WallClock()
+    running = await daemon_running(db, account)
+    command_id = await submit_command(db, account, command, clock.now())
+    if not running:
+        return [
+            f"{command.verb.value} recorded as command {command_id}; no daemon is running for account "
+            f"{account!r}: it will be applied at the next start"
+        ], True
+    deadline = clock.monotonic() + wait
+    while True:
+        settled = await command_status(db, command_id)
+        if settled is not None and settled[0] != "pending":
+            break
+        if clock.monotonic() >= deadline:
+            return [f"{command.verb.value} (command {command_id}) was not applied within {wait:g} s"], False
+        await asyncio.sleep(POLL_SECONDS)
+    state_now = await _state_line(db, account)
     status_text, outcome = settled
     if status_text == "applied":
         return [f"{command.verb.value}: {outcome}", state_now], True

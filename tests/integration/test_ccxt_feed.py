@@ -20,8 +20,8 @@ from tests.stubs.exchange import HANG, KrakenStub, StubCandle
 from triplegain.clock import FakeClock
 from triplegain.errors import UserError
 from triplegain.market.candle import Candle
-from triplegain.market.feeds import Feed, Sleep
-from triplegain.market.feeds.ccxt_feed import CcxtFeed, MarketDataError, create_exchange
+from triplegain.market.feeds import Feed, MarketDataError, Sleep
+from triplegain.market.feeds.ccxt_feed import CcxtFeed, create_exchange
 from triplegain.market.settings import CcxtFeedSettings
 
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -13,7 +13,6 @@ from tests.builders import nth_candle
 from triplegain.clock import FakeClock
 from triplegain.coordinator.degradation import DegradationLevel
 from triplegain.coordinator.state import CoordinatorState
-from triplegain.errors import DatabaseError
 from triplegain.execution import ExecutionSettings, FeeSchedule, MarketRules, PaperBroker
 from triplegain.market.candle import Candle
 from triplegain.store.database import Database
@@ -304,24 +303,82 @@ async def test_an_order_settled_by_a_write_whose_answer_was_lost_is_still_taken(
     assert [o.client_order_id for o in retrying.open_orders()] == ["a"]
 
 
-async def test_a_failed_candle_write_leaves_the_broker_as_it_was_and_the_retry_stores_it_once(
+async def test_a_failed_candle_write_is_held_reported_and_stored_once_with_the_next_candle(
     migrated_database: Database,
 ) -> None:
     db = migrated_database
+    outcomes: list[bool] = []
     broker = await started(db)
+    broker.on_write = outcomes.append
     await broker.on_candle(flat(-1, 100.0))
     await broker.submit(order("a"))
-    before = broker.state
     await db.pool.execute("ALTER TABLE broker_marks RENAME TO broker_marks_away")
-    with pytest.raises(DatabaseError, match="recording the BTC/USDT candle of paper failed"):
-        await broker.on_candle(flat(0, 100.0))
-    assert broker.state == before
+    update = await broker.on_candle(flat(0, 100.0))  # the database refuses: held, and the state moves on
+    assert [fill.client_fill_id for fill in update.fills] == ["a:1"]
+    assert (broker.unstored, broker.write_failures, outcomes[-1]) == (1, 1, False)
     assert await counts(db, "fills", "positions", "portfolio_snapshots") == {
         "fills": 0,
         "positions": 0,
         "portfolio_snapshots": 1,
     }
     await db.pool.execute("ALTER TABLE broker_marks_away RENAME TO broker_marks")
-    update = await broker.on_candle(flat(0, 100.0))
+    await broker.on_candle(flat(1, 100.0))  # quiet, but tried at once after a failure: both candles stored
+    assert (broker.unstored, broker.write_failures, outcomes[-1]) == (0, 0, True)
+    assert await counts(db) == {"orders": 1, "fills": 1, "positions": 1, "portfolio_snapshots": 3, "broker_marks": 1}
+
+
+async def test_quiet_candles_are_held_back_and_stored_with_the_next_candle_that_fills(
+    migrated_database: Database,
+) -> None:
+    db = migrated_database
+    broker = PaperBroker(SETTINGS, db, account=ACCOUNT, clock=FakeClock(T0), quiet_candles_per_write=10)
+    await broker.start()
+    for index in range(-3, 0):
+        await broker.on_candle(flat(index, 100.0))
+    assert await counts(db, "portfolio_snapshots", "broker_marks") == {"portfolio_snapshots": 0, "broker_marks": 0}
+    await broker.submit(order("a"))
+    update = await broker.on_candle(flat(0, 101.0))
     assert [fill.client_fill_id for fill in update.fills] == ["a:1"]
-    assert await counts(db) == {"orders": 1, "fills": 1, "positions": 1, "portfolio_snapshots": 2, "broker_marks": 1}
+    assert await counts(db) == {"orders": 1, "fills": 1, "positions": 1, "portfolio_snapshots": 4, "broker_marks": 1}
+    (mark,) = await rows(db, "SELECT candle_open_time FROM broker_marks")
+    assert mark["candle_open_time"] == flat(0, 101.0).open_time
+
+
+async def test_quiet_candles_lost_to_a_crash_are_processed_again_to_the_same_account(
+    migrated_database: Database,
+) -> None:
+    db = migrated_database
+    broker = PaperBroker(SETTINGS, db, account=ACCOUNT, clock=FakeClock(T0), quiet_candles_per_write=100)
+    await broker.start()
+    await broker.on_candle(flat(-1, 100.0))
+    await broker.submit(order("a"))
+    await broker.on_candle(flat(0, 100.0))  # fills: stored at once
+    held = [flat(index, 100.0 + index) for index in range(1, 6)]
+    for quiet in held:
+        await broker.on_candle(quiet)
+    before_crash = broker.state.ledger
+    assert await counts(db, "portfolio_snapshots") == {"portfolio_snapshots": 2}
+
+    restarted = PaperBroker(SETTINGS, db, account=ACCOUNT, clock=FakeClock(T0), quiet_candles_per_write=100)
+    await restarted.start()  # the held candles' marks never reached the database
+    for quiet in held:
+        update = await restarted.on_candle(quiet)
+        assert update.fills == ()
+    assert restarted.state.ledger.balances == before_crash.balances
+    assert restarted.equity() == pytest.approx(broker.equity())
+    await restarted.flush()
+    assert await counts(db, "portfolio_snapshots", "broker_marks") == {"portfolio_snapshots": 7, "broker_marks": 1}
+    await restarted.on_candle(held[-1])  # processed already: changes nothing, holds nothing
+    await restarted.flush()
+    assert await counts(db, "portfolio_snapshots") == {"portfolio_snapshots": 7}
+
+
+async def test_no_more_quiet_candles_are_held_than_the_bound(migrated_database: Database) -> None:
+    db = migrated_database
+    broker = PaperBroker(SETTINGS, db, account=ACCOUNT, clock=FakeClock(T0), quiet_candles_per_write=3)
+    await broker.start()
+    for index in range(5):
+        await broker.on_candle(flat(index, 100.0))
+    assert await counts(db, "portfolio_snapshots") == {"portfolio_snapshots": 3}
+    with pytest.raises(ValueError, match="quiet_candles_per_write must be ≥ 1, got 0"):
+        PaperBroker(SETTINGS, db, account=ACCOUNT, clock=FakeClock(T0), quiet_candles_per_write=0)

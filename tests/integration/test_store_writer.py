@@ -250,6 +250,7 @@ async def test_rows_survive_an_outage_and_are_written_when_the_database_is_back(
 
             stats = writer.stats()
             assert (stats.failed_flushes, stats.consecutive_failures, stats.healthy) == (4, 4, False)
+            assert (stats.disconnected, stats.failing_for_seconds, stats.overflowed) == (True, 30.0, True)
             assert (stats.buffered, stats.written, stats.oldest_buffered_age_seconds) == (5, 0, 30.0)
             assert "not currently accepting connections" in (stats.last_error or "")
 
@@ -257,6 +258,7 @@ async def test_rows_survive_an_outage_and_are_written_when_the_database_is_back(
 
         stats = writer.stats()
         assert (stats.written, stats.buffered, stats.consecutive_failures, stats.healthy) == (5, 0, 0, True)
+        assert (stats.disconnected, stats.failing_for_seconds) == (False, None)
         assert stats.failed_flushes == 4
     assert await stored_ids(migrated_database.pool, "agent_outputs") == {row.id for row in before + during}
 

@@ -86,9 +86,13 @@ class KrakenStub:
         self._release.set()
         await self._runner.cleanup()
 
-    def set_candles(self, symbol: str, candles: list[StubCandle]) -> None:
-        """The full history of ``symbol``; requests see the part that has opened by the clock's now."""
-        self._candles[PAIRS[symbol].pair_id] = sorted(candles, key=lambda candle: candle.open_time_s)
+    def set_candles(self, symbol: str, candles: list[StubCandle], *, in_time_order: bool = True) -> None:
+        """The full history of ``symbol``; requests see the part that has opened by the clock's now.
+
+        ``in_time_order`` False serves the rows in the order given (out of order, repeated), as a faulty
+        exchange might."""
+        rows = sorted(candles, key=lambda candle: candle.open_time_s) if in_time_order else list(candles)
+        self._candles[PAIRS[symbol].pair_id] = rows
 
     def fail_next(self, *failures: int | Literal["hang"], symbol: str | None = None) -> None:
         """Answer the next OHLC requests (for ``symbol`` only, if given) with these HTTP statuses, or ``HANG``
@@ -147,7 +151,7 @@ class KrakenStub:
         since_s = int(query.get("since", "0"))
         visible = [c for c in self._candles[pair] if since_s < c.open_time_s <= now_s][-MAX_ROWS:]
         rows = [self._row(candle, forming=candle.open_time_s + self._interval_s > now_s) for candle in visible]
-        last = visible[-1].open_time_s if visible else since_s
+        last = max((candle.open_time_s for candle in visible), default=since_s)
         return web.json_response({"error": [], "result": {pair: rows, "last": last}})
 
     def _record(self, request: web.Request) -> dict[str, str]:

@@ -124,6 +124,15 @@ def test_swings_are_marked_once_confirmed_by_the_candles_after_them() -> None:
     assert [(swing.price, swing.high) for swing in frame.swings] == [(105.5, True), (97.5, False)]
 
 
+def test_a_window_shorter_than_a_swing_neighbourhood_marks_no_swings() -> None:
+    book = FrameBook(Timeframe.M5, [Timeframe.M5], window=4, swing_width=2)
+    for index, close in enumerate([100, 102, 105, 103, 101, 99, 102, 104]):
+        book.update(candle(index, close))
+    frame = book.frame("BTC/USDT", Timeframe.M5)
+    assert frame is not None
+    assert frame.swings == ()
+
+
 def test_swings_older_than_the_window_are_forgotten() -> None:
     book = FrameBook(Timeframe.M5, [Timeframe.M5], window=6, swing_width=1)
     for index, close in enumerate([100, 105, 100, 101, 102, 103, 104, 105, 106]):

@@ -57,7 +57,7 @@ def frames_after(closes: list[float], technical: TechnicalSettings = TWO_FRAMES)
 
 def snapshot(**values: Any) -> IndicatorSnapshot:
     """A hand-made snapshot: close 100 and every indicator None unless given."""
-    fields: dict[str, Any] = {name: None for name in IndicatorSnapshot.model_fields}
+    fields: dict[str, Any] = dict.fromkeys(IndicatorSnapshot._fields)
     fields.update(symbol="BTC/USDT", timeframe=Timeframe.M5, open_time=T0, close=100.0, candles=200)
     fields.update(values)
     return IndicatorSnapshot(**fields)
@@ -190,6 +190,14 @@ def test_levels_split_at_the_price_nearest_first() -> None:
         (103.0, LevelKind.BOLLINGER_UPPER),
         (104.0, LevelKind.SWING_HIGH),
     ]
+
+
+def test_a_level_at_the_price_is_neither_support_nor_resistance() -> None:
+    prices = (99.0, 100.0, 101.0, 102.0, 103.0)
+    frame = single_frame(snapshot(), tuple(Swing(T0, price, high=True) for price in prices))
+    support, resistance = key_levels([frame], 100.0, TechnicalSettings(timeframes=[Timeframe.M5], max_levels=3))
+    assert [level.price for level in support] == [99.0]
+    assert [level.price for level in resistance] == [101.0, 102.0, 103.0]
 
 
 def test_swings_outside_the_lookback_are_not_levels() -> None:

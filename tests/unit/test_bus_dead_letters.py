@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from triplegain.bus import BusClosed, DeadLetter, DeadLetterReason, Message, MessageBus, Topic
+from triplegain.bus.dead_letters import LogThinner
 from triplegain.clock import FakeClock
 from triplegain.config import BusConfig
 from triplegain.errors import TriplegainError
@@ -51,7 +52,7 @@ async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on(caplo
         stats = bus.stats()
         assert (stats.dead_letter_hook_errors, stats.dead_letters_kept, len(delivered)) == (3, 3, 3)
         hook_records = [record for record in caplog.records if "on_dead_letter hook raised" in record.getMessage()]
-        assert len(hook_records) == 3
+        assert len(hook_records) == 1  # the 1st of 3: then the 10th, 100th… (LogThinner)
         assert hook_records[0].exc_info is not None
 
 
@@ -80,3 +81,10 @@ async def test_subscription_names_are_unique_and_maxsize_positive() -> None:
         with pytest.raises(ValueError, match="maxsize must be at least 1"):
             await bus.subscribe(Topic.REGIME_UPDATES, failing, name="two", maxsize=0)
     assert issubclass(BusClosed, TriplegainError)
+
+
+def test_log_thinner_says_when_the_1st_10th_100th_time_happens() -> None:
+    thinner = LogThinner()
+    logged = [count for count in range(1, 2_001) if thinner.due()]
+    assert logged == [1, 10, 100, 1000]
+    assert thinner.count == 2_000

@@ -140,3 +140,22 @@ async def test_publish_from_a_handler_into_a_full_block_queue_is_admitted_and_co
         held.release.set()
         await bus.drain()
         assert bus.stats().overflow_admitted == 2
+
+
+async def test_totals_keep_the_counts_of_unsubscribed_subscriptions_and_of_their_last_handler_call() -> None:
+    clock = FakeClock()
+    async with MessageBus(clock=clock) as bus:
+        held = Held()
+        subscription = await bus.subscribe(Topic.TA_SIGNALS, held, name="leaving")
+        for _ in range(3):
+            await bus.publish(bus.message(Topic.TA_SIGNALS, {}, source="t"))
+        await held.entered.wait()
+
+        await subscription.unsubscribe()  # one call in progress, two queued: discarded
+        during = bus.stats()
+        assert (during.enqueued, during.discarded, during.delivered, during.subscriptions) == (3, 2, 0, ())
+
+        held.release.set()
+        await bus.drain()  # waits for the call in progress although its subscription is gone
+        after = bus.stats()
+        assert (after.enqueued, after.delivered, after.discarded, after.accounted) == (3, 1, 2, 3)

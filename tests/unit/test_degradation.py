@@ -23,6 +23,7 @@ from triplegain.coordinator.degradation import (
     record,
     step,
     summarize,
+    summarize_events,
 )
 
 NORMAL, REDUCED, LIMITED, EMERGENCY = tuple(DegradationLevel)
@@ -196,6 +197,26 @@ def test_p95_is_the_nearest_rank() -> None:
     window = SlidingWindow(events=tuple(WindowEvent(at=T0, latency_seconds=float(i)) for i in range(1, 101)))
     assert summarize(window, now=T0, window_seconds=1).latency_p95_seconds == 95.0
     assert summarize(SlidingWindow(), now=T0, window_seconds=1) == WindowFigures()
+
+
+def test_events_out_of_order_or_after_now_are_counted_only_inside_the_window() -> None:
+    events = [
+        WindowEvent(at=at(300), failed=True, latency_seconds=3.0),
+        WindowEvent(at=at(100)),  # before the window
+        WindowEvent(at=at(200), latency_seconds=1.0),
+        WindowEvent(at=at(400), failed=True),  # after now
+    ]
+    figures = summarize_events(events, now=at(360), window_seconds=250)
+    assert figures == WindowFigures(events=2, failures=1, latency_p95_seconds=3.0)
+    assert summarize_events(events[1:2], now=at(360), window_seconds=250) == WindowFigures()
+
+
+def test_a_steady_level_keeps_its_state_and_clears_a_pending_recovery() -> None:
+    state = DegradationState(level=NORMAL, since=T0)
+    assert step(state, CALM, at(10), SETTINGS) == (state, None)
+    waiting = DegradationState(level=REDUCED, since=T0, pending_recovery_since=at(5))
+    cleared, transition = step(waiting, OBSERVATIONS_AT[REDUCED], at(10), SETTINGS)
+    assert (cleared.level, cleared.pending_recovery_since, transition) == (REDUCED, None, None)
 
 
 levels = st.sampled_from(list(DegradationLevel))

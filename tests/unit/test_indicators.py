@@ -238,6 +238,21 @@ def test_an_indicator_set_matches_the_batch_functions() -> None:
         assert getattr(last, name) == pytest.approx(float(series[-1]), rel=1e-9), name
 
 
+def test_an_sma_of_the_bollinger_period_is_the_bollinger_mid_and_another_period_its_own() -> None:
+    candles = market(60)
+    close = [candle.close for candle in candles]
+    default, seven = (
+        IndicatorSet("BTC/USD", Timeframe.M5),
+        IndicatorSet("BTC/USD", Timeframe.M5, IndicatorSettings(sma_period=7)),
+    )
+    shared = [default.update(candle) for candle in candles][-1]
+    assert shared.sma is not None
+    assert shared.sma == shared.bollinger_mid
+    last = [seven.update(candle) for candle in candles][-1]
+    assert last.sma == pytest.approx(float(sma(close, 7)[-1]), rel=1e-9)
+    assert last.bollinger_mid == shared.bollinger_mid
+
+
 def test_an_indicator_set_refuses_another_market_or_an_old_candle() -> None:
     candles = market(3)
     indicators = IndicatorSet("BTC/USD", Timeframe.M5)

@@ -4,6 +4,7 @@ server that refuses connections (flush and close give up in time and say what is
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import socket
 import uuid
@@ -123,7 +124,7 @@ def test_an_llm_call_row_follows_the_table() -> None:
         7,
         None,
     )
-    assert values["parsed"] == '{"action": "wait"}'
+    assert json.loads(values["parsed"]) == {"action": "wait"}  # JSON text for jsonb (its spacing is not kept)
     assert values["cost_usd"] == Decimal("0.1")  # not the float's binary expansion
     assert values["started_at"] == T0
 
@@ -133,7 +134,7 @@ def test_an_agent_output_row_follows_the_table() -> None:
     values = dict(zip(AGENT_OUTPUTS.column_names, output.values(), strict=True))
 
     assert (values["id"], values["agent"], values["confidence"]) == (output.id, "technical", 0.7)
-    assert values["body"] == '{"note": "prix élevé"}'
+    assert values["body"] == '{"note":"prix élevé"}'  # as is: not escaped to ASCII
     with pytest.raises(ValidationError, match="less than or equal to 1"):
         agent_output(confidence=1.5)
 
@@ -149,7 +150,7 @@ def test_a_dead_letter_row_carries_the_whole_message() -> None:
         message.id,
         None,
     )
-    assert '"payload": {"close": "1.5"}' in values["message"]
+    assert json.loads(values["message"])["payload"] == {"close": "1.5"}
 
 
 def test_a_retried_batch_skips_stored_rows() -> None:
@@ -173,11 +174,13 @@ def test_a_full_buffer_refuses_rows_and_keeps_the_ones_it_has() -> None:
     for row in rows:
         writer.submit(row)
 
-    with pytest.raises(WriteBufferFull, match=r"3 rows \(max_buffered_rows\) wait for nowhere:5432/test"):
+    assert not writer.overflowed.is_set()
+    with pytest.raises(WriteBufferFull, match=r"nowhere:5432/test is full: 3 rows held, the bound is 3 rows") as full:
         writer.submit(agent_output())
     assert writer.unwritten() == rows
     stats = writer.stats()
     assert (stats.submitted, stats.buffered, stats.written, stats.oldest_buffered_age_seconds) == (3, 3, 0, 0.0)
+    assert (writer.overflowed.is_set(), writer.overflow_error, stats.overflowed) == (True, full.value, True)
 
 
 async def test_flush_needs_a_started_writer() -> None:

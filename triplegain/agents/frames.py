@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 
 from triplegain.agents.settings import AgentsSettings
 from triplegain.market import Candle, IndicatorSet, IndicatorSettings, IndicatorSnapshot, Timeframe
@@ -105,7 +104,18 @@ class CandleAggregator:
 class _Track:
     """One (symbol, timeframe): its indicators, recent candles, snapshots and swings, and their frame once asked for."""
 
-    __slots__ = ("_frame", "_swing_width", "candles", "indicators", "snapshots", "swings", "symbol", "timeframe")
+    __slots__ = (
+        "_frame",
+        "_highs",
+        "_lows",
+        "_swing_width",
+        "candles",
+        "indicators",
+        "snapshots",
+        "swings",
+        "symbol",
+        "timeframe",
+    )
 
     def __init__(
         self, symbol: str, timeframe: Timeframe, settings: IndicatorSettings, window: int, swing_width: int
@@ -117,27 +127,29 @@ class _Track:
         self.snapshots: deque[IndicatorSnapshot] = deque(maxlen=window)
         self.swings: deque[Swing] = deque()
         self._swing_width = swing_width
+        # The highs and lows of the last 2 · swing_width + 1 candles: a swing's neighbourhood, kept apart so that
+        # confirming one is a max() and a min() over floats rather than a scan of candle models.
+        self._highs: deque[float] = deque(maxlen=2 * swing_width + 1)
+        self._lows: deque[float] = deque(maxlen=2 * swing_width + 1)
         self._frame: Frame | None = None
 
     def add(self, candle: Candle) -> None:
         self.snapshots.append(self.indicators.update(candle))
         self.candles.append(candle)
+        self._highs.append(candle.high)
+        self._lows.append(candle.low)
         self._confirm_swing()
         self._frame = None
 
     def _confirm_swing(self) -> None:
         """Mark the candle ``swing_width`` back as a swing if it is the extreme of its neighbourhood."""
-        width = self._swing_width
-        candles = self.candles
-        span = 2 * width + 1
-        if len(candles) < span:
+        highs, lows, width, candles = self._highs, self._lows, self._swing_width, self.candles
+        if len(candles) <= 2 * width:  # not yet (or never, in a window shorter than the neighbourhood)
             return
-        around = list(islice(candles, len(candles) - span, None))
-        centre = around[width]
-        if centre.high >= max(candle.high for candle in around):
-            self.swings.append(Swing(centre.open_time, centre.high, high=True))
-        if centre.low <= min(candle.low for candle in around):
-            self.swings.append(Swing(centre.open_time, centre.low, high=False))
+        if highs[width] >= max(highs):
+            self.swings.append(Swing(candles[-1 - width].open_time, highs[width], high=True))
+        if lows[width] <= min(lows):
+            self.swings.append(Swing(candles[-1 - width].open_time, lows[width], high=False))
         oldest = candles[0].open_time
         while self.swings and self.swings[0].open_time < oldest:
             self.swings.popleft()
@@ -246,8 +258,7 @@ class FrameBook:
 
     def frames(self, symbol: str, timeframes: Iterable[Timeframe]) -> tuple[Frame, ...]:
         """The frames of ``symbol`` that have a candle yet, in the order of ``timeframes``."""
-        found = (self.frame(symbol, timeframe) for timeframe in timeframes)
-        return tuple(frame for frame in found if frame is not None)
+        return tuple([frame for timeframe in timeframes if (frame := self.frame(symbol, timeframe)) is not None])
 
     def _tracked(self) -> str:
         return ", ".join(timeframe.value for timeframe in self.timeframes)

@@ -9,12 +9,15 @@ optional LLM review, as a degraded level asks.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
 
+from triplegain.agents.base import AgentName, AgentOutput
 from triplegain.agents.frames import FrameBook
 from triplegain.agents.portfolio import Holdings, PortfolioAgent, PortfolioContext
 from triplegain.agents.publishing import publish_output
-from triplegain.agents.regime import RegimeAgent, RegimeContext
+from triplegain.agents.regime import RegimeAgent, RegimeContext, RegimeOutput
 from triplegain.agents.sentiment import SentimentAgent, SentimentContext
 from triplegain.agents.settings import AgentsSettings
 from triplegain.agents.sources import ItemPool, build_sources
@@ -63,6 +66,12 @@ class AgentPipeline:
             settings.sentiment, clock=clock, pool=self._pool, gateway=gateway_for(settings.sentiment.llm_provider)
         )
         self.portfolio = PortfolioAgent(settings.portfolio, clock=clock)
+        self._valid_for: dict[AgentName, timedelta] = {
+            AgentName.TECHNICAL: self.technical.valid_for,
+            AgentName.REGIME: self.regime.valid_for,
+            AgentName.SENTIMENT: self.sentiment.valid_for,
+            AgentName.PORTFOLIO: self.portfolio.valid_for,
+        }
         self._last_close: dict[str, float] = {}
         self.skipped: Counter[str] = Counter()
 
@@ -111,6 +120,15 @@ class AgentPipeline:
         holdings = Holdings(balances=balances, prices=prices)
         view = await self.portfolio.analyze(PortfolioContext(symbol, holdings))
         await publish_output(self._bus, view, ttl=self.portfolio.valid_for)
+
+    async def restore(self, outputs: Iterable[AgentOutput[Any]]) -> None:
+        """Put the views a previous run stored back on the bus, each dated when formed so it expires as it would
+        have, and the regime agent's hysteresis with them; before anything subscribes to the agents' topics, so
+        they are not recorded again."""
+        for output in outputs:
+            if isinstance(output, RegimeOutput) and output.symbol is not None and output.body.state is not None:
+                self.regime.restore(output.symbol, output.body.state)
+            await publish_output(self._bus, output, ttl=self._valid_for[output.agent], as_formed=True)
 
     async def aclose(self) -> None:
         await self._pool.aclose()

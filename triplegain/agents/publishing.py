@@ -22,12 +22,19 @@ AGENT_TOPICS: Mapping[AgentName, Topic] = {
 
 
 async def publish_output(
-    bus: MessageBus, output: AgentOutput[BodyT], *, ttl: timedelta, priority: Priority = Priority.NORMAL
+    bus: MessageBus,
+    output: AgentOutput[BodyT],
+    *,
+    ttl: timedelta,
+    priority: Priority = Priority.NORMAL,
+    as_formed: bool = False,
 ) -> Message:
     """Publish ``output`` on its agent's topic, keyed by its symbol, expiring after ``ttl``; returns the message.
 
     ``ttl`` is normally the agent's ``valid_for``. The output's id is the message's correlation id, so a
-    decision that used the message can be traced back to the output (and to its LLM call).
+    decision that used the message can be traced back to the output (and to its LLM call). ``as_formed``: the
+    message is dated when the view was formed rather than now (a stored view put back after a restart expires
+    when it would have).
     """
     message = bus.message(
         AGENT_TOPICS[output.agent],
@@ -38,5 +45,7 @@ async def publish_output(
         correlation_id=output.id,
         symbol=output.symbol,
     )
+    if as_formed:
+        message = message.model_copy(update={"created_at": output.timestamp})
     await bus.publish(message)
     return message

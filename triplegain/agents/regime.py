@@ -32,6 +32,7 @@ the same candle again adds nothing). While a change is pending, the standing reg
 from __future__ import annotations
 
 import json
+import operator
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,10 +49,11 @@ from triplegain.agents.settings import RegimeSettings
 from triplegain.agents.technical import TechnicalView
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
-from triplegain.market import Timeframe
+from triplegain.market import IndicatorSnapshot, Timeframe
 
 REVIEW_PURPOSE = "regime_review"
 _MIN_BANDWIDTH_HISTORY = 5
+_bandwidth_of: Callable[[IndicatorSnapshot], float | None] = operator.attrgetter("bollinger_bandwidth")
 
 
 class RegimeName(StrEnum):
@@ -115,6 +117,9 @@ class RegimeView(BaseModel):
     timeframe: Timeframe = Field(description="the timeframe classified")
     measures: RegimeMeasures = Field(description="the measures used")
     technical_bias: Bias | None = Field(description="the TA bias taken into account, if any")
+    state: RegimeState | None = Field(
+        default=None, description="the hysteresis after this analysis, from which a restarted daemon carries on"
+    )
 
 
 class RegimeOutput(AgentOutput[RegimeView]):
@@ -156,9 +161,8 @@ def regime_measures(frame: Frame, settings: RegimeSettings) -> RegimeMeasures:
     ratio = None
     bandwidth = snapshot.bollinger_bandwidth
     if bandwidth is not None:
-        history = [
-            value for item in snapshots[-settings.squeeze_lookback :] if (value := item.bollinger_bandwidth) is not None
-        ]
+        recent = map(_bandwidth_of, snapshots[-settings.squeeze_lookback :])
+        history = [value for value in recent if value is not None]
         median = statistics.median(history) if len(history) >= _MIN_BANDWIDTH_HISTORY else 0.0
         ratio = bandwidth / median if median > 0 else None
     return RegimeMeasures(
@@ -413,6 +417,7 @@ class RegimeAgent:
             timeframe=context.frame.timeframe,
             measures=measures,
             technical_bias=technical.body.bias if technical is not None else None,
+            state=state,
         )
         return RegimeOutput(
             id=output_id,

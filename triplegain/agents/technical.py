@@ -37,6 +37,7 @@ import bisect
 import functools
 import json
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,7 +47,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentName, AgentOutput, Baseline, Bias, bias_of
-from triplegain.agents.frames import Frame
+from triplegain.agents.frames import Frame, Swing
 from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import TechnicalSettings, TechnicalWeights
 from triplegain.clock import Clock
@@ -58,6 +59,7 @@ MACD_ATR_SCALE = 0.1
 """A MACD histogram of a tenth of an ATR is a clear signal (tanh(1) ≈ 0.76)."""
 _INDICATORS_PER_TIMEFRAME = 5  # the four components and ADX
 _FRAMES_REMEMBERED = 256  # memoised per-frame work: a few per (symbol, timeframe) in play; bounds what it keeps alive
+_LEVELS_REMEMBERED = 256  # shared Level models: the nearest swing levels of each (symbol, timeframe) in play
 
 
 class Components(BaseModel):
@@ -240,12 +242,9 @@ def assess_technical(frames: Sequence[Frame], settings: TechnicalSettings) -> Ba
     """The deterministic view of one symbol from its frames (first frame: the price reference); see the module."""
     if not frames:
         raise ValueError("the technical agent needs at least one frame")
-    scored = [
-        result
-        for frame in frames
-        if (result := _read_timeframe(frame, settings.weights, settings.adx_trend_level)) is not None
-    ]
-    readings = tuple(result.reading for result in scored)
+    weights, adx_trend_level = settings.weights, settings.adx_trend_level
+    scored = [result for frame in frames if (result := _read_timeframe(frame, weights, adx_trend_level)) is not None]
+    readings = tuple([result.reading for result in scored])
     price = frames[0].latest.close
     support, resistance = key_levels(frames, price, settings)
     expected = _INDICATORS_PER_TIMEFRAME * max(len(frames), len(settings.timeframes))
@@ -262,11 +261,11 @@ def assess_technical(frames: Sequence[Frame], settings: TechnicalSettings) -> Ba
         return Baseline(view, 0.0, "neutral: no indicator has a value yet (warming up)")
     scores = [reading.score for reading in readings]
     score = sum(scores) / len(scores)
-    spread = sum(abs(value) for value in scores)
+    spread = sum([abs(value) for value in scores])
     agreement = abs(sum(scores)) / spread if spread > 0 else 1.0
-    coverage = sum(result.available for result in scored) / expected
-    consistency = sum(reading.consistency for reading in readings) / len(readings)
-    trend = sum(reading.trend for reading in readings) / len(readings)
+    coverage = sum([result.available for result in scored]) / expected
+    consistency = sum([reading.consistency for reading in readings]) / len(readings)
+    trend = sum([reading.trend for reading in readings]) / len(readings)
     confidence = min(1.0, coverage * agreement * consistency * (0.5 + 0.5 * trend))
     bias = bias_of(score, settings.neutral_band)
     view = TechnicalView(
@@ -304,8 +303,9 @@ def key_levels(
     for frame in frames:
         levels = _levels_by_price(frame, settings.swing_lookback)
         split = bisect.bisect_left(levels, price, key=_level_price)
+        past_price = bisect.bisect_right(levels, price, lo=split, key=_level_price)
         below.extend(reversed(levels[max(0, split - count) : split]))
-        above.extend(level for level in levels[split : split + count + 1] if level[0] > price)
+        above.extend(levels[past_price : split + count + 1])
     # Sorting is stable (reverse too): of equal prices, the one from the earliest frame comes first.
     below.sort(key=_level_price, reverse=True)
     above.sort(key=_level_price)
@@ -313,22 +313,27 @@ def key_levels(
 
 
 _Candidate = tuple[float, LevelKind, Timeframe]
-
-
-def _level_price(level: _Candidate) -> float:
-    return level[0]
+_level_price: Callable[[_Candidate], float] = operator.itemgetter(0)
+_swing_time: Callable[[Swing], datetime] = operator.attrgetter("open_time")
 
 
 def _nearest(ordered: list[_Candidate], count: int) -> tuple[Level, ...]:
     chosen: list[Level] = []
     seen: set[float] = set()
-    for price, kind, timeframe in ordered:
+    for candidate in ordered:
+        price = candidate[0]
         if price not in seen:
             seen.add(price)
-            chosen.append(Level(price=price, kind=kind, timeframe=timeframe))
+            chosen.append(_level(*candidate))
             if len(chosen) == count:
                 break
     return tuple(chosen)
+
+
+@functools.lru_cache(maxsize=_LEVELS_REMEMBERED)
+def _level(price: float, kind: LevelKind, timeframe: Timeframe) -> Level:
+    """The (frozen) model of a level, shared: a swing point stays a level for many candles and is built once."""
+    return Level(price=price, kind=kind, timeframe=timeframe)
 
 
 @functools.lru_cache(maxsize=_FRAMES_REMEMBERED)
@@ -340,10 +345,10 @@ def _levels_by_price(frame: Frame, lookback: int) -> list[_Candidate]:
     candles = frame.candles
     oldest = candles[-lookback].open_time if len(candles) >= lookback else candles[0].open_time
     timeframe = frame.timeframe
+    swings = frame.swings  # oldest first: those within the lookback are a suffix
     levels = [
         (swing.price, LevelKind.SWING_HIGH if swing.high else LevelKind.SWING_LOW, timeframe)
-        for swing in frame.swings
-        if swing.open_time >= oldest
+        for swing in swings[bisect.bisect_left(swings, oldest, key=_swing_time) :]
     ]
     snapshot = frame.latest
     if snapshot.bollinger_upper is not None and snapshot.bollinger_lower is not None:

@@ -21,10 +21,12 @@ Delivery
     it never awaits a handler. Each subscription has one worker task that takes the highest priority first
     (URGENT > HIGH > NORMAL > LOW) and, within a priority, publish order; it calls the handler outside any
     lock, one message at a time. A handler may publish, subscribe and unsubscribe (its own subscription
-    included). At delivery an expired message is not handed over but dead-lettered (``expired``); a handler
-    that raises only costs its own message (dead letter ``handler_error`` with the error and traceback) and
-    the worker carries on. A filter that raises is treated the same way (``filter_error``). Cancelling a
-    worker is honoured: the message in hand is dead-lettered (``closed``) and the cancellation propagates.
+    included). At delivery an expired message is not handed over but dead-lettered (``expired``; the worker
+    reads ``now()`` only near the deadline, see ``bus.EXPIRY_MARGIN``); a handler that raises only costs its
+    own message (dead letter ``handler_error`` with the error and traceback; the log gets the 1st, 10th,
+    100th… error of each subscription) and the worker carries on. A filter that raises is treated the same
+    way (``filter_error``). Cancelling a worker is honoured: the message in hand is dead-lettered
+    (``closed``) and the cancellation propagates.
 
 Full queues
     ``drop_oldest_lowest``: the oldest message of the lowest priority present, counting the incoming one, is
@@ -51,7 +53,8 @@ Reading
     per subscription it adds queue depth, high-water mark and delivery latency (publish to handler call,
     on the bus clock's ``monotonic()``) p50/p99/p99.9 over the last ``latency_window`` deliveries.
     ``dead_letters()`` keeps the last ``dead_letter_limit`` (evictions are counted); ``on_dead_letter`` is
-    called with each one, and a hook that raises is counted and logged, never propagated.
+    called with each one, and a hook that raises is counted and logged (1st, 10th, 100th… time), never
+    propagated. Memory is bounded by ``BusConfig``: queues, history, latency windows and dead letters.
 """
 
 from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from triplegain.bus.dead_letters import DeadLetter, DeadLetterBox, DeadLetterHook, DeadLetterReason
+from triplegain.bus.dead_letters import DeadLetter, DeadLetterBox, DeadLetterHook, DeadLetterReason, LogThinner
 from triplegain.bus.message import Message, Priority, Topic
 from triplegain.bus.queue import Envelope, SubscriptionQueue
 from triplegain.bus.stats import BusStats, Counters, LatencySummary, SubscriptionStats
@@ -32,6 +32,16 @@ MessageFilter = Callable[[Message], bool]
 # True in a worker task, and in every task started from one (they inherit the context): a publish made there
 # must not wait for room, or two handlers publishing into each other's full queues would deadlock.
 _in_delivery: ContextVar[bool] = ContextVar("triplegain_bus_in_delivery", default=False)
+
+# Reading the wall clock (``now()``) for every delivery costs more than the rest of a no-op delivery, so a
+# message's deadline is also put on the clock's cheap ``monotonic()`` scale, through a pair of readings of both
+# clocks taken at most ``CALIBRATION_INTERVAL`` seconds before publish. A worker reads ``now()`` only from
+# ``EXPIRY_MARGIN`` seconds plus ``WALL_CLOCK_DRIFT`` of the distance to that pair before the deadline: the
+# drift covers NTP slewing one clock against the other (at most 500 ppm). So a message is never delivered
+# at or past its deadline, unless the wall clock is *stepped* forward after the pair was read.
+CALIBRATION_INTERVAL = 1.0
+EXPIRY_MARGIN = 0.001
+WALL_CLOCK_DRIFT = 0.001
 
 _OUTCOME_OF: Mapping[DeadLetterReason, str] = {
     DeadLetterReason.EXPIRED: "expired",
@@ -72,6 +82,8 @@ class Subscription:
         self._counts = Counters()
         self._latencies: deque[float] = deque(maxlen=latency_window)
         self._running = False
+        self._worker: asyncio.Task[None] | None = None
+        self._error_log = LogThinner()
 
     @property
     def active(self) -> bool:
@@ -116,17 +128,20 @@ class MessageBus:
         self._topic_settings: dict[Topic, TopicSettings] = {
             topic: getattr(self._config.topics, topic.value) for topic in Topic
         }
-        self._default_ttl = {
-            topic: timedelta(seconds=settings.ttl_seconds) for topic, settings in self._topic_settings.items()
+        self._routes = {
+            topic: _Route(timedelta(seconds=settings.ttl_seconds)) for topic, settings in self._topic_settings.items()
         }
         self._subscriptions: dict[str, Subscription] = {}
-        self._by_topic: dict[Topic, tuple[Subscription, ...]] = {}
-        self._history: dict[tuple[Topic, str | None], deque[Message]] = {}
         self._dead_letters = DeadLetterBox(self._config.dead_letter_limit, on_dead_letter)
-        self._counts = Counters()
+        # Counts live on each subscription (one increment per pair, not two); the bus's totals add them up.
+        # ``_retiring``: retired subscriptions whose worker may still count a handler call in progress; once
+        # it has stopped, their counts move into ``_retired_counts``.
+        self._retiring: set[Subscription] = set()
+        self._retired_counts = Counters()
         self._published = 0
-        # Queued or running (message, subscription) pairs plus publishers waiting for room; drain() waits for 0.
-        self._pending = 0
+        self._calibrated_now = self._clock.now()
+        self._calibrated_monotonic = self._clock.monotonic()
+        self._waiting_publishers = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._workers: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -179,28 +194,25 @@ class MessageBus:
         if self._closed:
             raise BusClosed(f"cannot publish {message.topic.value} message {message.id}: the bus is closed")
         self._published += 1
-        key = (message.topic, message.symbol)
-        history = self._history.get(key)
+        route = self._routes[message.topic]
+        history = route.history.get(message.symbol)
         if history is None:
-            history = self._history[key] = deque(maxlen=self._config.history_size)
+            history = route.history[message.symbol] = deque(maxlen=self._config.history_size)
         history.append(message)
-        subscriptions = self._by_topic.get(message.topic)
+        subscriptions = route.subscriptions
         if not subscriptions:
             return
-        envelope = Envelope(message, message.expires_at(self._default_ttl[message.topic]), self._clock.monotonic())
+        envelope = self._envelope(message, route.ttl)
         for subscription in subscriptions:
             queue = subscription._queue
             if queue.closed or (subscription._filter is not None and not self._accepts(subscription, message)):
                 continue
             if queue.offer(envelope):  # the common case; what _admit() does, inlined
                 subscription._counts.enqueued += 1
-                self._counts.enqueued += 1
-                self._pending += 1
             elif subscription.overflow is Overflow.DROP_OLDEST_LOWEST:
                 self._drop_for(subscription, envelope)
             elif _in_delivery.get():
                 subscription._counts.overflow_admitted += 1
-                self._counts.overflow_admitted += 1
                 self._admit(subscription, envelope)
             else:
                 await self._admit_when_room(subscription, envelope)
@@ -236,10 +248,12 @@ class MessageBus:
             latency_window=self._config.latency_window,
         )
         self._subscriptions[name] = subscription
-        self._by_topic[topic] = (*self._by_topic.get(topic, ()), subscription)
+        route = self._routes[topic]
+        route.subscriptions = (*route.subscriptions, subscription)
         worker = asyncio.create_task(self._deliver(subscription), name=f"bus-worker:{name}")
+        subscription._worker = worker
         self._workers.add(worker)
-        worker.add_done_callback(self._workers.discard)
+        worker.add_done_callback(lambda _: self._worker_stopped(subscription, worker))
         return subscription
 
     def latest(self, topic: Topic, symbol: str | None = None, *, include_expired: bool = False) -> Message | None:
@@ -249,7 +263,7 @@ class MessageBus:
         ``symbol=None`` means messages published without a symbol. ``include_expired``: the newest even if it
         has expired (a reader that tells "stale" from "missing" checks ``expires_at`` itself).
         """
-        history = self._history.get((topic, symbol))
+        history = self._routes[topic].history.get(symbol)
         if not history:
             return None
         newest = history[-1]
@@ -259,20 +273,25 @@ class MessageBus:
 
     def expires_at(self, message: Message) -> datetime:
         """When ``message`` expires: its own TTL, else its topic's."""
-        return message.expires_at(self._default_ttl[message.topic])
+        return message.expires_at(self._routes[message.topic].ttl)
 
     def history(self, topic: Topic, symbol: str | None = None) -> list[Message]:
         """The last ``history_size`` messages published for (topic, symbol), oldest first, expired included."""
-        return list(self._history.get((topic, symbol), ()))
+        return list(self._routes[topic].history.get(symbol, ()))
 
     def stats(self) -> BusStats:
+        totals = Counters.total(
+            self._retired_counts,
+            *(subscription._counts for subscription in self._subscriptions.values()),
+            *(subscription._counts for subscription in self._retiring),
+        )
         return BusStats(
             published=self._published,
             dead_letters_kept=len(self._dead_letters),
             dead_letters_evicted=self._dead_letters.evicted,
             dead_letter_hook_errors=self._dead_letters.hook_errors,
             subscriptions=tuple(subscription.stats() for subscription in self._subscriptions.values()),
-            **self._counts.snapshot(),
+            **totals.snapshot(),
         )
 
     def dead_letters(self) -> list[DeadLetter]:
@@ -287,7 +306,7 @@ class MessageBus:
         """
         self._refuse_from_worker("drain")
         loop = asyncio.get_running_loop()
-        while self._pending:
+        while not self._idle():
             idle = loop.create_future()
             self._idle_waiters.append(idle)
             await idle
@@ -316,23 +335,32 @@ class MessageBus:
         self._close_finished.set()
 
     async def _deliver(self, subscription: Subscription) -> None:
-        """The worker: deliver one message at a time, highest priority first, until unsubscribed."""
+        """The worker: deliver one message at a time, highest priority first, until unsubscribed.
+
+        Taking one message per turn of the loop (not a batch) keeps priority exact: an URGENT message published
+        while a handler runs goes before everything still queued. Everything the loop uses per message is
+        bound to a local first: this loop runs once per (message, subscription) pair.
+        """
         _in_delivery.set(True)
         worker = asyncio.current_task()
         assert worker is not None
         queue, handler, clock = subscription._queue, subscription._handler, self._clock
-        counts, latencies = subscription._counts, subscription._latencies
+        pop, monotonic, record_latency = queue.pop, clock.monotonic, subscription._latencies.append
+        counts = subscription._counts
         while True:
-            envelope = queue.pop()
+            envelope = pop()
             if envelope is None:
                 if queue.closed:
                     return
+                if self._idle_waiters:
+                    self._wake_idle()
                 await queue.wait_for_item()
                 continue
-            if clock.now() >= envelope.expires_at:
+            taken_at = monotonic()
+            if taken_at >= envelope.check_expiry_at and clock.now() >= envelope.expires_at:
                 self._reject(subscription, envelope.message, DeadLetterReason.EXPIRED)
             else:
-                latencies.append(clock.monotonic() - envelope.published_at)
+                record_latency(taken_at - envelope.published_at)
                 subscription._running = True
                 try:
                     await handler(envelope.message)
@@ -342,56 +370,64 @@ class MessageBus:
                     if worker.cancelling():
                         subscription._running = False
                         self._reject(subscription, envelope.message, DeadLetterReason.CLOSED)
-                        self._settle()
                         raise
                     # Not a request to stop this worker: the handler let a CancelledError of its own escape.
                     self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
                 else:
                     counts.delivered += 1
-                    self._counts.delivered += 1
                 subscription._running = False
-            self._pending -= 1  # self._settle(), inlined on the hot path
-            if not self._pending and self._idle_waiters:
-                self._wake_idle()
             if worker.cancelling():
                 raise asyncio.CancelledError("a handler swallowed the cancellation that stops this worker")
+
+    def _envelope(self, message: Message, topic_ttl: timedelta) -> Envelope:
+        """Wrap ``message`` for the queues, with its deadline also on the monotonic clock (see EXPIRY_MARGIN)."""
+        published_at = self._clock.monotonic()
+        if published_at - self._calibrated_monotonic > CALIBRATION_INTERVAL:
+            self._calibrate()
+        expires_at = message.created_at + (topic_ttl if message.ttl is None else message.ttl)
+        # expires_at on the monotonic scale, less a margin for how far the two clocks may have drifted apart.
+        until = (expires_at - self._calibrated_now).total_seconds()
+        check_expiry_at = self._calibrated_monotonic + until - abs(until) * WALL_CLOCK_DRIFT - EXPIRY_MARGIN
+        return Envelope(message, expires_at, published_at, check_expiry_at)
+
+    def _calibrate(self) -> None:
+        """Read both clocks together, to map wall-clock deadlines onto the monotonic clock."""
+        self._calibrated_now = self._clock.now()
+        self._calibrated_monotonic = self._clock.monotonic()
 
     def _accepts(self, subscription: Subscription, message: Message) -> bool:
         assert subscription._filter is not None
         try:
             return subscription._filter(message)
         except Exception as exc:
-            self._count_enqueued(subscription)
+            subscription._counts.enqueued += 1
             self._reject(subscription, message, DeadLetterReason.FILTER_ERROR, exc)
             return False
 
     def _admit(self, subscription: Subscription, envelope: Envelope) -> None:
         subscription._queue.put(envelope)
-        self._count_enqueued(subscription)
-        self._pending += 1
+        subscription._counts.enqueued += 1
 
     def _drop_for(self, subscription: Subscription, envelope: Envelope) -> None:
-        """Full ``drop_oldest_lowest`` queue. Pending stays as it was: either the incoming message is dropped,
-        or a queued one is dropped and the incoming one takes its place."""
+        """Full ``drop_oldest_lowest`` queue: either the incoming message is dropped, or a queued one is
+        dropped and the incoming one takes its place."""
         dropped = subscription._queue.drop_oldest_lowest(envelope)
-        self._count_enqueued(subscription)
+        subscription._counts.enqueued += 1
         self._reject(subscription, dropped.message, DeadLetterReason.DROPPED)
 
     async def _admit_when_room(self, subscription: Subscription, envelope: Envelope) -> None:
         if self._closed:
             raise BusClosed(f"publish of message {envelope.message.id} stopped: the bus is closed")
-        self._pending += 1
+        self._waiting_publishers += 1
         try:
             if await subscription._queue.wait_for_room():
                 self._admit(subscription, envelope)
             elif self._closed:
                 raise BusClosed(f"publish of message {envelope.message.id} stopped: the bus is closed")
         finally:
-            self._settle()
-
-    def _count_enqueued(self, subscription: Subscription) -> None:
-        subscription._counts.enqueued += 1
-        self._counts.enqueued += 1
+            self._waiting_publishers -= 1
+            if self._idle_waiters:
+                self._wake_idle()
 
     def _reject(
         self,
@@ -403,18 +439,20 @@ class MessageBus:
         """Count an undelivered pair under its outcome and keep it as a dead letter."""
         outcome = _OUTCOME_OF[reason]
         setattr(subscription._counts, outcome, getattr(subscription._counts, outcome) + 1)
-        setattr(self._counts, outcome, getattr(self._counts, outcome) + 1)
         error_text = trace = None
         if error is not None:
             error_text = f"{type(error).__name__}: {error}"
             trace = "".join(traceback.format_exception(error))
-            logger.warning(
-                "subscription %s: %s for message %s: %s",
-                subscription.name,
-                reason.value,
-                message.id,
-                error_text,
-            )
+            if subscription._error_log.due():
+                logger.warning(
+                    "subscription %s: %s for message %s: %s (error %d of this subscription; the 1st, 10th, "
+                    "100th… are logged, every one is a dead letter)",
+                    subscription.name,
+                    reason.value,
+                    message.id,
+                    error_text,
+                    subscription._error_log.count,
+                )
         self._dead_letters.add(
             DeadLetter(
                 message=message,
@@ -431,18 +469,34 @@ class MessageBus:
         if not subscription.active:
             return
         del self._subscriptions[subscription.name]
-        self._by_topic[subscription.topic] = tuple(
-            other for other in self._by_topic[subscription.topic] if other is not subscription
-        )
+        route = self._routes[subscription.topic]
+        route.subscriptions = tuple(other for other in route.subscriptions if other is not subscription)
         for envelope in subscription._queue.close():
             self._reject(subscription, envelope.message, reason)
-            self._settle()
+        self._retiring.add(subscription)
+        if subscription._worker is None or subscription._worker.done():
+            self._fold(subscription)
 
-    def _settle(self) -> None:
-        """One pending pair (or waiting publisher) is done."""
-        self._pending -= 1
-        if not self._pending and self._idle_waiters:
+    def _worker_stopped(self, subscription: Subscription, worker: asyncio.Task[None]) -> None:
+        self._workers.discard(worker)
+        if not subscription.active:
+            self._fold(subscription)
+        if self._idle_waiters:
             self._wake_idle()
+
+    def _fold(self, subscription: Subscription) -> None:
+        """A retired subscription's worker has stopped: its counts are final."""
+        if subscription in self._retiring:
+            self._retiring.discard(subscription)
+            self._retired_counts.add(subscription._counts)
+
+    def _idle(self) -> bool:
+        """Every queue empty, no handler running (retired subscriptions' included), no publisher waiting."""
+        if self._waiting_publishers or self._retiring:
+            return False
+        return not any(
+            subscription._running or len(subscription._queue) for subscription in self._subscriptions.values()
+        )
 
     def _wake_idle(self) -> None:
         for idle in self._idle_waiters:
@@ -456,3 +510,14 @@ class MessageBus:
                 f"{what}() called from a bus handler would wait for that handler to return; "
                 "call it from outside the bus's handlers"
             )
+
+
+class _Route:
+    """Where a topic's messages go: its subscriptions, its default TTL and its history by symbol."""
+
+    __slots__ = ("history", "subscriptions", "ttl")
+
+    def __init__(self, ttl: timedelta) -> None:
+        self.ttl = ttl
+        self.subscriptions: tuple[Subscription, ...] = ()
+        self.history: dict[str | None, deque[Message]] = {}

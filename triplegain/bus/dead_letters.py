@@ -39,6 +39,26 @@ class DeadLetter(BaseModel):
 DeadLetterHook = Callable[[DeadLetter], None]
 
 
+class LogThinner:
+    """Counts a repeated event and says when to log it: the 1st, 10th, 100th… time.
+
+    A handler that fails on every message of a flood would otherwise write a log line per message; the dead
+    letters keep every error, the log keeps a number of lines that grows with the logarithm of the count.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._next = 1
+
+    def due(self) -> bool:
+        """Count one more event; True when this one should be logged."""
+        self.count += 1
+        if self.count < self._next:
+            return False
+        self._next *= 10
+        return True
+
+
 class DeadLetterBox:
     """The most recent ``limit`` dead letters; older ones are evicted and counted."""
 
@@ -46,7 +66,7 @@ class DeadLetterBox:
         self._kept: deque[DeadLetter] = deque(maxlen=limit)
         self._hook = hook
         self.evicted = 0
-        self.hook_errors = 0
+        self._hook_error_log = LogThinner()
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -60,13 +80,20 @@ class DeadLetterBox:
         try:
             self._hook(letter)
         except Exception:
-            self.hook_errors += 1
-            logger.exception(
-                "on_dead_letter hook raised for message %s (subscription %s, reason %s)",
-                letter.message.id,
-                letter.subscription,
-                letter.reason.value,
-            )
+            if self._hook_error_log.due():
+                logger.exception(
+                    "on_dead_letter hook raised for message %s (subscription %s, reason %s); error %d of the hook "
+                    "(the 1st, 10th, 100th… are logged)",
+                    letter.message.id,
+                    letter.subscription,
+                    letter.reason.value,
+                    self._hook_error_log.count,
+                )
+
+    @property
+    def hook_errors(self) -> int:
+        """How many ``hook`` calls raised."""
+        return self._hook_error_log.count
 
     def letters(self) -> list[DeadLetter]:
         """Oldest first."""

@@ -54,10 +54,14 @@ class Topic(StrEnum):
 
 # Immutable leaves a JSON-like payload may hold besides nested mappings and sequences.
 _FROZEN_SCALARS = (str, int, float, bool, type(None), Decimal, datetime, date, timedelta, uuid.UUID, Enum)
+# The common leaves, tested by exact type first: one set lookup instead of a walk through the tuple above.
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def freeze_payload(value: object) -> BaseModel | Mapping[str, Any]:
     """A frozen pydantic model as is, or a deep-frozen copy of a JSON-like mapping; anything else is refused."""
+    if isinstance(value, dict):  # the common case, before the checks against abstract classes below
+        return _freeze_mapping(value, "payload")
     if isinstance(value, BaseModel):
         if not type(value).model_config.get("frozen", False):
             raise ValueError(
@@ -75,22 +79,31 @@ def _freeze_mapping(mapping: Mapping[Any, Any], path: str) -> Mapping[str, Any]:
     for key, item in mapping.items():
         if not isinstance(key, str):
             raise ValueError(f"{path}: key {key!r} is a {type(key).__name__}; keys must be strings")
-        frozen[key] = _freeze(item, f"{path}.{key}")
+        frozen[key] = item if type(item) in _PLAIN_SCALARS else _freeze(item, f"{path}.{key}")
     return MappingProxyType(frozen)
 
 
 def _freeze(value: object, path: str) -> Any:
+    """A value other than a plain scalar (the callers keep those as they are)."""
+    if isinstance(value, dict):  # before the checks against abstract classes below, which cost more
+        return _freeze_mapping(value, path)
+    if isinstance(value, list | tuple):
+        return _freeze_sequence(value, path)
     if isinstance(value, _FROZEN_SCALARS):
         return value
     if isinstance(value, Mapping):
         return _freeze_mapping(value, path)
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(item, f"{path}[{index}]") for index, item in enumerate(value))
     if isinstance(value, BaseModel) and type(value).model_config.get("frozen", False):
         return value
     raise ValueError(
         f"{path}: {type(value).__name__} is not allowed in a payload; use JSON-like values "
         "(mappings, lists, str, numbers, bool, None, Decimal, dates, UUIDs, enums) or frozen models"
+    )
+
+
+def _freeze_sequence(items: list[Any] | tuple[Any, ...], path: str) -> tuple[Any, ...]:
+    return tuple(
+        item if type(item) in _PLAIN_SCALARS else _freeze(item, f"{path}[{index}]") for index, item in enumerate(items)
     )
 
 

@@ -8,6 +8,7 @@ order they started waiting (a publisher arriving later cannot take a slot freed 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from contextlib import suppress
 from datetime import datetime
@@ -16,15 +17,23 @@ from triplegain.bus.message import Message, Priority
 
 
 class Envelope:
-    """A published message with what delivery needs; shared by every queue the message is put in."""
+    """A published message with what delivery needs; shared by every queue the message is put in.
 
-    __slots__ = ("expires_at", "message", "priority", "published_at")
+    ``check_expiry_at`` is on the bus clock's ``monotonic()`` scale: before it, the message is certainly still
+    deliverable, so the worker need not read the (dearer) wall clock; from it on, the worker compares
+    ``clock.now()`` with ``expires_at``. The default (-inf) always compares.
+    """
 
-    def __init__(self, message: Message, expires_at: datetime, published_at: float) -> None:
+    __slots__ = ("check_expiry_at", "expires_at", "message", "priority", "published_at")
+
+    def __init__(
+        self, message: Message, expires_at: datetime, published_at: float, check_expiry_at: float = -math.inf
+    ) -> None:
         self.message = message
         self.priority = message.priority
         self.expires_at = expires_at
         self.published_at = published_at
+        self.check_expiry_at = check_expiry_at
 
 
 class SubscriptionQueue:
@@ -37,7 +46,8 @@ class SubscriptionQueue:
         self.high_water = 0
         self.closed = False
         self._lanes: tuple[deque[Envelope], ...] = tuple(deque() for _ in Priority)
-        self._lanes_high_first = self._lanes[::-1]
+        # The lanes by name too, so pop() tests them highest first without a loop.
+        self._low, self._normal, self._high, self._urgent = self._lanes
         self._size = 0
         self._consumer: asyncio.Future[None] | None = None
         # Publishers waiting for room, oldest first; each future resolves True (a slot is held for it) or
@@ -50,9 +60,16 @@ class SubscriptionQueue:
 
     def offer(self, envelope: Envelope) -> bool:
         """Put ``envelope`` if a new publisher may, without overtaking one already waiting; False if not."""
-        if self._size + self._held >= self.maxsize or self._waiting:
+        size = self._size
+        if size + self._held >= self.maxsize or self._waiting:
             return False
-        self.put(envelope)
+        # put(), inlined: this is the publisher's path for every (message, subscription) pair.
+        self._lanes[envelope.priority].append(envelope)
+        self._size = size = size + 1
+        if size > self.high_water:
+            self.high_water = size
+        if self._consumer is not None:
+            self._wake_consumer()
         return True
 
     def put(self, envelope: Envelope) -> None:
@@ -61,19 +78,18 @@ class SubscriptionQueue:
         self._size += 1
         if self._size > self.high_water:
             self.high_water = self._size
-        consumer = self._consumer
-        if consumer is not None and not consumer.done():
-            consumer.set_result(None)
+        if self._consumer is not None:
+            self._wake_consumer()
 
     def pop(self) -> Envelope | None:
         """The next envelope to deliver, or None when the queue is empty."""
-        for lane in self._lanes_high_first:
-            if lane:
-                self._size -= 1
-                if self._waiting:
-                    self._hand_out_room()
-                return lane.popleft()
-        return None
+        if not self._size:
+            return None
+        lane = self._urgent or self._high or self._normal or self._low
+        self._size -= 1
+        if self._waiting:
+            self._hand_out_room()
+        return lane.popleft()
 
     def drop_oldest_lowest(self, incoming: Envelope) -> Envelope:
         """Admit ``incoming`` to a full queue by dropping the oldest of the lowest priority, counting
@@ -131,14 +147,18 @@ class SubscriptionQueue:
         self.closed = True
         self.release_waiting()
         left: list[Envelope] = []
-        for lane in self._lanes_high_first:
+        for lane in reversed(self._lanes):
             left.extend(lane)
             lane.clear()
         self._size = 0
+        if self._consumer is not None:
+            self._wake_consumer()
+        return left
+
+    def _wake_consumer(self) -> None:
         consumer = self._consumer
         if consumer is not None and not consumer.done():
             consumer.set_result(None)
-        return left
 
     def _hand_out_room(self) -> None:
         while self._waiting and self._size + self._held < self.maxsize:

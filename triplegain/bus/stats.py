@@ -32,6 +32,18 @@ class Counters:
         self.discarded = 0
         self.overflow_admitted = 0
 
+    @classmethod
+    def total(cls, *parts: Counters) -> Counters:
+        """The field-by-field sum of ``parts``."""
+        total = cls()
+        for part in parts:
+            total.add(part)
+        return total
+
+    def add(self, other: Counters) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def snapshot(self) -> dict[str, Any]:
         """The fields of ``Counts``."""
         accounted = self.delivered + self.expired + self.failed + self.dropped + self.discarded

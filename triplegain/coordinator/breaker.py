@@ -7,7 +7,8 @@ trip is active the rule does not trip again. When a trip ends — a pause expiri
 measure restarts from the latest equity (or from zero losses in a row), so it does not trip again at once.
 
 The caller calls ``on_trade_closed`` after every closing fill and ``on_equity`` on every equity update. Day and
-week baselines are the first equity seen in that day or week. Times are timezone-aware and handled in UTC.
+week baselines are the first equity seen in that day or week; an update dated before the day already tracked
+(a candle a restarted daemon takes in again) changes nothing. Times are timezone-aware and handled in UTC.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def on_equity(
     if not math.isfinite(equity) or equity < 0:
         raise ValueError(f"equity must be a finite number ≥ 0, got {equity!r}")
     now = _utc(now)
+    if state.day is not None and now.date() < state.day:
+        return state, []
     state = _expire(state, now)
     today = now.date()
     monday = today - timedelta(days=today.weekday())

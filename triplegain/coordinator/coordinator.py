@@ -23,16 +23,24 @@ client order id.
 State changes only through commands (``coordinator_commands``): an operator's, or the breaker's own halt, so
 every change is one row with who asked and why. Degradation level, breaker state and task runs are saved by
 ``save_snapshot`` (never the state columns), each change in one transaction with its events.
+
+While the database is out of reach nothing here stops: a snapshot that fails keeps its task runs, holds,
+degradation and breaker events for the next one (the level rises to EMERGENCY on the failures in a row, so no new
+entry is opened), a breaker's halt waits to be submitted, an order whose hand-over failed is handed over again
+at the next housekeeping. At most ``max_unsaved_rows`` rows wait: past it ``overflowed`` is set and the daemon
+stops (nothing is dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
+import asyncpg
 import structlog
 
 from triplegain.agents.base import AgentOutput
@@ -45,6 +53,7 @@ from triplegain.coordinator.consensus import AgentView, SignalBook, SymbolViews
 from triplegain.coordinator.decision import (
     REGIME_WHEN_UNKNOWN,
     Decision,
+    DecisionAction,
     DecisionContext,
     DecisionRules,
     assess,
@@ -118,7 +127,13 @@ class Coordinator:
         flatten: Flatten | None = None,
         holdings: Holdings | None = None,
         run_id: int | None = None,
+        snapshot_interval_seconds: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_unsaved_rows: int = 50_000,
     ) -> None:
+        """``snapshot_interval_seconds``: housekeeping's command poll and save run at most this often by
+        ``monotonic`` (wall-clock seconds; see ``CoordinatorConfig``). ``max_unsaved_rows``: see the module
+        docstring."""
         self.account = account
         self._rules = rules
         self._breaker_settings = breaker_settings
@@ -138,6 +153,19 @@ class Coordinator:
         self.last_decision: StoredDecision | None = None
         self._commands_lock = asyncio.Lock()
         self._save_lock = asyncio.Lock()
+        self._unsaved_runs: list[TaskRunRow] = []
+        self._unsaved_holds: list[DecisionWrite] = []
+        self._unsaved_degradation: list[Transition] = []
+        self._unsaved_breaker: list[BreakerEventRow] = []
+        self._unsent_commands: list[Command] = []
+        self._unplaced: list[OrderRow] = []
+        self._max_unsaved_rows = max_unsaved_rows
+        self._save_failures = 0
+        self.overflowed = asyncio.Event()
+        """Set (for good) once ``max_unsaved_rows`` rows waited for a snapshot: the daemon must stop."""
+        self._snapshot_interval = snapshot_interval_seconds
+        self._monotonic = monotonic
+        self._last_housekeeping_save: float | None = None
         self._listener: Any = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -159,11 +187,18 @@ class Coordinator:
         """Stop listening, let command applications in flight finish, and save the snapshot."""
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self._db.pool.release(listener)
+            try:
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                await self._db.pool.release(listener)
+            except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
+                # the connection was lost in an outage, and the LISTEN with it: nothing left to undo
+                logger.warning("command listener already gone", error=str(error))
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self._save(self._clock.now())
+        try:
+            await self._save(self._clock.now())
+        except DatabaseError as error:  # the daemon reports what is left (unsaved_rows) and stops
+            logger.error("final snapshot not saved", unsaved_rows=self.unsaved_rows, error=str(error))
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -182,6 +217,21 @@ class Coordinator:
     @property
     def breaker(self) -> PortfolioBreakerState:
         return self._breaker
+
+    @property
+    def unsaved_rows(self) -> int:
+        """Task runs, holds, degradation and breaker events waiting for a snapshot."""
+        return (
+            len(self._unsaved_runs)
+            + len(self._unsaved_holds)
+            + len(self._unsaved_degradation)
+            + len(self._unsaved_breaker)
+        )
+
+    @property
+    def save_failures(self) -> int:
+        """Snapshots failed in a row (0 once one is saved)."""
+        return self._save_failures
 
     def views(self, symbol: str, now: datetime) -> SymbolViews:
         """``symbol``'s agent views at ``now``, from the newest message of each agent topic for that symbol."""
@@ -207,6 +257,7 @@ class Coordinator:
             views=self.views(symbol, now),
             account=self._account_source(now),
             held=self._holdings(symbol) if self._holdings is not None else 0.0,
+            market_data_age=self._monitor.market_data_age(symbol, now),
         )
         decision = assess(context, self._rules)
         if decision is None:
@@ -214,7 +265,10 @@ class Coordinator:
         decision_id = decision_id_for(self.account, symbol, now)
         if decision.awaits_resolution:
             decision = settle(decision, await self._resolve(decision, decision_id), context, self._rules)
-        stored = await self._commit(decision, decision_id, now)
+        if decision.action is DecisionAction.HOLD and decision.resolution is None:
+            stored = self._hold(decision, decision_id, now)
+        else:
+            stored = await self._commit(decision, decision_id, now)
         self.last_decision = stored
         written = stored.write.decision
         logger.info(
@@ -251,6 +305,15 @@ class Coordinator:
             decision_id,
         )
 
+    def _hold(self, decision: Decision, decision_id: uuid.UUID, now: datetime) -> StoredDecision:
+        """A hold is stored with the next snapshot, in the transaction that saves its task run (a hold places
+        nothing, so it needs no lock on the state row; a transaction of its own per decision cost a round trip
+        per symbol and tick). A resolved hold is committed at once instead: its LLM calls refer to it."""
+        write = decision_write(decision, decision_id=decision_id, account=self.account, run_id=self._run_id, now=now)
+        self._unsaved_holds.append(write)
+        self._check_bound()
+        return StoredDecision(write=write, state=decision.state, already_stored=False, order_stored=False)
+
     async def _commit(self, decision: Decision, decision_id: uuid.UUID, now: datetime) -> StoredDecision:
         def build(state: CoordinatorState) -> DecisionWrite:
             return decision_write(
@@ -277,7 +340,16 @@ class Coordinator:
             symbol=order.symbol,
         )
         if self._sink is not None:
-            await self._sink.submit(order)
+            try:
+                await self._sink.submit(order)
+            except DatabaseError:
+                self._unplaced.append(order)  # stored as pending: handed over again at the next housekeeping
+                raise
+
+    async def _place_unplaced(self) -> None:
+        while self._unplaced and self._sink is not None:
+            await self._sink.submit(self._unplaced[0])
+            self._unplaced.pop(0)
 
     # ------------------------------------------------------------------------------------------ commands
 
@@ -365,17 +437,45 @@ class Coordinator:
             },
             priority=Priority.HIGH,
         )
-        await self._save(now, degradation_events=[transition])
+        try:
+            await self._save(now, degradation_events=[transition])
+        except DatabaseError as error:  # kept for the next save; the level has moved on regardless
+            logger.warning("degradation change not saved yet", error=str(error))
         return transition
 
     async def housekeeping(self, _symbol: str | None, now: datetime) -> None:
-        """The housekeeping task: apply pending commands, step the level, and save the heartbeat."""
-        await self.apply_commands(now)
+        """The housekeeping task: apply pending commands, step the level, and save the snapshot with the heartbeat;
+        within ``snapshot_interval_seconds`` of its last save it only steps the level."""
+        started = self._monotonic()
+        due = (
+            self._last_housekeeping_save is None
+            or started - self._last_housekeeping_save >= self._snapshot_interval
+            or self._listener is None
+        )
+        failure: DatabaseError | None = None
+        if due:
+            try:
+                await self._submit_unsent(now)
+                await self.apply_commands(now)
+                await self._place_unplaced()
+            except DatabaseError as error:  # the level still steps and the snapshot is still tried
+                self._monitor.db_write(False)
+                failure = error
         await self.refresh_level(now)
-        await self._save(now, heartbeat=now)
+        if due:
+            await self._save(now, heartbeat=now)
+            self._last_housekeeping_save = started
+        if failure is not None:
+            raise failure
 
     async def record_task_run(self, run: TaskRun) -> None:
-        """The runner's ``on_finished``: a timeout counts toward degradation; a finished run is saved."""
+        """The runner's ``on_finished``: a timeout counts toward degradation; a finished run is saved with the
+        next snapshot (housekeeping's, at the latest).
+
+        Saving each run in its own transaction cost a database round trip per run, most of a replay's time. A run
+        lost to a crash before its snapshot runs again at restart, which is safe: a decision is stored once by its
+        id, and an agent's view is only published again.
+        """
         if run.timed_out:
             self._monitor.task_timed_out(run.finished_at)
         if run.status is RunStatus.SKIPPED:
@@ -388,7 +488,8 @@ class Coordinator:
             status="succeeded" if run.status is RunStatus.SUCCEEDED else "failed",
             error=run.error,
         )
-        await self._save(run.finished_at, task_runs=[row])
+        self._unsaved_runs.append(row)
+        self._check_bound()
 
     # ------------------------------------------------------------------------------------------ breaker
 
@@ -411,7 +512,10 @@ class Coordinator:
         return trips
 
     async def _tripped(self, trips: Sequence[Trip], now: datetime) -> None:
-        await self._save(now, breaker_events=[BreakerEventRow.tripped(trip) for trip in trips])
+        try:
+            await self._save(now, breaker_events=[BreakerEventRow.tripped(trip) for trip in trips])
+        except DatabaseError as error:  # kept for the next save
+            logger.warning("breaker change not saved yet", error=str(error))
         for trip in trips:
             logger.warning(
                 "circuit breaker tripped", rule=trip.rule.value, action=trip.action.value, reason=trip.reason
@@ -425,14 +529,28 @@ class Coordinator:
         if halts:
             reason = "; ".join(trip.reason for trip in halts)
             rules = ",".join(trip.rule.value for trip in halts)
-            await self.submit(Command(verb=Verb.HALT, reason=reason, requested_by=f"breaker:{rules}"), now)
+            halt = Command(verb=Verb.HALT, reason=reason, requested_by=f"breaker:{rules}")
+            try:
+                await self.submit(halt, now)
+            except DatabaseError as error:  # no new entry meanwhile: the failures raise the level to EMERGENCY
+                self._monitor.db_write(False)
+                self._unsent_commands.append(halt)
+                logger.error("breaker halt not submitted yet; tried again at housekeeping", error=str(error))
+
+    async def _submit_unsent(self, now: datetime) -> None:
+        while self._unsent_commands:
+            await submit_command(self._db, self.account, self._unsent_commands[0], now)
+            self._unsent_commands.pop(0)
 
     async def _reset_breaker_halts(self, now: datetime, reason: str) -> None:
         halts = [trip for trip in self._breaker.trips if trip.action is BreakerAction.HALT]
         if not halts:
             return
         self._breaker = breaker_rules.reset(self._breaker)
-        await self._save(now, breaker_events=[BreakerEventRow.ended(trip, now, reason) for trip in halts])
+        try:
+            await self._save(now, breaker_events=[BreakerEventRow.ended(trip, now, reason) for trip in halts])
+        except DatabaseError as error:  # kept for the next save
+            logger.warning("breaker reset not saved yet", error=str(error))
 
     # ------------------------------------------------------------------------------------------ saving
 
@@ -441,12 +559,19 @@ class Coordinator:
         now: datetime,
         *,
         heartbeat: datetime | None = None,
-        task_runs: Sequence[TaskRunRow] = (),
         degradation_events: Sequence[Transition] = (),
         breaker_events: Sequence[BreakerEventRow] = (),
     ) -> None:
-        """Save level, breaker and the given rows in one transaction; a failure is counted toward degradation."""
+        """Save level, breaker, the finished task runs, hold decisions and events not saved yet and the given
+        rows in one transaction; a failure is counted toward degradation, everything it held is kept for the next
+        save, and ``DatabaseError`` is raised."""
         async with self._save_lock:
+            self._unsaved_degradation += degradation_events
+            self._unsaved_breaker += breaker_events
+            task_runs, self._unsaved_runs = self._unsaved_runs, []
+            holds, self._unsaved_holds = self._unsaved_holds, []
+            transitions, self._unsaved_degradation = self._unsaved_degradation, []
+            breaker_rows, self._unsaved_breaker = self._unsaved_breaker, []
             try:
                 await save_snapshot(
                     self._db,
@@ -456,13 +581,32 @@ class Coordinator:
                     breaker=self._breaker,
                     heartbeat=heartbeat,
                     task_runs=task_runs,
-                    degradation_events=degradation_events,
-                    breaker_events=breaker_events,
+                    degradation_events=transitions,
+                    breaker_events=breaker_rows,
+                    holds=holds,
                 )
             except DatabaseError:
+                self._unsaved_runs[:0] = task_runs
+                self._unsaved_holds[:0] = holds
+                self._unsaved_degradation[:0] = transitions
+                self._unsaved_breaker[:0] = breaker_rows
+                self._save_failures += 1
                 self._monitor.db_write(False)
+                self._check_bound()
                 raise
+            if self._save_failures:
+                logger.info("snapshot saved after failures", failed_tries=self._save_failures, rows=len(task_runs))
+            self._save_failures = 0
             self._monitor.db_write(True)
+
+    def _check_bound(self) -> None:
+        if self.unsaved_rows >= self._max_unsaved_rows and not self.overflowed.is_set():
+            logger.error(
+                "rows waiting for a snapshot reached the bound",
+                rows=self.unsaved_rows,
+                bound=self._max_unsaved_rows,
+            )
+            self.overflowed.set()
 
     async def _publish(
         self, topic: Topic, payload: dict[str, Any], *, symbol: str | None = None, priority: Priority = Priority.NORMAL

@@ -17,6 +17,9 @@ the first that applies deciding a hold:
     views        at a level without sentiment, the sentiment view is left out of consensus and conflicts
     consensus    the intent's confidence after weighing the fresh views
     state        only RUNNING opens new positions
+    data         no trade on stale market data: when the symbol's newest candle closed more than
+                 ``max_market_data_age_intervals`` candle intervals ago, the views rest on old prices and the decision
+                 holds (an exit too: its price is as old)
     breaker      an active trip forbids new exposure
     degradation  the level must allow new exposure, and the confidence must reach its floor
     risk         the rules size the proposal; a rejection holds, naming the rule
@@ -74,6 +77,8 @@ class DecisionRules:
     risk: RiskSettings
     can_short: bool = False
     """Whether a short lean may open a short (borrowing allowed); on spot without it, it closes the long held."""
+    max_market_data_age_intervals: float = 3.0
+    """Candle intervals since the symbol's newest candle closed beyond which a decision holds (stale data)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class DecisionContext:
     account: AccountSnapshot
     held: float = 0.0
     """Base quantity of the symbol held (a long), what a short lean closes on spot."""
+    market_data_age: float | None = None
+    """Candle intervals from the close of the symbol's newest candle to ``at``; None: not measured."""
 
     def __post_init__(self) -> None:
         if self.views.symbol != self.symbol:
@@ -159,8 +166,8 @@ def assess(context: DecisionContext, rules: DecisionRules) -> Decision | None:
         reason="",
     )
     if intent.direction is Bias.SHORT and not rules.can_short:
-        return _exit(draft, context)
-    blocked = _blocked(context, level_effects, agreed.confidence)
+        return _exit(draft, context, rules)
+    blocked = _blocked(context, rules, level_effects, agreed.confidence)
     if blocked is not None:
         return _hold(draft, blocked)
     risk = assess_trade(_proposal(intent, agreed.confidence, views, 0.0, 1.0), context.account, rules.risk)
@@ -210,7 +217,7 @@ def confirm(decision: Decision, state: CoordinatorState) -> Decision:
     return held.model_copy(update={"state": state})
 
 
-def _exit(draft: Decision, context: DecisionContext) -> Decision | None:
+def _exit(draft: Decision, context: DecisionContext, rules: DecisionRules) -> Decision | None:
     """A short lean on spot without borrowing: sell the long held, or nothing to decide when none is held.
 
     Exits are not entries: they run while PAUSED, at EMERGENCY and with the breaker tripped; only HALTED stops
@@ -220,6 +227,9 @@ def _exit(draft: Decision, context: DecisionContext) -> Decision | None:
     exit_draft = draft.model_copy(update={"closes_position": True})
     if not allows_exits(context.state):
         return _hold(exit_draft, f"coordinator {context.state.value}: no orders")
+    stale = _stale_data(context, rules)
+    if stale is not None:
+        return _hold(exit_draft, stale)
     entry = draft.intent.entry_price
     return exit_draft.model_copy(
         update={
@@ -251,10 +261,15 @@ def _conflict_settings(settings: ConflictSettings, level_effects: LevelEffects) 
     return settings.model_copy(update={"required_agents": required})
 
 
-def _blocked(context: DecisionContext, level_effects: LevelEffects, confidence: float) -> str | None:
+def _blocked(
+    context: DecisionContext, rules: DecisionRules, level_effects: LevelEffects, confidence: float
+) -> str | None:
     """Why no new exposure may be opened now, or None."""
     if not allows_new_entries(context.state):
         return f"coordinator {context.state.value}: no new entries"
+    stale = _stale_data(context, rules)
+    if stale is not None:
+        return stale
     if blocks_new_exposure(context.breaker, context.at):
         trips = "; ".join(trip.reason for trip in context.breaker.trips)
         return f"circuit breaker tripped ({trips}): no new exposure"
@@ -264,6 +279,17 @@ def _blocked(context: DecisionContext, level_effects: LevelEffects, confidence: 
     if confidence < level_effects.min_confidence:
         return f"confidence {confidence:.3f} below the {level_effects.min_confidence:.3f} required at {level}"
     return None
+
+
+def _stale_data(context: DecisionContext, rules: DecisionRules) -> str | None:
+    """Why the symbol's market data is too old to decide on, or None."""
+    age = context.market_data_age
+    if age is None or age <= rules.max_market_data_age_intervals:
+        return None
+    return (
+        f"stale market data: the newest {context.symbol} candle closed {age:.1f} candle intervals ago, more than "
+        f"{rules.max_market_data_age_intervals:g}: no trade on old prices"
+    )
 
 
 def _proposal(

@@ -207,10 +207,32 @@ def record(window: SlidingWindow, event: WindowEvent, *, now: datetime, window_s
 
 def summarize(window: SlidingWindow, *, now: datetime, window_seconds: float) -> WindowFigures:
     """Counts, failures and the 95th-percentile latency (nearest rank) of the events in window at ``now``."""
-    events = _recent(window.events, now, window_seconds)
-    latencies = sorted(e.latency_seconds for e in events if e.latency_seconds is not None)
+    return summarize_events(window.events, now=now, window_seconds=window_seconds)
+
+
+_NO_EVENTS = WindowFigures(events=0, failures=0, latency_p95_seconds=None)
+
+
+def summarize_events(events: Iterable[WindowEvent], *, now: datetime, window_seconds: float) -> WindowFigures:
+    """``summarize`` of events in any iterable (oldest first or not), in one pass over them.
+
+    The health monitor calls it for every window at every refresh (each decision), so it neither copies the
+    events into a ``SlidingWindow`` nor validates the figures it counted (``model_construct``).
+    """
+    start = now - timedelta(seconds=window_seconds)
+    count = failures = 0
+    latencies: list[float] = []
+    for event in events:
+        if start < event.at <= now:
+            count += 1
+            failures += event.failed
+            if event.latency_seconds is not None:
+                latencies.append(event.latency_seconds)
+    if not count:
+        return _NO_EVENTS
+    latencies.sort()
     p95 = latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None
-    return WindowFigures(events=len(events), failures=sum(e.failed for e in events), latency_p95_seconds=p95)
+    return WindowFigures.model_construct(events=count, failures=failures, latency_p95_seconds=p95)
 
 
 def _recent(events: Iterable[WindowEvent], now: datetime, seconds: float) -> tuple[WindowEvent, ...]:
@@ -299,6 +321,8 @@ def step(
         escalated = DegradationState(level=target, since=now, causes=causes)
         return escalated, Transition(from_level=state.level, to_level=target, at=now, causes=causes)
     if target is state.level:
+        if state.pending_recovery_since is None:
+            return state, None  # the same frozen state: no copy at every refresh
         return state.model_copy(update={"pending_recovery_since": None}), None
     waiting_since = state.pending_recovery_since or now
     held = (now - waiting_since).total_seconds()

@@ -11,7 +11,7 @@ twice: each insert first drops the events that have left the window (measured by
 holds at most ``MAX_WINDOW_EVENTS``, so a flood inside one window drops its oldest events and its counts
 saturate at that cap — far above any sensible threshold. Events that arrive out of order (a long LLM call is
 recorded after a short one started later) may linger behind a newer one until that one is dropped; the cap
-bounds them too, and ``summarize`` never counts them.
+bounds them too, and ``summarize_events`` never counts them.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from triplegain.coordinator.degradation import (
     DegradationSettings,
     DegradationState,
     Observations,
-    SlidingWindow,
     Transition,
     WindowEvent,
     WindowFigures,
     step,
-    summarize,
+    summarize_events,
 )
 from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import BreakerOpen, BudgetExceeded
@@ -57,12 +56,16 @@ class HealthMonitor:
         state: DegradationState | None = None,
         symbols: Sequence[str] = (),
         started_at: datetime | None = None,
+        interval: timedelta | None = None,
         writer_failures: Callable[[], int] | None = None,
     ) -> None:
         """``state`` is the one restored from the database at start; None means NORMAL since ``clock.now()``.
 
         ``symbols`` are the markets whose data must stay fresh; candles of any other symbol are ignored.
         ``started_at`` (default ``clock.now()``) is when a symbol without any candle yet started to wait for one.
+        ``interval`` is the feed's candle interval (its timeframe): what a symbol without any candle yet is
+        measured in, so that a feed that never delivers is stale too. Without it, the interval of the latest
+        candle seen stands in, and before any candle the wait is not measured.
         ``writer_failures`` reports the batch writer's failures in a row (e.g.
         ``lambda: writer.stats().consecutive_failures``); the worse of it and ``db_write``'s count is observed.
         """
@@ -78,6 +81,9 @@ class HealthMonitor:
         self._market_data_errors: deque[WindowEvent] = deque(maxlen=MAX_WINDOW_EVENTS)
         self._task_timeouts: deque[WindowEvent] = deque(maxlen=MAX_WINDOW_EVENTS)
         self._latest_candle: dict[str, tuple[datetime, timedelta] | None] = dict.fromkeys(symbols)
+        if interval is not None and interval <= timedelta(0):
+            raise ValueError(f"a candle interval must be positive, got {interval}")
+        self._interval = interval
         self._last_interval: timedelta | None = None
         self._db_failures = 0
 
@@ -137,21 +143,39 @@ class HealthMonitor:
     def observations(self, now: datetime) -> Observations:
         """The figures of the window ending at ``now``.
 
-        ``market_data_stale_intervals`` is the worst configured symbol's candle intervals since its latest close.
-        A symbol without any candle yet has waited since ``started_at``, counted in the interval of the most
-        recent candle seen of any configured symbol; before any candle arrived no interval is known and the
-        figure is 0 (a feed that never delivers shows up through ``market_data_error`` instead).
+        ``market_data_stale_intervals`` is the worst configured symbol's ``market_data_age``.
         """
         db_failures = self._db_failures
         if self._writer_failures is not None:
             db_failures = max(db_failures, self._writer_failures())
-        return Observations(
+        # model_construct: every figure is counted here from validated events (and ages are ≥ 0), and
+        # observations are made at every refresh: each decision and housekeeping run.
+        return Observations.model_construct(
             llm={provider: self._figures(events, now) for provider, events in self._llm.items()},
             market_data_stale_intervals=self._stale_intervals(now),
             market_data_errors=self._figures(self._market_data_errors, now).events,
             db_consecutive_write_failures=db_failures,
             task_timeouts=self._figures(self._task_timeouts, now).events,
         )
+
+    def market_data_age(self, symbol: str, now: datetime) -> float | None:
+        """Candle intervals from the close of ``symbol``'s newest candle to ``now``; None when not measured.
+
+        A symbol without any candle yet has waited since ``started_at``, in the feed's ``interval`` (else in the
+        interval of the most recent candle seen of any configured symbol). Not measured: a symbol that is not
+        configured, or one without a candle while no interval is known.
+        """
+        if symbol not in self._latest_candle:
+            return None
+        latest = self._latest_candle[symbol]
+        if latest is not None:
+            since, interval = latest
+        else:
+            known = self._interval or self._last_interval
+            if known is None:
+                return None
+            since, interval = self._started_at, known
+        return max(0.0, (now - since) / interval)
 
     def refresh(self, now: datetime) -> Transition | None:
         """Step the state with what is observed at ``now``; the transition when the level changed."""
@@ -166,20 +190,13 @@ class HealthMonitor:
             events.append(event)
 
     def _figures(self, events: deque[WindowEvent], now: datetime) -> WindowFigures:
-        window = SlidingWindow(events=tuple(events))
-        return summarize(window, now=now, window_seconds=self._settings.window_seconds)
+        # Straight from the deque: copying up to MAX_WINDOW_EVENTS into a SlidingWindow (let alone validating them
+        # again) at every refresh was most of a replay's time spent deciding.
+        return summarize_events(events, now=now, window_seconds=self._settings.window_seconds)
 
     def _stale_intervals(self, now: datetime) -> float:
-        worst = 0.0
-        for latest in self._latest_candle.values():
-            if latest is not None:
-                since, interval = latest
-            elif self._last_interval is not None:
-                since, interval = self._started_at, self._last_interval
-            else:
-                continue
-            worst = max(worst, (now - since) / interval)
-        return worst
+        ages = (self.market_data_age(symbol, now) for symbol in self._latest_candle)
+        return max((age for age in ages if age is not None), default=0.0)
 
 
 class ObservingCallLog:

@@ -5,7 +5,8 @@
         await system.replay(candles)              # or LiveSchedule(settings.coordinator.schedule, system.runner, …)
 
 At start it restores what the account's last run committed (state, degradation level with its hold timer,
-breaker, the last run of every task) and the coordinator applies the commands given meanwhile. Every LLM call
+breaker, the last run of every task, each agent's latest view with the regime agent's hysteresis) and the
+coordinator applies the commands given meanwhile. Every LLM call
 of the agents and the resolver goes through the batching writer (``llm_calls``) and is seen by the health
 monitor; every agent view is stored (``agent_outputs``); dead letters are stored too. On exit the schedule stops
 (runs in flight get ``shutdown_timeout_seconds``), the coordinator saves its snapshot, the bus drains and the
@@ -14,13 +15,16 @@ writer flushes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from triplegain.agents import AGENT_OFFLINE_RULES
+from triplegain.agents.base import AgentName, AgentOutput
 from triplegain.agents.pipeline import AgentPipeline, Balances
-from triplegain.agents.recording import record_agent_views
+from triplegain.agents.recording import output_from_record, record_agent_views
 from triplegain.bus import MessageBus
 from triplegain.clock import Clock, FakeClock
 from triplegain.config import Settings
@@ -30,13 +34,14 @@ from triplegain.coordinator.degradation import LevelEffects, effects
 from triplegain.coordinator.health import HealthMonitor, ObservingCallLog
 from triplegain.coordinator.replay import CandleReplay, ReplayProgress
 from triplegain.coordinator.resolver import ConflictResolver, build_resolver_gateways
-from triplegain.coordinator.runner import TaskRunner
+from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.tasks import scheduled_tasks
 from triplegain.llm import LLMGateway, build_gateway
 from triplegain.market import Candle, Timeframe
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
-from triplegain.store.coordinator_snapshot import load_snapshot, load_task_runs
+from triplegain.store.agent_outputs import latest_agent_outputs
+from triplegain.store.coordinator_snapshot import TaskRunRow, load_snapshot, load_task_runs
 
 CandleHook = Callable[[Candle], Awaitable[None]]
 
@@ -52,6 +57,7 @@ def decision_rules(settings: Settings) -> DecisionRules:
         degradation=coordinator.degradation,
         risk=settings.risk,
         can_short=settings.execution.allow_borrowing,
+        max_market_data_age_intervals=coordinator.max_market_data_age_intervals,
     )
 
 
@@ -125,7 +131,9 @@ async def trading_system(
             state=restored.degradation if restored is not None else None,
             symbols=symbols,
             started_at=clock.now(),
-            writer_failures=lambda: writer.stats().consecutive_failures,
+            interval=base_timeframe.duration,
+            # A healthy writer has no failures in a row: no stats() snapshot (about 30 µs) at every refresh.
+            writer_failures=lambda: writer.consecutive_failures,
         )
         gateways = _agent_gateways(settings, writer, monitor, clock, replaying, run_id, environ)
         resolver_gateways = build_resolver_gateways(
@@ -163,6 +171,8 @@ async def trading_system(
             flatten=flatten,
             holdings=holdings,
             run_id=run_id,
+            snapshot_interval_seconds=settings.coordinator.snapshot_interval_seconds,
+            max_unsaved_rows=settings.coordinator.max_unsaved_rows,
         )
         schedule = settings.coordinator.schedule
         runner = TaskRunner(
@@ -172,7 +182,10 @@ async def trading_system(
             clock=clock,
             on_finished=coordinator.record_task_run,
         )
-        runner.restore({(TaskName(run.task), run.symbol): run.started_at for run in task_runs.values()})
+        # Views are an account's only through their daemon run: without one, none are attributed to restore.
+        views = [output_from_record(r) for r in await latest_agent_outputs(db, account)] if run_id is not None else None
+        await pipeline.restore(views or ())
+        runner.restore(restored_last_runs(task_runs.values(), views))
         await record_agent_views(bus, PostgresAgentOutputLog(writer), run_id=run_id)
         await coordinator.start(clock.now())
         stack.push_async_callback(coordinator.stop)
@@ -188,6 +201,26 @@ async def trading_system(
             runner=runner,
             candle_hook=candle_hook,
         )
+
+
+def restored_last_runs(
+    task_runs: Iterable[TaskRunRow], views: Iterable[AgentOutput[Any]] | None
+) -> dict[TaskKey, datetime]:
+    """The last run of each (task, symbol) a restarted schedule carries on from.
+
+    An agent's task counts as run up to its latest stored view (``views``), whatever ``task_runs`` says: views go
+    through the batching writer, so a crash can lose the newest ones after their runs were recorded, and those
+    runs must be made again for the decisions after them to see the same views. ``views`` None: not known (no
+    daemon run to attribute them to), so every task's last run is the stored one.
+    """
+    if views is None:
+        return {(TaskName(run.task), run.symbol): run.started_at for run in task_runs}
+    agent_tasks = {TaskName(agent.value) for agent in AgentName}
+    last_runs: dict[TaskKey, datetime] = {
+        (TaskName(run.task), run.symbol): run.started_at for run in task_runs if TaskName(run.task) not in agent_tasks
+    }
+    last_runs.update({(TaskName(view.agent.value), view.symbol): view.timestamp for view in views})
+    return last_runs
 
 
 def _agent_gateways(

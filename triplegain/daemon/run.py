@@ -18,14 +18,19 @@ closed trades and equity go to the breaker, before any task of that candle's tim
 taking candles, gives running tasks ``coordinator.schedule.shutdown_timeout_seconds``, flushes every write,
 records the exit and stops the embedded server: exit 0. A second signal cancels what is left at once; what was
 acknowledged (orders, fills, decisions: awaited writes) is already committed.
+
+The database out of reach stops nothing at first: writes are held in memory and retried, the level rises to
+EMERGENCY (no new exposure) and the status line shows the outage (``daemon.outage``). When a bound on the rows
+held is passed, the daemon stops like a clean stop and ``run_daemon`` raises ``DatabaseOutageStop`` (exit code
+75), as it does when a run ends with rows the database never took.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Mapping
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,16 +44,18 @@ from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
 from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.daemon.keys import offline_where_keys_missing
+from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
 from triplegain.daemon.summary import RunSummary, summarize
-from triplegain.errors import UserError
+from triplegain.errors import DatabaseError, UserError
 from triplegain.execution import PaperBroker
+from triplegain.execution.broker import UnstoredCandlesFull
 from triplegain.market import Candle, SyntheticFeed, Timeframe
-from triplegain.market.feeds import Feed, FeedStats
+from triplegain.market.feeds import Feed, FeedStats, MarketDataError
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed
 from triplegain.market.settings import ReplayFile
-from triplegain.store import Database, migrate, open_database
-from triplegain.store.runs import account_lock, end_run, start_run
+from triplegain.store import Database, RowsNotWritten, migrate, open_database
+from triplegain.store.runs import AccountLock, DaemonAlreadyRunning, account_lock, end_run, start_run
 
 logger = structlog.get_logger(__name__)
 
@@ -81,44 +88,66 @@ async def run_daemon(
 ) -> RunSummary:
     """Run until the replay ends or a signal arrives; the summary of the run."""
     fallback = offline_where_keys_missing(settings, environ)
+    settings = fallback.settings
+    # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
+    feed, clock, symbols, timeframe = await _open_feed(settings, options)
+    try:
+        _check_quoted(settings, symbols)
+    except UserError:
+        await feed.aclose()
+        raise
     if fallback.message is not None:
         board.say(fallback.message)
-    settings = fallback.settings
-    feed, clock, symbols, timeframe = await _open_feed(settings, options)
     stop = StopRequest()
     main = asyncio.current_task()
     _install_signal_handlers(stop, main)
+    outage: DatabaseOutageStop | None = None
+    finished: RunSummary | None = None
     try:
         async with open_database(settings.database) as db:
             await migrate(db)
             account = settings.coordinator.account
-            async with account_lock(db, account):
+            async with account_lock(db, account) as lock:
                 wall = WallClock()
                 run_id = await start_run(db, account, settings, wall.now())
                 board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                 reason = "error"
                 try:
-                    summary = await _trade(settings, options, db, run_id, feed, clock, symbols, timeframe, stop, board)
+                    summary = await _trade(
+                        settings, options, db, lock, run_id, feed, clock, symbols, timeframe, stop, board
+                    )
                     if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                         raise asyncio.CancelledError
                     reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
-                    summary = summary.model_copy(update={"exit_reason": reason})
-                    return summary
+                    finished = summary.model_copy(update={"exit_reason": reason})
+                    return finished
+                except DatabaseOutageStop as error:
+                    outage, reason = error, "database outage"
                 except asyncio.CancelledError:
                     reason = stop.reason or "cancelled"
                     raise
                 finally:
                     with suppress(Exception):
                         await end_run(db, run_id, wall.now(), reason)
+    except DatabaseError as error:
+        if outage is None and finished is None:
+            raise
+        # After an outage releasing the lock fails: it went with its connection (and with the database, if gone).
+        logger.warning("closing the database failed after the run", error=str(error))
+        if finished is not None:
+            return finished
     finally:
         _remove_signal_handlers()
         await feed.aclose()
+    assert outage is not None  # every other way out returns or raises
+    raise outage
 
 
 async def _trade(
     settings: Settings,
     options: RunOptions,
     db: Database,
+    lock: AccountLock,
     run_id: int,
     feed: Feed,
     clock: Clock,
@@ -128,43 +157,143 @@ async def _trade(
     board: StatusBoard,
 ) -> RunSummary:
     account = settings.coordinator.account
-    broker = PaperBroker(settings.execution, db, account=account, clock=clock)
+    replaying = options.source != "ccxt"
+    broker = PaperBroker(
+        settings.execution,
+        db,
+        account=account,
+        clock=clock,
+        quiet_candles_per_write=settings.execution.replay_quiet_candles_per_write if replaying else 1,
+    )
     await broker.start()
     wall = WallClock()
     started = wall.monotonic()
-    async with trading_system(
-        settings,
-        db,
-        clock=clock,
-        symbols=symbols,
-        base_timeframe=timeframe,
-        account_source=broker.account,
-        replaying=options.source != "ccxt",
-        balances=broker.balances,
-        order_sink=broker,
-        flatten=broker.flatten,
-        holdings=lambda symbol: max(0.0, broker.balances().get(symbol.partition("/")[0], 0.0)),
-        run_id=run_id,
-    ) as system:
+    async with (
+        _outage_tolerant(),
+        trading_system(
+            settings,
+            db,
+            clock=clock,
+            symbols=symbols,
+            base_timeframe=timeframe,
+            account_source=broker.account,
+            replaying=replaying,
+            balances=broker.balances,
+            order_sink=broker,
+            flatten=broker.flatten,
+            holdings=lambda symbol: max(0.0, broker.balances().get(symbol.partition("/")[0], 0.0)),
+            run_id=run_id,
+        ) as system,
+    ):
+        broker.on_write = system.monitor.db_write
+        watch = StoreWatch(
+            system.writer,
+            broker,
+            system.coordinator,
+            wall,
+            writer_bound=settings.database.writer.max_buffered_rows,
+            coordinator_bound=settings.coordinator.max_unsaved_rows,
+        )
         tracker = board.track(system, broker)
+        tracker.database = watch.status
         feed_errors = FeedErrors(feed, system.monitor)
+        lock_lost: list[DaemonAlreadyRunning] = []
+
+        def stop_for(bound: Bound | None) -> None:
+            if bound is not None and not stop.requested.is_set():
+                stop.reason = "database outage"
+                logger.error(watch.stop_line())
+                board.say(watch.stop_line())
+                stop.requested.set()
 
         async def on_candle(candle: Candle) -> None:
             feed_errors.report(candle.close_time)
-            update = await broker.on_candle(candle)
+            try:
+                update = await broker.on_candle(candle)
+            except UnstoredCandlesFull as full:
+                stop_for(watch.full(Bound("execution.max_unstored_candles", full.bound)))
+                return
             for trade in update.closed_trades:
                 await system.coordinator.on_trade_closed(trade.pnl, trade.closed_at)
             await system.coordinator.on_equity(update.equity, candle.close_time)
             tracker.candle(candle, update.equity)
+            stop_for(watch.observe())
+            if not watch.failing():
+                await keep_the_lock()
+
+        async def keep_the_lock() -> None:
+            """After an outage the lock may have gone with its connection: take it again, or stop."""
+            try:
+                await lock.reassert()
+            except DaemonAlreadyRunning as error:
+                if not lock_lost:
+                    lock_lost.append(error)
+                    board.say(str(error))
+                    stop.reason = "coordinator lock lost"
+                    stop.requested.set()
 
         system.candle_hook = on_candle
-        async with board.showing(tracker, options.status_interval_seconds):
-            if options.source == "ccxt":
-                await run_live(system, feed, stop)
-            else:
-                await system.replay(_until_stopped(feed, stop))
-        await system.bus.drain()
+        watcher = asyncio.create_task(_watch_bounds(system, watch, stop_for))
+        try:
+            async with board.showing(tracker, options.status_interval_seconds):
+                if options.source == "ccxt":
+                    await run_live(system, feed, stop, feed_errors)
+                else:
+                    await system.replay(_until_stopped(feed, stop))
+            await system.bus.drain()
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    if lock_lost:
+        raise lock_lost[0]
+    with suppress(DatabaseError):
+        await broker.flush()
+    left = system.writer.stats().buffered + broker.unstored + system.coordinator.unsaved_rows
+    if watch.passed is not None or left:
+        watch.observe()
+        raise watch.exit_error(left)
     return await summarize(db, run_id, tracker, wall.monotonic() - started, broker.equity())
+
+
+@asynccontextmanager
+async def _outage_tolerant() -> AsyncIterator[None]:
+    """Let the trading system's exit fail to write (the writer's ``RowsNotWritten`` when the database is still
+    gone): the daemon counts what is left and reports it instead."""
+    try:
+        yield
+    except RowsNotWritten as error:
+        if error.__context__ is not None:  # it came on top of another way out (a cancellation): that one goes on
+            raise
+        logger.error("rows not written at exit", rows=error.rows, error=str(error))
+
+
+async def _watch_bounds(system: TradingSystem, watch: StoreWatch, stop_for: Callable[[Bound | None], None]) -> None:
+    """Stop as soon as the writer or the coordinator passes its bound, also between candles (live)."""
+    waits = [
+        asyncio.ensure_future(system.writer.overflowed.wait()),
+        asyncio.ensure_future(system.coordinator.overflowed.wait()),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    stop_for(watch.observe())
+
+
+def _check_quoted(settings: Settings, symbols: list[str]) -> None:
+    """Every symbol must be quoted in the asset the paper account and the portfolio agent count in: the broker
+    could not buy ETH/BTC with USDT, and the portfolio agent would fail at every run."""
+    accounts = {settings.execution.quote_asset, settings.agents.portfolio.quote_asset}
+    for symbol in symbols:
+        quote = symbol.partition("/")[2]
+        if {quote} != accounts:
+            raise UserError(
+                f"{symbol} is quoted in {quote}, but execution.quote_asset is {settings.execution.quote_asset} and "
+                f"agents.portfolio.quote_asset is {settings.agents.portfolio.quote_asset}: set both to {quote} "
+                f"(with execution.starting_balances in {quote}), or trade symbols quoted in one asset"
+            )
 
 
 class FeedErrors:
@@ -185,14 +314,27 @@ class FeedErrors:
         return new
 
 
-async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest) -> None:
+async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest, feed_errors: FeedErrors | None = None) -> None:
+    """Take the feed's candles in while APScheduler runs the schedule, until the feed ends or a stop.
+
+    An exchange that keeps failing (``MarketDataError``, once the feed's own retries ran out) stops nothing: its
+    failed requests go to the degradation monitor at once (``feed_errors``) and the feed is asked again, while
+    the schedule runs on and the missing candles show as stale market data.
+    """
     live = LiveSchedule(
         system.settings.coordinator.schedule, system.runner, clock=system.clock, started_at=system.clock.now()
     )
     live.start()
     try:
-        async for candle in _until_stopped(feed, stop):
-            await system.ingest(candle)
+        while True:
+            try:
+                async for candle in _until_stopped(feed, stop):
+                    await system.ingest(candle)
+                return
+            except MarketDataError as error:
+                logger.warning("no candles from the exchange; asking again", error=str(error))
+                if feed_errors is not None:
+                    feed_errors.report(system.clock.now())
     finally:
         await live.shutdown()
 

@@ -42,6 +42,8 @@ class RunTracker:
     first_close: dict[str, float] = field(default_factory=dict)
     last_close: dict[str, float] = field(default_factory=dict)
     last_candle_time: str = ""
+    database: Callable[[], str] | None = None
+    """The database's part of the status (``StoreWatch.status``); not shown when None."""
 
     def candle(self, candle: Candle, equity: float) -> None:
         self.candles += 1
@@ -68,7 +70,7 @@ class RunTracker:
             "positions": ", ".join(f"{asset} {qty:.6g}" for asset, qty in sorted(held.items())) or "none",
             "last decision": decision,
             "candles": f"{self.candles:,} (at {self.last_candle_time or '-'})",
-        }
+        } | ({"database": self.database()} if self.database is not None else {})
 
     @property
     def _quote(self) -> str:

@@ -4,14 +4,25 @@
     await broker.start()                      # the account as stored: fills, open orders, marks, equity peak
     await broker.submit(order)                # the coordinator's OrderSink: open or rejected, stored at once
     update = await broker.on_candle(candle)   # fills, stops and targets, snapshot: stored in one transaction
+    await broker.flush()                      # candles that changed nothing but the mark, held back (see below)
     broker.account(now); broker.balances(); broker.equity(); broker.positions(); broker.last_price(symbol)
     await broker.flatten(now, reason)         # halt --flatten: market orders closing everything
 
 Every change is written before the broker's state takes it and before the call returns: a write that fails
 raises ``DatabaseError`` and leaves the broker as it was, so the same call may simply be made again (ids are
-deterministic and writes idempotent). Calls are serialised by a lock: a submission never interleaves with a
-candle. The broker trades one account; a second broker on the same account is prevented by the coordinator's
-advisory lock, not here.
+deterministic and writes idempotent). The exception is a *quiet* candle, one that places, fills or updates no
+order: with ``quiet_candles_per_write`` above 1 (a replay), it is held back and stored with the next candle that
+does, or when that many are held, or at ``flush()``. A crash loses only such candles' marks, positions' valuations
+and snapshots, and the restarted broker re-processes those candles, to the same effect.
+
+A candle whose write fails (the database is out of reach) does not stop the broker: its write is held with the
+quiet ones, in order, the state moves on, the failure is reported to ``on_write`` (the degradation monitor) and
+the held writes are tried again at every candle and at ``flush()``. Nothing held counts as stored: a restart
+re-processes those candles from what was. At most ``max_unstored_candles`` writes are held: before taking a
+candle past that bound the broker tries once more, then refuses the candle with ``UnstoredCandlesFull`` (the
+daemon stops; nothing held is dropped). Calls are serialised by a
+lock: a submission never interleaves with a candle. The broker trades one account; a second broker on the same
+account is prevented by the coordinator's advisory lock, not here.
 
 Feed ``on_candle`` one timeframe per symbol, each closed candle once, before the decisions of its close time
 run: an order fills at the first candle that closes after it was placed. A candle at or before the last one
@@ -23,7 +34,7 @@ Times come from candles and from the injected clock (submission and flatten time
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -31,6 +42,7 @@ from types import MappingProxyType
 import structlog
 
 from triplegain.clock import Clock
+from triplegain.errors import DatabaseError, TriplegainError
 from triplegain.execution import exchange
 from triplegain.execution.accounting import Position
 from triplegain.execution.exchange import BrokerState, CandleOutcome
@@ -41,15 +53,29 @@ from triplegain.store.database import Database
 from triplegain.store.decisions import OrderRow
 from triplegain.store.execution import (
     OPEN_STATUSES,
+    CandleWrite,
     FillRow,
     OrderUpdate,
+    changes_anything,
     load_execution,
-    record_candle,
+    record_candles,
     record_orders,
     settle_submission,
 )
 
 logger = structlog.get_logger(__name__)
+
+WriteOutcome = Callable[[bool], None]
+"""Told of every attempt to store the broker's writes: True when it succeeded (``HealthMonitor.db_write``)."""
+
+
+class UnstoredCandlesFull(TriplegainError):
+    """``max_unstored_candles`` candles' writes wait for the database: the next candle is refused, nothing dropped."""
+
+    def __init__(self, message: str, *, bound: int, held: int) -> None:
+        super().__init__(message)
+        self.bound = bound
+        self.held = held
 
 
 @dataclass(frozen=True)
@@ -74,9 +100,14 @@ class PaperBroker:
         account: str,
         clock: Clock,
         market_rules: Mapping[str, MarketRules] | None = None,
+        quiet_candles_per_write: int = 1,
+        on_write: WriteOutcome | None = None,
     ) -> None:
         """``market_rules``: symbol → rules from the exchange's market data (ccxt, see ``markets``); a symbol not
-        in it takes ``settings.markets``, then ``settings.default_market``."""
+        in it takes ``settings.markets``, then ``settings.default_market``. ``quiet_candles_per_write`` and
+        ``on_write``: see the module docstring; the bound is ``settings.max_unstored_candles``."""
+        if quiet_candles_per_write < 1:
+            raise ValueError(f"quiet_candles_per_write must be ≥ 1, got {quiet_candles_per_write}")
         if not account:
             raise ValueError("a broker trades a named account")
         self.settings = settings
@@ -85,6 +116,11 @@ class PaperBroker:
         self._clock = clock
         self._market_rules = dict(market_rules or {})
         self._lock = asyncio.Lock()
+        self._quiet_per_write = quiet_candles_per_write
+        self._held: list[CandleWrite] = []
+        self.on_write = on_write
+        """Told of every attempt to store held writes; may be set after construction (the daemon wires it)."""
+        self._failures = 0  # writes failed in a row
         self._state = exchange.restore(account, settings, self.rules_for, (), (), (), None)
         self._started = False
 
@@ -155,14 +191,29 @@ class PaperBroker:
 
     async def on_candle(self, candle: Candle) -> BrokerUpdate:
         """Fill what ``candle`` fills, check stops and targets, and store it all with a snapshot in one transaction
-        before returning; a candle already processed returns the current equity and nothing else."""
+        before returning (a quiet candle may be held back, a failed write is held: see the module docstring); a
+        candle already processed returns the current equity and nothing else.
+
+        Raises ``UnstoredCandlesFull`` (the candle not taken) when ``max_unstored_candles`` writes are held and
+        the database still refuses them.
+        """
         self._require_started()
         async with self._lock:
+            bound = self.settings.max_unstored_candles
+            if len(self._held) >= bound and not await self._store_held():
+                raise UnstoredCandlesFull(
+                    f"{len(self._held)} candles' writes held in memory reached the bound {bound} "
+                    "(execution.max_unstored_candles)",
+                    bound=bound,
+                    held=len(self._held),
+                )
             outcome = exchange.step(self._state, candle, self.settings, self.rules_for)
             if outcome is None:
                 return BrokerUpdate(fills=(), closed_trades=(), equity=self._state.ledger.equity(), rejected=())
-            await record_candle(self._db, outcome.write)
+            self._held.append(outcome.write)
             self._state = outcome.state
+            if changes_anything(outcome.write) or len(self._held) >= self._quiet_per_write or self._failures:
+                await self._store_held()
         self._log(candle, outcome)
         return BrokerUpdate(
             fills=outcome.fills,
@@ -170,6 +221,42 @@ class PaperBroker:
             equity=outcome.write.snapshot.equity,
             rejected=outcome.rejected,
         )
+
+    async def flush(self) -> None:
+        """Store the candles held back; ``DatabaseError`` when that fails (they stay held)."""
+        async with self._lock:
+            if self._held and not await self._store_held():
+                raise DatabaseError(f"{len(self._held)} candles' writes could not be stored; they stay in memory")
+
+    @property
+    def unstored(self) -> int:
+        """Candles' writes held in memory (quiet ones and those whose write failed)."""
+        return len(self._held)
+
+    @property
+    def write_failures(self) -> int:
+        """Writes failed in a row (0 once one succeeds)."""
+        return self._failures
+
+    async def _store_held(self) -> bool:
+        """Store the held writes in one transaction; whether it succeeded (a failure is counted and logged)."""
+        try:
+            await record_candles(self._db, self._held)
+        except DatabaseError as error:
+            self._failures += 1
+            self._report_write(ok=False)
+            logger.warning("candles not stored; held for the next try", held=len(self._held), error=str(error))
+            return False
+        if self._failures:
+            logger.info("held candles stored", candles=len(self._held), failed_tries=self._failures)
+        self._held.clear()
+        self._failures = 0
+        self._report_write(ok=True)
+        return True
+
+    def _report_write(self, *, ok: bool) -> None:
+        if self.on_write is not None:
+            self.on_write(ok)
 
     async def flatten(self, now: datetime, reason: str) -> list[OrderRow]:
         """``halt --flatten``: a market order closing every holding, filled at the next candle of its symbol, and

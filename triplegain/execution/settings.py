@@ -101,6 +101,20 @@ class ExecutionSettings(Section):
         default_factory=lambda: MarketRules(min_qty=1e-8, qty_step=1e-8, price_step=1e-8, min_notional=5.0),
         description="the rules of a symbol found neither in the exchange's market data nor in markets",
     )
+    replay_quiet_candles_per_write: int = Field(
+        default=256,
+        ge=1,
+        description="in a replay, candles that only move a mark and the equity (no order placed, filled or "
+        "updated) are stored together, up to this many per transaction; a crash re-processes them at restart. "
+        "Live, every candle is stored before the next",
+    )
+    max_unstored_candles: int = Field(
+        default=50_000,
+        ge=1,
+        description="while the database is out of reach, at most this many candles' writes (marks, snapshot, fills) "
+        "wait in memory (50,000: some 35 days of 1m candles of one symbol); past it the daemon stops without "
+        "dropping them",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -85,11 +85,19 @@ def _scan_json_objects(text: str) -> _Scan:
     while position != -1:
         try:
             value, end = decoder.raw_decode(text, position)
+        except RecursionError:
+            # Nested deeper than the decoder recurses: not an answer anyone meant.
+            scan.malformed = True
+            position = text.find("{", position + 1)
+            continue
         except ValueError:
-            if _unclosed(text, position):
-                scan.cut_off = True
-            else:
-                scan.malformed = True
+            # Once the text is known to be cut off, malformed no longer matters (the message says cut off), and
+            # skipping the scan keeps a text of thousands of unclosed '{' linear instead of quadratic.
+            if not scan.cut_off:
+                if _unclosed(text, position):
+                    scan.cut_off = True
+                else:
+                    scan.malformed = True
             position = text.find("{", position + 1)
             continue
         if isinstance(value, dict):

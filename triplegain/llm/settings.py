@@ -74,6 +74,8 @@ class ProviderSettings(Section):
     model: str = Field(min_length=1, description="model name sent to the provider")
     api_key_env: str | None = Field(
         default=None,
+        # A variable's name: a key pasted here by mistake fails (its value hidden) instead of being echoed as a name.
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="NAME of the environment variable holding the API key (never the key); null: no key needed",
     )
     timeout_seconds: float = Field(

@@ -36,7 +36,6 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import BaseModel, ConfigDict
 
 from triplegain.market.candle import SECONDS_PER_YEAR, Candle, Timeframe
 from triplegain.market.settings import IndicatorSettings
@@ -273,14 +272,34 @@ class _RollingWindow:
         return len(self._values) == self._size
 
     def push(self, value: float) -> None:
-        if len(self._values) == self._size:
-            leaving = self._values.popleft() - self._shift
-            self._sum, self._sum_error = _add(self._sum, self._sum_error, -leaving)
-            self._squares, self._squares_error = _add(self._squares, self._squares_error, -leaving * leaving)
-        self._values.append(value)
-        entering = value - self._shift
-        self._sum, self._sum_error = _add(self._sum, self._sum_error, entering)
-        self._squares, self._squares_error = _add(self._squares, self._squares_error, entering * entering)
+        # Four compensated additions (Neumaier): result = total + term, and the rounding error it made,
+        # (total − result) + term when |total| ≥ |term| else (term − result) + total, added to the running error.
+        # Written out rather than called: a window is pushed several times per candle and timeframe, and calls
+        # returning tuples cost more than the arithmetic.
+        values = self._values
+        total, total_error = self._sum, self._sum_error
+        squares, squares_error = self._squares, self._squares_error
+        if len(values) == self._size:
+            leaving = values.popleft() - self._shift
+            term = -leaving
+            result = total + term
+            total_error += (total - result) + term if abs(total) >= abs(term) else (term - result) + total
+            total = result
+            term = -leaving * leaving
+            result = squares + term
+            squares_error += (squares - result) + term if abs(squares) >= abs(term) else (term - result) + squares
+            squares = result
+        values.append(value)
+        term = value - self._shift
+        result = total + term
+        total_error += (total - result) + term if abs(total) >= abs(term) else (term - result) + total
+        total = result
+        term *= term
+        result = squares + term
+        squares_error += (squares - result) + term if abs(squares) >= abs(term) else (term - result) + squares
+        squares = result
+        self._sum, self._sum_error = total, total_error
+        self._squares, self._squares_error = squares, squares_error
         self._since_exact += 1
         if self._since_exact >= self._size:
             self._recompute()
@@ -309,16 +328,6 @@ def _exact_sum(values: list[float]) -> tuple[float, float]:
     """The sum of ``values`` as a rounded total and the residual the rounding left out."""
     total = math.fsum(values)
     return total, math.fsum([*values, -total])
-
-
-def _add(total: float, error: float, term: float) -> tuple[float, float]:
-    """Neumaier's compensated addition: the new total, and the rounding error accumulated so far."""
-    result = total + term
-    if abs(total) >= abs(term):
-        error += (total - result) + term
-    else:
-        error += (term - result) + total
-    return result, error
 
 
 class _WilderAverage:
@@ -571,10 +580,12 @@ class Vwap:
 # --------------------------------------------------------------------------------------- a set per market
 
 
-class IndicatorSnapshot(BaseModel):
-    """Every indicator of one (symbol, timeframe) after one candle; a field is None during its warm-up."""
+class IndicatorSnapshot(NamedTuple):
+    """Every indicator of one (symbol, timeframe) after one candle; a field is None during its warm-up.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A named tuple rather than a pydantic model: one is built per candle and timeframe from numbers computed here
+    out of validated candles, so there is nothing to validate, and a tuple costs a sixth of ``model_construct``.
+    """
 
     symbol: str
     timeframe: Timeframe
@@ -607,9 +618,7 @@ class IndicatorSnapshot(BaseModel):
 
 
 _INDICATOR_FIELDS = tuple(
-    name
-    for name in IndicatorSnapshot.model_fields
-    if name not in {"symbol", "timeframe", "open_time", "close", "candles"}
+    name for name in IndicatorSnapshot._fields if name not in {"symbol", "timeframe", "open_time", "close", "candles"}
 )
 
 
@@ -620,7 +629,8 @@ class IndicatorSet:
         periods = settings or IndicatorSettings()
         self.symbol = symbol
         self.timeframe = timeframe
-        self._sma = Sma(periods.sma_period)
+        # With equal periods (the default) the SMA is the Bollinger mid, from an identical window: keep one.
+        self._sma = Sma(periods.sma_period) if periods.sma_period != periods.bollinger_period else None
         self._ema_fast = Ema(periods.ema_fast_period)
         self._ema_slow = Ema(periods.ema_slow_period)
         self._rsi = Rsi(periods.rsi_period)
@@ -652,14 +662,14 @@ class IndicatorSet:
         macd = self._macd.update(close)
         bands = self._bollinger.update(close)
         directional = self._adx.update(high, low, close)
-        # The values are computed here from validated candles: no need to validate them again.
-        self.snapshot = IndicatorSnapshot.model_construct(
+        mid = bands.mid if bands else None
+        self.snapshot = IndicatorSnapshot(
             symbol=self.symbol,
             timeframe=self.timeframe,
             open_time=candle.open_time,
             close=close,
             candles=self._candles,
-            sma=self._sma.update(close),
+            sma=self._sma.update(close) if self._sma is not None else mid,
             ema_fast=self._ema_fast.update(close),
             ema_slow=self._ema_slow.update(close),
             rsi=self._rsi.update(close),
@@ -667,7 +677,7 @@ class IndicatorSet:
             macd_signal=macd.signal if macd else None,
             macd_histogram=macd.histogram if macd else None,
             atr=self._atr.update(high, low, close),
-            bollinger_mid=bands.mid if bands else None,
+            bollinger_mid=mid,
             bollinger_upper=bands.upper if bands else None,
             bollinger_lower=bands.lower if bands else None,
             bollinger_bandwidth=bands.bandwidth if bands else None,

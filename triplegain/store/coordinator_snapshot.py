@@ -34,6 +34,7 @@ from triplegain.coordinator.state import CoordinatorState, StateRecord
 from triplegain.errors import DatabaseError
 from triplegain.store.coordinator_state import ensure_state_row
 from triplegain.store.database import Database
+from triplegain.store.decisions import DecisionWrite, store_holds
 
 TaskStatus = Literal["succeeded", "failed", "skipped"]
 BreakerEventState = Literal["tripped", "reset"]
@@ -161,8 +162,10 @@ async def save_snapshot(
     task_runs: Sequence[TaskRunRow] = (),
     degradation_events: Sequence[Transition] = (),
     breaker_events: Sequence[BreakerEventRow] = (),
+    holds: Sequence[DecisionWrite] = (),
 ) -> None:
-    """Store the coordinator's snapshot of ``account`` and the step's events, in one transaction.
+    """Store the coordinator's snapshot of ``account``, the step's events and the hold decisions made since the
+    last save, in one transaction: a task run is never stored without the decision it made.
 
     ``now`` dates the account's RUNNING row if none exists yet; ``heartbeat`` None keeps the stored one. The
     state columns are never written (see the module docstring).
@@ -170,6 +173,7 @@ async def save_snapshot(
     with db.errors(f"saving the coordinator snapshot of {account}"):
         async with db.pool.acquire() as connection, connection.transaction():
             await ensure_state_row(connection, account, now, degradation.level)
+            await store_holds(connection, holds)
             await connection.execute(
                 _UPDATE_SNAPSHOT,
                 account,

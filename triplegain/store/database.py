@@ -9,7 +9,8 @@ server and what failed (``cannot connect to 127.0.0.1:5433/test: connection refu
 without user or password, so no message ever carries a secret.
 
 Pool connections decode ``json``/``jsonb`` columns to Python objects and encode parameters with ``json.dumps``:
-pass a dict, not a JSON string (a string would be stored as a JSON string).
+pass a dict, not a JSON string (a string would be stored as a JSON string). ``json_text`` encodes a jsonb value
+for a row the batching writer copies.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
+import pydantic_core
+from pydantic import JsonValue
 
 from triplegain.errors import DatabaseError, UserError
 from triplegain.paths import home_dir
@@ -66,7 +69,7 @@ async def open_database(config: DatabaseConfig) -> AsyncIterator[Database]:
     """The configured database for the duration of the block: ``TRIPLEGAIN_DATABASE_URL``, else embedded."""
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
     if url:
-        if urlsplit(url).scheme not in URL_SCHEMES:
+        if url.partition("://")[0].lower() not in URL_SCHEMES:
             raise UserError(
                 f"{DATABASE_URL_ENV}: not a postgresql:// URL (its value is not shown: it may hold a password) — "
                 "postgresql://user:password@host:5432/database is allowed"
@@ -83,8 +86,34 @@ async def open_database(config: DatabaseConfig) -> AsyncIterator[Database]:
 @contextlib.asynccontextmanager
 async def open_database_at(url: str, config: DatabaseConfig) -> AsyncIterator[Database]:
     """The database a PostgreSQL URL names, for the duration of the block."""
-    async with _pooled(url, describe_url(url), config, embedded=False) as db:
+    with _malformed_url_is_a_user_error(url):
+        server = describe_url(url)
+    async with _pooled(url, server, config, embedded=False) as db:
         yield db
+
+
+@contextlib.contextmanager
+def _malformed_url_is_a_user_error(url: str) -> Iterator[None]:
+    """A URL that cannot be parsed (a port that is not a number, a broken IPv6 address) is the user's mistake:
+    one line with the parser's reason, any password in it replaced by ``***``, instead of a traceback."""
+    try:
+        yield
+    except (ValueError, OverflowError) as exc:
+        reason = str(exc)
+        password = url.partition("://")[2].partition("/")[0].rpartition("@")[0].partition(":")[2]
+        for secret in {password, unquote(password)} - {""}:
+            reason = reason.replace(secret, "***")
+        raise UserError(
+            f"database URL: not a valid PostgreSQL URL ({reason}; the URL is not shown: it may hold a password) — "
+            "postgresql://user:password@host:5432/database is allowed"
+        ) from None
+
+
+def url_with_database(url: str, database: str) -> str:
+    """The same server and user as ``url``, another database (for tools that create and drop databases)."""
+    parts = urlsplit(url)
+    query = "&".join(item for item in parts.query.split("&") if item and not item.startswith("dbname="))
+    return urlunsplit(parts._replace(path=f"/{database}", query=query))
 
 
 def describe_url(url: str) -> str:
@@ -132,9 +161,22 @@ def _socket_reason(exc: OSError) -> str:
     return reason[:1].lower() + reason[1:]
 
 
+async def _keep_session(connection: Any) -> None:
+    """What the pool runs on a connection given back, after asyncpg rolled back any transaction left open: nothing.
+
+    asyncpg's default sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release, a
+    round trip per pooled query. Nothing here leaves session state behind: the account and migration locks are
+    unlocked by the code that took them, a listener's connection unlistens as it is removed, and no ``SET`` is
+    session-wide.
+    """
+
+
 @contextlib.asynccontextmanager
 async def _pooled(url: str, server: str, config: DatabaseConfig, *, embedded: bool) -> AsyncIterator[Database]:
-    with translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds):
+    with (
+        translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds),
+        _malformed_url_is_a_user_error(url),  # asyncpg parses the URL as it connects
+    ):
         pool = await asyncpg.create_pool(
             url,
             min_size=config.pool_min_size,
@@ -142,6 +184,7 @@ async def _pooled(url: str, server: str, config: DatabaseConfig, *, embedded: bo
             timeout=config.connect_timeout_seconds,
             command_timeout=config.command_timeout_seconds,
             init=_use_json_codecs,
+            reset=_keep_session,
             server_settings={"application_name": APPLICATION_NAME},
         )
         try:
@@ -164,6 +207,24 @@ async def _close(pool: Any, limit_seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         # A close() that is cancelled (here, by the timeout) terminates the pool: held connections are cut.
         await asyncio.wait_for(pool.close(), limit_seconds)
+
+
+# The strict encoder, for the rare text that may hold a non-finite number (json_text).
+_STRICT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def json_text(value: JsonValue) -> str:
+    """A JSON value as JSON text; NaN and infinities are refused (``ValueError``) rather than by the server.
+
+    pydantic's encoder writes the same values as ``json`` (numbers as their shortest round-trip digits; only the
+    spacing and exponent style differ, which jsonb does not keep) in a third of the CPU. It writes a non-finite
+    number as a bare ``NaN``/``Infinity``, so text that contains those words anywhere, even inside a string, is
+    encoded again by ``json``, which refuses only the numbers.
+    """
+    text = pydantic_core.to_json(value, inf_nan_mode="constants")
+    if b"NaN" in text or b"Infinity" in text:
+        return _STRICT_JSON.encode(value)
+    return text.decode()
 
 
 async def _use_json_codecs(connection: Any) -> None:

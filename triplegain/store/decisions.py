@@ -25,7 +25,7 @@ reference to it is checked at their own commit, and the writer waits for a decis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -205,16 +205,17 @@ _DECISION_COLUMNS = """
     id, run_id, account, symbol, ts, action, confidence, consensus_inputs, consensus_terms, consensus_result,
     risk_checks, degradation_level, coordinator_state, reason, intent, resolution, effects
 """
-_INSERT_DECISION = f"""
+_INSERT_DECISION_ONCE = f"""
     INSERT INTO decisions ({_DECISION_COLUMNS})
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
     ON CONFLICT (id) DO NOTHING
-    RETURNING true
 """
+_INSERT_DECISION = f"{_INSERT_DECISION_ONCE} RETURNING true"
 _SELECT_DECISION = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = $1"
 
 _CONFLICT_COLUMNS = "id, decision_id, ts, rule, details, resolution, resolved_by"
 _INSERT_CONFLICT = f"INSERT INTO conflicts ({_CONFLICT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+_INSERT_CONFLICT_ONCE = f"{_INSERT_CONFLICT} ON CONFLICT (id) DO NOTHING"
 _SELECT_CONFLICTS = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE decision_id = $1 ORDER BY ts, id"
 
 ORDER_COLUMNS = """
@@ -274,6 +275,23 @@ async def commit_decision(
             if write.order is not None:
                 order_stored = bool(await connection.fetchval(INSERT_ORDER, *order_values(write.order)))
     return StoredDecision(write=write, state=record.state, already_stored=False, order_stored=order_stored)
+
+
+async def store_holds(connection: Any, writes: Sequence[DecisionWrite]) -> None:
+    """Store hold decisions and their conflicts on ``connection`` (in the caller's transaction); a decision stored
+    before keeps its rows. A hold places nothing, so it needs no lock on the account's state: it records the state
+    its coordinator decided in."""
+    orders = [write.decision.id for write in writes if write.order is not None]
+    if orders:
+        raise ValueError(f"decisions with an order are stored by commit_decision, not as holds: {orders}")
+    if not writes:
+        return
+    await connection.executemany(
+        _INSERT_DECISION_ONCE, [_decision_values(write.decision) for write in writes]
+    )
+    conflicts = [_conflict_values(conflict) for write in writes for conflict in write.conflicts]
+    if conflicts:
+        await connection.executemany(_INSERT_CONFLICT_ONCE, conflicts)
 
 
 async def pending_orders(db: Database, account: str) -> list[OrderRow]:

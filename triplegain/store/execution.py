@@ -6,9 +6,9 @@ deterministic ids) never duplicates anything:
 - ``settle_submission`` takes an order the coordinator stored as ``pending`` (inserting it when it is not stored
   yet) and, holding its row ``FOR UPDATE``, lets the broker decide ``open`` or ``rejected``; an order already
   past ``pending`` is returned as stored and left alone;
-- ``record_candle`` stores what one candle did in one transaction: the broker's own orders (triggered stops and
-  targets), fills (``ON CONFLICT (client_fill_id) DO NOTHING``), order statuses, positions (upserted, or deleted
-  when closed), the portfolio snapshot (one per account and time) and the symbol's mark;
+- ``record_candles`` stores what consecutive candles did in one transaction: the broker's own orders (triggered
+  stops and targets), fills (``ON CONFLICT (client_fill_id) DO NOTHING``), order statuses, positions (upserted,
+  or deleted when closed), the portfolio snapshots (one per account and time) and each symbol's last mark;
 - ``record_orders`` stores a flatten: its market orders and the cancellations, at once;
 - ``load_execution`` reads what a restarted broker needs: every fill of the account in the order applied, with
   its order's side and protection, the open orders, the marks and the equity peak.
@@ -118,7 +118,7 @@ class MarkRow(BaseModel):
 
 @dataclass(frozen=True)
 class CandleWrite:
-    """What one candle did to an account, stored in one transaction (``record_candle``)."""
+    """What one candle did to an account (stored by ``record_candles``)."""
 
     account: str
     new_orders: tuple[OrderRow, ...]
@@ -234,24 +234,54 @@ async def settle_submission(db: Database, order: OrderRow, decide: Callable[[Ord
     return Submission(order=settled, status_reason=reason, changed=True)
 
 
-async def record_candle(db: Database, write: CandleWrite) -> None:
-    """Store what one candle did, in one transaction (see the module docstring)."""
-    account = write.account
-    with db.errors(f"recording the {write.mark.symbol} candle of {account}"):
+async def record_candles(db: Database, writes: Sequence[CandleWrite]) -> None:
+    """Store what consecutive candles did, in order, in one transaction (see the module docstring).
+
+    Positions and marks are as the last candle of each symbol left them; every candle's snapshot is kept.
+    """
+    if not writes:
+        return
+    last = writes[-1]
+    latest = {write.mark.symbol: write for write in writes}
+    positions = [row for write in latest.values() for row in write.positions]
+    closed = [(write.account, symbol) for write in latest.values() for symbol in write.closed_positions]
+    what = (
+        f"the {last.mark.symbol} candle"
+        if len(writes) == 1
+        else f"{len(writes)} candles (the last {last.mark.symbol})"
+    )
+    with db.errors(f"recording {what} of {last.account}"):
         async with db.pool.acquire() as connection, connection.transaction():
-            if write.new_orders:
-                await connection.executemany(INSERT_ORDER, [order_values(order) for order in write.new_orders])
-            if write.fills:
-                await connection.executemany(_INSERT_FILL, [_fill_values(fill) for fill in write.fills])
-            if write.updates:
-                await connection.executemany(_UPDATE_ORDER, [_update_values(update) for update in write.updates])
-            if write.positions:
-                await connection.executemany(_UPSERT_POSITION, [_position_values(row) for row in write.positions])
-            if write.closed_positions:
-                await connection.executemany(_DELETE_POSITION, [(account, symbol) for symbol in write.closed_positions])
-            await connection.execute(_UPSERT_SNAPSHOT, *_snapshot_values(write.snapshot))
-            mark = write.mark
-            await connection.execute(_UPSERT_MARK, mark.account, mark.symbol, mark.candle_open_time, _num(mark.price))
+            for write in writes:
+                if changes_anything(write):
+                    await _write_changes(connection, write)
+            if positions:
+                await connection.executemany(_UPSERT_POSITION, [_position_values(row) for row in positions])
+            if closed:
+                await connection.executemany(_DELETE_POSITION, closed)
+            await connection.executemany(_UPSERT_SNAPSHOT, [_snapshot_values(write.snapshot) for write in writes])
+            await connection.executemany(
+                _UPSERT_MARK,
+                [
+                    (write.account, symbol, write.mark.candle_open_time, _num(write.mark.price))
+                    for symbol, write in latest.items()
+                ],
+            )
+
+
+def changes_anything(write: CandleWrite) -> bool:
+    """Whether a candle placed, filled or updated an order (else it only moved marks, equity and the position's
+    valuation, which the next candle's write carries again)."""
+    return bool(write.new_orders or write.fills or write.updates)
+
+
+async def _write_changes(connection: Any, write: CandleWrite) -> None:
+    if write.new_orders:
+        await connection.executemany(INSERT_ORDER, [order_values(order) for order in write.new_orders])
+    if write.fills:
+        await connection.executemany(_INSERT_FILL, [_fill_values(fill) for fill in write.fills])
+    if write.updates:
+        await connection.executemany(_UPDATE_ORDER, [_update_values(update) for update in write.updates])
 
 
 async def record_orders(db: Database, account: str, orders: Sequence[OrderRow], updates: Sequence[OrderUpdate]) -> None:

@@ -120,13 +120,16 @@ async def migrate(db: Database, directory: Path | None = None) -> list[Migration
     migrations = load_migrations(directory)
     with db.errors("migrating"):
         async with db.pool.acquire() as connection:
-            # A session lock, released when the connection goes back to the pool (asyncpg's reset runs
-            # pg_advisory_unlock_all) or else closes: also when migrating fails or is cancelled.
+            # A session lock, released here also when migrating fails or is cancelled (or else with the
+            # connection: the pool does not reset sessions, see ``database``).
             await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-            await connection.execute(CREATE_VERSION_TABLE)
-            pending = _pending(migrations, await _applied(connection), db.server)
-            for migration in pending:
-                await _apply(connection, migration, db.server)
+            try:
+                await connection.execute(CREATE_VERSION_TABLE)
+                pending = _pending(migrations, await _applied(connection), db.server)
+                for migration in pending:
+                    await _apply(connection, migration, db.server)
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return pending
 
 

@@ -2,19 +2,25 @@
 
 ``account_lock`` holds a PostgreSQL session advisory lock on a connection of its own for as long as the daemon
 runs: a second daemon on the same account fails to take it and stops with ``DaemonAlreadyRunning``; a daemon
-killed outright loses its connection, and the server frees the lock with it. ``daemon_running`` probes the lock
+killed outright loses its connection, and the server frees the lock with it. So does a database outage that
+cuts the connection: the daemon ``reassert``s the lock once the database is back, and stops if another daemon
+took it meanwhile. ``daemon_running`` probes the lock
 without keeping it (for ``triplegain coordinator``). ``start_run`` / ``end_run`` keep the ``daemon_runs`` row:
 when, which settings (a hash), which version, where, and why it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
 
 from triplegain import __version__
 from triplegain.config import Settings
@@ -33,8 +39,71 @@ def config_hash(settings: Settings) -> str:
     return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
 
 
+class AccountLock:
+    """The account's coordinator lock, held on a connection of its own (see ``account_lock``)."""
+
+    def __init__(self, db: Database, account: str, connection: Any) -> None:
+        self._db = db
+        self.account = account
+        self._connection: Any | None = connection
+
+    async def reassert(self) -> bool:
+        """Whether the lock is held; taken again when its connection was lost (a database outage: the server
+        freed the lock with the connection). False while the database is out of reach; ``DaemonAlreadyRunning``
+        when another daemon took the lock meanwhile."""
+        if await self._still_connected():
+            return True
+        try:
+            connection = await self._db.pool.acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+        try:
+            taken = await connection.fetchval(f"SELECT pg_try_advisory_lock(({_LOCK_KEY}))", self.account)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            await self._db.pool.release(connection)
+            return False
+        if not taken:
+            try:
+                holder = await _latest_open_run(connection, self.account)
+            finally:
+                await self._db.pool.release(connection)
+            raise DaemonAlreadyRunning(
+                f"the coordinator lock of account {self.account!r} went with its connection in a database outage, "
+                f"and another daemon holds it now{holder}: stopping this one"
+            )
+        self._connection = connection
+        return True
+
+    async def release(self) -> None:
+        connection = self._connection
+        if connection is None or not await self._still_connected():
+            return
+        self._connection = None
+        try:
+            await connection.fetchval(f"SELECT pg_advisory_unlock(({_LOCK_KEY}))", self.account)
+        finally:
+            await self._db.pool.release(connection)
+
+    async def _still_connected(self) -> bool:
+        """Whether the lock's connection is open; a lost one is given back to the pool (if the pool has not
+        taken it back already) and forgotten."""
+        connection = self._connection
+        if connection is None:
+            return False
+        try:
+            if not connection.is_closed():
+                return True
+        except asyncpg.InterfaceError:  # the pool took the broken connection back itself
+            self._connection = None
+            return False
+        self._connection = None
+        with contextlib.suppress(asyncpg.InterfaceError):
+            await self._db.pool.release(connection)
+        return False
+
+
 @asynccontextmanager
-async def account_lock(db: Database, account: str) -> AsyncIterator[None]:
+async def account_lock(db: Database, account: str) -> AsyncIterator[AccountLock]:
     """Hold ``account``'s coordinator lock while the block runs; ``DaemonAlreadyRunning`` if another holds it."""
     with db.errors(f"taking the coordinator lock of {account}"):
         connection = await db.pool.acquire()
@@ -44,19 +113,39 @@ async def account_lock(db: Database, account: str) -> AsyncIterator[None]:
             await db.pool.release(connection)
             raise
     if not taken:
-        await db.pool.release(connection)
+        try:
+            holder = await _latest_open_run(connection, account)
+        finally:
+            await db.pool.release(connection)
         raise DaemonAlreadyRunning(
-            f"another triplegain daemon is running for account {account!r} on {db.server}; stop it first "
+            f"another triplegain daemon is running for account {account!r} on {db.server}{holder}; stop it first "
             "(or use another coordinator.account)"
         )
+    lock = AccountLock(db, account, connection)
     try:
-        yield
+        yield lock
     finally:
         with db.errors(f"releasing the coordinator lock of {account}"):
-            try:
-                await connection.fetchval(f"SELECT pg_advisory_unlock(({_LOCK_KEY}))", account)
-            finally:
-                await db.pool.release(connection)
+            await lock.release()
+
+
+async def _latest_open_run(connection: Any, account: str) -> str:
+    """The lock's holder for a message, as ``(run 7, pid 1234 on host, since …)``: the newest run of ``account``
+    without an end (older ones without an end were killed); empty when there is none or it cannot be read."""
+    try:
+        row = await connection.fetchrow(
+            """
+            SELECT id, pid, host, started_at FROM daemon_runs
+            WHERE account = $1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1
+            """,
+            account,
+        )
+    except asyncpg.PostgresError:
+        return ""
+    if row is None:
+        return ""
+    since = row["started_at"].astimezone(UTC).isoformat(timespec="seconds")
+    return f" (run {row['id']}, pid {row['pid']} on {row['host']}, since {since})"
 
 
 async def daemon_running(db: Database, account: str) -> bool:

@@ -13,8 +13,17 @@ Batches
 Nothing is lost (DESIGN §3, §7)
     Whatever goes wrong while writing keeps the rows in memory and the batch is tried again after a backoff
     (``retry_initial_seconds`` doubling up to ``retry_max_seconds``; ``flush()`` and ``close()`` cut a wait
-    short). ``stats()`` and ``healthy`` show the failures for the degradation manager. At most
-    ``max_buffered_rows`` rows wait in memory; ``submit`` then raises ``WriteBufferFull`` rather than drop one.
+    short). ``stats()`` and ``healthy`` show the failures for the degradation manager, ``stats().disconnected``
+    whether the server is out of reach. When it is back, what waited is written, in submission order within a
+    table; a batch whose commit reached the server before the connection dropped is simply sent again
+    (idempotent, see ``records``).
+
+The bound (DESIGN §7: buffer, never drop)
+    At most ``max_buffered_rows`` rows wait in memory. Past the bound ``submit`` raises ``WriteBufferFull``
+    (naming the bound and the rows held) rather than drop a row, and ``overflowed`` is set for good: the caller
+    lost a row's log, so the daemon must stop (``await writer.overflowed.wait()``, then ``overflow_error`` is
+    the message). The rows already held are still written when the server comes back, and ``close()`` reports
+    any it could not write.
 
 Rows the database refuses
     When Postgres blames the data (SQLSTATE class 22, data exception, or 23, integrity constraint violation),
@@ -49,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from triplegain.clock import Clock, WallClock
 from triplegain.errors import DatabaseError, TriplegainError
 from triplegain.store.database import Database, error_reason
-from triplegain.store.records import FLUSH_ORDER, Row, insert_rows
+from triplegain.store.records import FLUSH_ORDER, USE_LZ4, Row, insert_rows, lz4_supported
 from triplegain.store.settings import WriterSettings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +70,15 @@ _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 class WriteBufferFull(TriplegainError):
-    """``max_buffered_rows`` rows already wait for the database: the row is refused, not dropped."""
+    """``max_buffered_rows`` rows already wait for the database: the row is refused, not dropped.
+
+    ``bound`` is ``max_buffered_rows``, ``held`` the rows in memory when the row was refused.
+    """
+
+    def __init__(self, message: str, *, bound: int, held: int) -> None:
+        super().__init__(message)
+        self.bound = bound
+        self.held = held
 
 
 class WriterClosed(TriplegainError):
@@ -100,6 +117,13 @@ class WriterStats(BaseModel):
     flushes: int = Field(description="transactions committed")
     failed_flushes: int = Field(description="writes that failed and were retried (not counting refused rows)")
     consecutive_failures: int = Field(description="failed writes since the last one that succeeded")
+    failing_for_seconds: float | None = Field(
+        description="since the first of the failed writes in a row; None while writes succeed"
+    )
+    disconnected: bool = Field(
+        description="the last write failed because the server could not be reached or the connection was lost"
+    )
+    overflowed: bool = Field(description="a row was refused because max_buffered_rows rows were held (for good)")
     oldest_buffered_age_seconds: float | None = Field(description="how long the oldest buffered row has waited")
     last_error: str | None = Field(description="the most recent failure, even if writes succeed again since")
     healthy: bool = Field(description="the last write succeeded and the background task runs")
@@ -143,12 +167,18 @@ class BatchWriter:
         self._flushes = 0
         self._failed_flushes = 0
         self._consecutive_failures = 0
+        self._failing_since: float | None = None
+        self._disconnected = False
         self._last_error: str | None = None
+        self._overflowed = asyncio.Event()
+        self._overflow_error: WriteBufferFull | None = None
         self._wake = asyncio.Event()  # a batch may be due: rows arrived, a batch filled, flush() or close()
         self._retry_now = asyncio.Event()  # flush() or close(): cut a backoff short
         self._progress = asyncio.Condition()  # rows left the buffer
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._use_lz4: bool | None = None  # asked of the server on the first write
+        self._connected = False  # the last write got a connection from the pool
 
     async def __aenter__(self) -> BatchWriter:
         self.start()
@@ -179,12 +209,8 @@ class BatchWriter:
             raise WriterClosed(f"the batch writer for {self._db.server} is closed: {row.table.name} row refused")
         if row.table.name not in _RANK:
             raise ValueError(f"the batch writer does not write table {row.table.name}")
-        limit = self._settings.max_buffered_rows
-        if self._buffered() >= limit:
-            raise WriteBufferFull(
-                f"the write buffer is full: {limit} rows (max_buffered_rows) wait for {self._db.server}; "
-                f"{row.table.name} row refused; last error: {self._last_error or 'none'}"
-            )
+        if self._buffered() >= self._settings.max_buffered_rows:
+            raise self._overflow(row)
         now = self._clock.monotonic()
         item = _Item(seq=self._next_seq, row=row, values=row.values(), submitted_at=now)
         self._next_seq += 1
@@ -254,6 +280,22 @@ class BatchWriter:
             raise crash
 
     @property
+    def overflowed(self) -> asyncio.Event:
+        """Set (for good) when ``submit`` first refused a row for the bound: the daemon must stop."""
+        return self._overflowed
+
+    @property
+    def overflow_error(self) -> WriteBufferFull | None:
+        """The first refusal for the bound, whose message says what happened; None before."""
+        return self._overflow_error
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Writes failed in a row (0 after a success): ``stats().consecutive_failures`` without building the
+        stats, for callers that ask at every candle."""
+        return self._consecutive_failures
+
+    @property
     def healthy(self) -> bool:
         """The last write succeeded: False from a failed write until the next successful one, and for good
         once the background task has crashed."""
@@ -274,6 +316,9 @@ class BatchWriter:
             flushes=self._flushes,
             failed_flushes=self._failed_flushes,
             consecutive_failures=self._consecutive_failures,
+            failing_for_seconds=None if self._failing_since is None else self._clock.monotonic() - self._failing_since,
+            disconnected=self._disconnected,
+            overflowed=self._overflowed.is_set(),
             oldest_buffered_age_seconds=None if oldest is None else self._clock.monotonic() - oldest,
             last_error=self._last_error,
             healthy=self.healthy,
@@ -286,6 +331,22 @@ class BatchWriter:
     def unwritten(self) -> list[Row]:
         """The rows in memory, in submission order."""
         return [item.row for item in sorted(self._buffered_items(), key=lambda item: item.seq)]
+
+    def _overflow(self, row: Row) -> WriteBufferFull:
+        """The error refusing ``row`` for the bound; the first one sets ``overflowed`` and is logged."""
+        bound, held = self._settings.max_buffered_rows, self._buffered()
+        error = WriteBufferFull(
+            f"the write buffer for {self._db.server} is full: {held} rows held, the bound is {bound} rows "
+            f"(max_buffered_rows); {row.table.name} row refused, not dropped — stop and write the held rows when "
+            f"the database is back; last error: {self._last_error or 'none'}",
+            bound=bound,
+            held=held,
+        )
+        if self._overflow_error is None:
+            self._overflow_error = error
+            self._overflowed.set()
+            logger.error("%s", error)
+        return error
 
     def _running_task(self) -> asyncio.Task[None]:
         if self._closing:
@@ -388,7 +449,7 @@ class BatchWriter:
                 self._note_failure(error)
                 await self._nap(self._backoff_seconds(), self._retry_now)
             else:
-                self._consecutive_failures = 0
+                self._note_success()
 
     async def _write_splitting(self, items: list[_Item]) -> None:
         """Write ``items`` in one transaction; when Postgres blames the data, split until each bad row is alone.
@@ -418,7 +479,13 @@ class BatchWriter:
     async def _insert(self, chunk: list[_Item]) -> int:
         inserted = 0
         pool = self._db.pool
+        self._connected = False
         async with pool.acquire(timeout=self._db.command_timeout_seconds) as connection, connection.transaction():
+            self._connected = True
+            if self._use_lz4 is None:
+                self._use_lz4 = self._settings.lz4_compression and await lz4_supported(connection)
+            if self._use_lz4:
+                await connection.execute(USE_LZ4)
             for table, items in itertools.groupby(chunk, key=lambda item: item.row.table):
                 inserted += await insert_rows(connection, table, [item.values for item in items])
         return inserted
@@ -440,6 +507,9 @@ class BatchWriter:
     def _note_failure(self, error: Exception) -> None:
         self._failed_flushes += 1
         self._consecutive_failures += 1
+        if self._failing_since is None:
+            self._failing_since = self._clock.monotonic()
+        self._disconnected = not self._connected or _lost_the_server(error)
         self._last_error = error_reason(error, self._db.command_timeout_seconds)
         logger.warning(
             "writing %d rows to %s failed (%d in a row; %d rows in memory), trying again in %.1f s: %s",
@@ -452,6 +522,19 @@ class BatchWriter:
             exc_info=not isinstance(error, _DATABASE_ERRORS),
         )
 
+    def _note_success(self) -> None:
+        if self._consecutive_failures:
+            logger.info(
+                "writing to %s works again after %d failed writes in %.1f s; %d rows still in memory",
+                self._db.server,
+                self._consecutive_failures,
+                self._clock.monotonic() - (self._failing_since or 0.0),
+                self._buffered(),
+            )
+        self._consecutive_failures = 0
+        self._failing_since = None
+        self._disconnected = False
+
     def _backoff_seconds(self) -> float:
         settings = self._settings
         return min(settings.retry_max_seconds, settings.retry_initial_seconds * 2.0 ** (self._consecutive_failures - 1))
@@ -462,6 +545,14 @@ def _is_the_rows_fault(error: Exception) -> bool:
     if isinstance(error, asyncpg.PostgresError):
         return str(error.sqlstate)[:2] in ("22", "23")
     return isinstance(error, asyncpg.InterfaceError) and isinstance(error, ValueError)
+
+
+def _lost_the_server(error: Exception) -> bool:
+    """The connection broke while writing: a socket error or timeout (TimeoutError is an OSError), a connection
+    asyncpg found closed, SQLSTATE class 08 (connection exception) or 57 (operator intervention: shutdown)."""
+    if isinstance(error, OSError | asyncpg.ConnectionDoesNotExistError):
+        return True
+    return isinstance(error, asyncpg.PostgresError) and str(error.sqlstate)[:2] in ("08", "57")
 
 
 def _refusal(error: Exception) -> str:

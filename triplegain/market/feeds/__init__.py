@@ -14,11 +14,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
+from triplegain.errors import TriplegainError
 from triplegain.market.candle import Candle
 from triplegain.market.feeds.monitor import FeedStats
 
 Sleep = Callable[[float], Awaitable[None]]
 """Waits the given seconds; ``asyncio.sleep`` in production, a clock-advancing fake in tests."""
+
+
+class MarketDataError(TriplegainError):
+    """A live feed's exchange did not deliver candles: retries ran out, or it answered with a non-transient error.
+
+    The feed stays usable: iterating again resumes polling. Defined here, not with the ccxt feed, so that callers
+    can catch it without importing ccxt.
+    """
 
 
 @runtime_checkable
@@ -38,4 +47,4 @@ class Feed(Protocol):
         ...
 
 
-__all__ = ["Feed", "FeedStats", "Sleep"]
+__all__ = ["Feed", "FeedStats", "MarketDataError", "Sleep"]

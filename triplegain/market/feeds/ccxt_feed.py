@@ -34,9 +34,9 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from triplegain.clock import Clock
-from triplegain.errors import TriplegainError, UserError
+from triplegain.errors import UserError
 from triplegain.market.candle import Candle, Rejection, RejectReason, candle_from_values, ms_from_utc, utc_from_ms
-from triplegain.market.feeds import Sleep
+from triplegain.market.feeds import MarketDataError, Sleep
 from triplegain.market.feeds.monitor import FeedMonitor, FeedStats
 from triplegain.market.settings import CcxtFeedSettings
 
@@ -52,10 +52,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 _ERROR_TEXT_LIMIT = 300
 
 _log = structlog.get_logger("triplegain.market")
-
-
-class MarketDataError(TriplegainError):
-    """The exchange did not deliver candles: retries ran out, or it answered with a non-transient error."""
 
 
 class _FeedClosed(Exception):
