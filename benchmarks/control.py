@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from benchmarks.figures import percentiles, positive, scratch_directory
-from benchmarks.replay import scratch_database
+from benchmarks.replay import BREAKER_PAUSES, scratch_database
 from triplegain.config import Settings, load_settings
 from triplegain.control import submit_and_wait
 from triplegain.coordinator.state import Command, Verb
@@ -41,20 +41,15 @@ TARGET_P99_MS = 500.0
 
 
 def daemon_config(path: Path) -> Path:
-    """A replay long enough to outlast the tries: 3 symbols × 100,000 synthetic candles."""
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "market": {
-                    "source": "synthetic",
-                    "synthetic": {
-                        "symbols": {"BTC/USDT": 40_000.0, "ETH/USDT": 2_500.0, "SOL/USDT": 100.0},
-                        "count": 100_000,
-                    },
-                }
-            }
-        )
-    )
+    """A replay long enough to outlast the tries: 3 symbols × 100,000 synthetic candles; the breaker pauses
+    instead of halting (a halt would refuse the next pause)."""
+    market = {
+        "market": {
+            "source": "synthetic",
+            "synthetic": {"symbols": {"BTC/USDT": 40_000.0, "ETH/USDT": 2_500.0, "SOL/USDT": 100.0}, "count": 100_000},
+        }
+    }
+    path.write_text(yaml.safe_dump({**market, **BREAKER_PAUSES}))
     return path
 
 
@@ -87,8 +82,7 @@ async def measure(settings: Settings, tries: int, watch_seconds: float, trade_se
     refused: list[str] = []
     async with open_database(settings.database) as db:
         for _ in range(tries):
-            # force: the breaker may have halted it meanwhile (a long replay trips it now and then)
-            await submit_and_wait(db, settings.coordinator.account, Command(verb=Verb.RESUME, force=True), 5.0)
+            await submit_and_wait(db, settings.coordinator.account, Command(verb=Verb.RESUME), 5.0)
             await asyncio.sleep(trade_seconds)
             started = time.perf_counter()
             lines, ok = await submit_and_wait(

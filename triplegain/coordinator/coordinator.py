@@ -66,6 +66,7 @@ from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.resolver import ConflictResolver, ResolverOutcome
 from triplegain.coordinator.runner import RunStatus, TaskRun
 from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb
+from triplegain.coordinator.unsaved import UnsavedRows
 from triplegain.errors import DatabaseError
 from triplegain.risk import AccountSnapshot
 from triplegain.store import Database
@@ -153,10 +154,7 @@ class Coordinator:
         self.last_decision: StoredDecision | None = None
         self._commands_lock = asyncio.Lock()
         self._save_lock = asyncio.Lock()
-        self._unsaved_runs: list[TaskRunRow] = []
-        self._unsaved_holds: list[DecisionWrite] = []
-        self._unsaved_degradation: list[Transition] = []
-        self._unsaved_breaker: list[BreakerEventRow] = []
+        self._unsaved = UnsavedRows()
         self._unsent_commands: list[Command] = []
         self._unplaced: list[OrderRow] = []
         self._max_unsaved_rows = max_unsaved_rows
@@ -221,12 +219,7 @@ class Coordinator:
     @property
     def unsaved_rows(self) -> int:
         """Task runs, holds, degradation and breaker events waiting for a snapshot."""
-        return (
-            len(self._unsaved_runs)
-            + len(self._unsaved_holds)
-            + len(self._unsaved_degradation)
-            + len(self._unsaved_breaker)
-        )
+        return len(self._unsaved)
 
     @property
     def save_failures(self) -> int:
@@ -310,7 +303,7 @@ class Coordinator:
         nothing, so it needs no lock on the state row; a transaction of its own per decision cost a round trip
         per symbol and tick). A resolved hold is committed at once instead: its LLM calls refer to it."""
         write = decision_write(decision, decision_id=decision_id, account=self.account, run_id=self._run_id, now=now)
-        self._unsaved_holds.append(write)
+        self._unsaved.holds.append(write)
         self._check_bound()
         return StoredDecision(write=write, state=decision.state, already_stored=False, order_stored=False)
 
@@ -488,7 +481,7 @@ class Coordinator:
             status="succeeded" if run.status is RunStatus.SUCCEEDED else "failed",
             error=run.error,
         )
-        self._unsaved_runs.append(row)
+        self._unsaved.task_runs.append(row)
         self._check_bound()
 
     # ------------------------------------------------------------------------------------------ breaker
@@ -566,12 +559,9 @@ class Coordinator:
         rows in one transaction; a failure is counted toward degradation, everything it held is kept for the next
         save, and ``DatabaseError`` is raised."""
         async with self._save_lock:
-            self._unsaved_degradation += degradation_events
-            self._unsaved_breaker += breaker_events
-            task_runs, self._unsaved_runs = self._unsaved_runs, []
-            holds, self._unsaved_holds = self._unsaved_holds, []
-            transitions, self._unsaved_degradation = self._unsaved_degradation, []
-            breaker_rows, self._unsaved_breaker = self._unsaved_breaker, []
+            self._unsaved.transitions += degradation_events
+            self._unsaved.breaker_events += breaker_events
+            rows = self._unsaved.take()
             try:
                 await save_snapshot(
                     self._db,
@@ -580,22 +570,19 @@ class Coordinator:
                     degradation=self._monitor.state,
                     breaker=self._breaker,
                     heartbeat=heartbeat,
-                    task_runs=task_runs,
-                    degradation_events=transitions,
-                    breaker_events=breaker_rows,
-                    holds=holds,
+                    task_runs=rows.task_runs,
+                    degradation_events=rows.transitions,
+                    breaker_events=rows.breaker_events,
+                    holds=rows.holds,
                 )
             except DatabaseError:
-                self._unsaved_runs[:0] = task_runs
-                self._unsaved_holds[:0] = holds
-                self._unsaved_degradation[:0] = transitions
-                self._unsaved_breaker[:0] = breaker_rows
+                self._unsaved.put_back(rows)
                 self._save_failures += 1
                 self._monitor.db_write(False)
                 self._check_bound()
                 raise
             if self._save_failures:
-                logger.info("snapshot saved after failures", failed_tries=self._save_failures, rows=len(task_runs))
+                logger.info("snapshot saved after failures", failed_tries=self._save_failures, rows=len(rows))
             self._save_failures = 0
             self._monitor.db_write(True)
 
