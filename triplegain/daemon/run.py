@@ -336,6 +336,8 @@ async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest, feed_er
                 if feed_errors is not None:
                     feed_errors.report(system.clock.now())
     finally:
+        if feed_errors is not None:  # the failures of retries a stop interrupted: counted too
+            feed_errors.report(system.clock.now())
         await live.shutdown()
 
 
