@@ -22,7 +22,8 @@ import pytest
 
 from tests.conftest import TEST_DATABASE_CONFIG, create_database, drop_database, unique_name, url_with_database
 from tests.faults.daemon_process import DaemonProcess, Event
-from triplegain.execution.accounting import FillEffect, Ledger, apply_fill
+from triplegain.execution import exchange
+from triplegain.execution.accounting import Ledger
 from triplegain.execution.settings import ExecutionSettings
 from triplegain.store import open_database_at
 from triplegain.store.execution import load_execution, stored_positions
@@ -152,8 +153,8 @@ async def acknowledged(url: str) -> dict[str, Any]:
 
 
 async def recomputed_from_fills(url: str) -> tuple[Ledger, dict[str, Any]]:
-    """The ledger the stored fills give through the pure accounting, and what is stored: positions and the latest
-    snapshot's cash and equity."""
+    """The ledger the stored fills give through the pure accounting (what a restarted broker computes), and what
+    is stored: positions and the latest snapshot's cash and equity."""
     settings = ExecutionSettings()
     async with open_database_at(url, TEST_DATABASE_CONFIG) as db:
         stored = await load_execution(db, ACCOUNT)
@@ -161,22 +162,8 @@ async def recomputed_from_fills(url: str) -> tuple[Ledger, dict[str, Any]]:
         snapshot = await db.pool.fetchrow(
             "SELECT cash, equity FROM portfolio_snapshots WHERE account = $1 ORDER BY ts DESC LIMIT 1", ACCOUNT
         )
-    ledger = Ledger.starting(settings.quote_asset, settings.starting_balances)
-    for entry in stored.fills:
-        fill = entry.fill
-        effect = FillEffect(
-            symbol=fill.symbol,
-            side=fill.side,
-            qty=fill.qty,
-            price=fill.price,
-            fee=fill.fee,
-            ts=fill.ts,
-            stop_price=entry.stop_price,
-            target_price=entry.target_price,
-        )
-        ledger, _ = apply_fill(ledger, effect, settings.rules_for(fill.symbol))
-    for mark in stored.marks:
-        ledger = ledger.mark(mark.symbol, mark.price)
+    state = exchange.restore(ACCOUNT, settings, settings.rules_for, stored.fills, (), stored.marks, None)
+    ledger = state.ledger
     return ledger, {
         "positions": {row.symbol: (row.qty, row.avg_price, row.stop_price, row.target_price) for row in positions},
         "cash": float(snapshot["cash"]),
