@@ -34,6 +34,7 @@ stops (nothing is dropped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -79,6 +80,7 @@ from triplegain.store.coordinator_state import (
     load_state,
     submit_command,
 )
+from triplegain.store.database import connection_lost
 from triplegain.store.decisions import DecisionWrite, OrderRow, StoredDecision, commit_decision, pending_orders
 
 logger = structlog.get_logger(__name__)
@@ -165,6 +167,7 @@ class Coordinator:
         self._monotonic = monotonic
         self._last_housekeeping_save: float | None = None
         self._listener: Any = None
+        self._listening = False
         self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -177,12 +180,14 @@ class Coordinator:
         if self._sink is not None:
             for order in await pending_orders(self._db, self.account):
                 await self._sink.submit(order)
+        self._listening = True
         self._listener = await self._db.pool.acquire()
         await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         logger.info("coordinator started", account=self.account, state=self.state.value, degradation=self.level.name)
 
     async def stop(self) -> None:
         """Stop listening, let command applications in flight finish, and save the snapshot."""
+        self._listening = False
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
@@ -391,6 +396,28 @@ class Coordinator:
             return
         await self._flatten(now, reason)
 
+    async def _keep_listening(self) -> None:
+        """Listen again when the listener's connection was lost (a database outage takes the LISTEN with it); until
+        that works, housekeeping polls for commands at every run."""
+        listener = self._listener
+        if not self._listening or (listener is not None and not connection_lost(listener)):
+            return
+        if listener is not None:
+            self._listener = None
+            with contextlib.suppress(asyncpg.InterfaceError):  # the pool may have taken it back already
+                await self._db.pool.release(listener)
+        try:
+            connection = await self._db.pool.acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return
+        try:
+            await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            await self._db.pool.release(connection)
+            return
+        self._listener = connection
+        logger.info("listening for commands again", account=self.account)
+
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload != self.account:
             return
@@ -439,6 +466,7 @@ class Coordinator:
     async def housekeeping(self, _symbol: str | None, now: datetime) -> None:
         """The housekeeping task: apply pending commands, step the level, and save the snapshot with the heartbeat;
         within ``snapshot_interval_seconds`` of its last save it only steps the level."""
+        await self._keep_listening()
         started = self._monotonic()
         due = (
             self._last_housekeeping_save is None
@@ -600,3 +628,4 @@ class Coordinator:
     ) -> None:
         message = self._bus.message(topic, payload, source="coordinator", priority=priority, symbol=symbol)
         await self._bus.publish(message)
+

@@ -109,6 +109,15 @@ def _malformed_url_is_a_user_error(url: str) -> Iterator[None]:
         ) from None
 
 
+def connection_lost(connection: Any) -> bool:
+    """Whether a pooled connection was closed: by the server or the network (an outage), or taken back by the
+    pool itself when it broke."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
 def url_with_database(url: str, database: str) -> str:
     """The same server and user as ``url``, another database (for tools that create and drop databases)."""
     parts = urlsplit(url)

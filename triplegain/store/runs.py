@@ -25,7 +25,7 @@ import asyncpg
 from triplegain import __version__
 from triplegain.config import Settings
 from triplegain.errors import TriplegainError
-from triplegain.store.database import Database
+from triplegain.store.database import Database, connection_lost
 
 _LOCK_KEY = "SELECT hashtextextended('triplegain:' || $1, 0)"
 
@@ -90,14 +90,10 @@ class AccountLock:
         connection = self._connection
         if connection is None:
             return False
-        try:
-            if not connection.is_closed():
-                return True
-        except asyncpg.InterfaceError:  # the pool took the broken connection back itself
-            self._connection = None
-            return False
+        if not connection_lost(connection):
+            return True
         self._connection = None
-        with contextlib.suppress(asyncpg.InterfaceError):
+        with contextlib.suppress(asyncpg.InterfaceError):  # the pool may have taken it back already
             await self._db.pool.release(connection)
         return False
 

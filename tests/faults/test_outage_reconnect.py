@@ -1,5 +1,5 @@
-"""The account's coordinator lock across a database outage: it goes with its connection, and comes back — unless
-another daemon took it meanwhile."""
+"""What a database outage takes with its connections and the daemon takes back: the account's coordinator lock
+(unless another daemon took it meanwhile) and the LISTEN that applies commands at once."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import asyncio
 
 import pytest
 
+from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.faults.postgres_proxy import PostgresProxy
+from tests.unit.test_consensus import T0
+from triplegain.bus import Message, Topic
 from triplegain.config import DatabaseConfig
+from triplegain.coordinator.state import Command, CoordinatorState, Verb
 from triplegain.store import Database, open_database_at
+from triplegain.store.coordinator_state import submit_command
 from triplegain.store.runs import DaemonAlreadyRunning, account_lock, daemon_running
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(30)]
@@ -59,3 +64,28 @@ async def test_a_daemon_that_took_the_lock_meanwhile_keeps_it(
             with pytest.raises(DaemonAlreadyRunning, match="went with its connection in a database outage"):
                 await lock.reassert()
             assert await daemon_running(migrated_database, "paper")
+
+
+async def test_the_coordinator_listens_for_commands_again_after_an_outage(
+    postgres_url: str, migrated_database_url: str, migrated_database: Database
+) -> None:
+    async with (
+        PostgresProxy.running(postgres_url) as proxy,
+        open_database_at(proxy.url(migrated_database_url), PROXIED_CONFIG) as db,
+        coordinator_harness(db, snapshot_interval_seconds=3600.0) as harness,
+    ):
+        changes: asyncio.Queue[Message] = asyncio.Queue()
+
+        async def on_event(message: Message) -> None:
+            await changes.put(message)
+
+        await harness.bus.subscribe(Topic.SYSTEM_EVENTS, on_event, name="test")
+        await harness.coordinator.housekeeping(None, T0)  # saved now: no poll for the next hour
+        await proxy.refuse()
+        await proxy.accept()
+        await harness.coordinator.housekeeping(None, T0)  # listens again; within the hour: no poll
+        await submit_command(migrated_database, ACCOUNT, Command(verb=Verb.PAUSE, reason="test"), T0)
+        async with asyncio.timeout(10):
+            while (await changes.get()).payload.get("event") != "state_changed":
+                pass
+        assert harness.coordinator.state is CoordinatorState.PAUSED
