@@ -13,6 +13,7 @@ import asyncio
 import io
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,15 @@ import asyncpg
 import pytest
 import structlog
 
+from tests.conftest import TEST_DATABASE_CONFIG
 from tests.faults.postgres_proxy import PostgresProxy
 from triplegain.config import Settings, load_settings
 from triplegain.daemon.outage import OUTAGE_EXIT_CODE, DatabaseOutageStop
 from triplegain.daemon.run import RunOptions, run_daemon
 from triplegain.daemon.status import StatusBoard
 from triplegain.daemon.summary import RunSummary
+from triplegain.store import open_database_at
+from triplegain.store.runs import DaemonAlreadyRunning, account_lock, daemon_running
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(40)]
 
@@ -219,3 +223,25 @@ async def test_an_outage_past_the_bound_stops_the_daemon_with_one_line_and_its_e
         assert candles < 400  # it stopped early
     finally:
         await connection.close()
+
+
+async def test_a_daemon_whose_lock_another_took_during_the_outage_stops_once_the_database_is_back(
+    tmp_path: Path, proxy: PostgresProxy, through_proxy: str, log_events: LogEvents
+) -> None:
+    settings = settings_for(tmp_path, count=400)
+    run = start(settings, speed=6_000.0)
+
+    await log_events.until(lambda: len(log_events.named("decision")) >= 5, "decisions before the outage")
+    await proxy.refuse()
+    async with open_database_at(through_proxy, TEST_DATABASE_CONFIG) as direct, AsyncExitStack() as second:
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:  # a second daemon, beside the proxy, once the server freed the first one's lock
+                try:
+                    await second.enter_async_context(account_lock(direct, "paper"))
+                    break
+                except DaemonAlreadyRunning:
+                    continue
+        await proxy.accept()
+        with pytest.raises(DaemonAlreadyRunning, match="went with its connection in a database outage"):
+            await asyncio.wait_for(run, WAIT_SECONDS)
+        assert await daemon_running(direct, "paper"), "the second one keeps the account"
