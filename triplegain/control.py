@@ -30,7 +30,8 @@ POLL_SECONDS = 0.05
 
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; stored with the command and the state.")]
 WaitOption = Annotated[
-    float, typer.Option("--wait", min=0.1, help="Seconds to wait for a running daemon to apply the command.")
+    float,
+    typer.Option("--wait", min=0.1, max=3600, help="Seconds (at most 3600) to wait for a running daemon to apply it."),
 ]
 
 
