@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -22,7 +22,10 @@ import structlog
 from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
+from tests.faults.postgres_proxy import PostgresProxy
 from triplegain.cli import main
+from triplegain.config import DatabaseConfig
+from triplegain.store import Database, open_database_at
 
 FUZZ_PROFILE = "fuzz"
 FUZZ_EXAMPLES = 10_000
@@ -77,3 +80,23 @@ def run_main(*args: str, env: Mapping[str, str | None] | None = None) -> CliOutc
 def invoke_cli() -> InvokeCli:
     """``run_main`` as a fixture."""
     return run_main
+
+
+PROXIED_CONFIG = DatabaseConfig(
+    pool_min_size=1, pool_max_size=3, connect_timeout_seconds=2.0, command_timeout_seconds=2.0
+)
+"""Short timeouts, so a test's outage is noticed at once."""
+
+
+@pytest.fixture
+async def proxy(postgres_url: str) -> AsyncIterator[PostgresProxy]:
+    """A TCP proxy in front of the test server, that a test turns into an outage."""
+    async with PostgresProxy.running(postgres_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def proxied_database(proxy: PostgresProxy, migrated_database_url: str) -> AsyncIterator[Database]:
+    """The test's database, reached through the proxy."""
+    async with open_database_at(proxy.url(migrated_database_url), PROXIED_CONFIG) as db:
+        yield db

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -93,12 +93,6 @@ def log_events() -> Iterator[LogEvents]:
         yield events
     finally:
         structlog.configure(**previous)
-
-
-@pytest.fixture
-async def proxy(postgres_url: str) -> AsyncIterator[PostgresProxy]:
-    async with PostgresProxy.running(postgres_url) as proxy:
-        yield proxy
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ for the writer's retries through its injected sleep, never by sleeping itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,6 @@ from tests.faults.postgres_proxy import PostgresProxy
 from tests.integration.test_store_writer import agent_output, call_row
 from triplegain.bus import DeadLetter, DeadLetterReason, Message, Topic
 from triplegain.clock import FakeClock
-from triplegain.config import DatabaseConfig
 from triplegain.store import (
     BatchWriter,
     Database,
@@ -26,7 +25,6 @@ from triplegain.store import (
     RowsNotWritten,
     WriteBufferFull,
     WriterSettings,
-    open_database_at,
 )
 from triplegain.store.records import Row
 
@@ -34,11 +32,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(30)]
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 WAIT_SECONDS = 10.0  # for a condition that normally holds within milliseconds
-PROXIED_CONFIG = DatabaseConfig(
-    pool_min_size=1, pool_max_size=2, connect_timeout_seconds=2.0, command_timeout_seconds=2.0
-)
-
-
 class ObservedSleep:
     """The writer's sleep: a real (short) sleep that lets a test wait until the writer has done something."""
 
@@ -54,19 +47,6 @@ class ObservedSleep:
         """Return once ``condition`` holds when the writer goes to sleep (checked at each of its sleeps)."""
         async with asyncio.timeout(WAIT_SECONDS), self._changed:
             await self._changed.wait_for(condition)
-
-
-@pytest.fixture
-async def proxy(postgres_url: str) -> AsyncIterator[PostgresProxy]:
-    async with PostgresProxy.running(postgres_url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-async def proxied_database(proxy: PostgresProxy, migrated_database_url: str) -> AsyncIterator[Database]:
-    """The test's database, reached through the proxy."""
-    async with open_database_at(proxy.url(migrated_database_url), PROXIED_CONFIG) as db:
-        yield db
 
 
 def writer_for(db: Database, clock: FakeClock, sleep: ObservedSleep, **settings: Any) -> BatchWriter:

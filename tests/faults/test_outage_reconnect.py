@@ -11,18 +11,12 @@ from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.faults.postgres_proxy import PostgresProxy
 from tests.unit.test_consensus import T0
 from triplegain.bus import Message, Topic
-from triplegain.config import DatabaseConfig
 from triplegain.coordinator.state import Command, CoordinatorState, Verb
-from triplegain.store import Database, open_database_at
+from triplegain.store import Database
 from triplegain.store.coordinator_state import submit_command
 from triplegain.store.runs import DaemonAlreadyRunning, account_lock, daemon_running
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(30)]
-
-PROXIED_CONFIG = DatabaseConfig(
-    pool_min_size=1, pool_max_size=3, connect_timeout_seconds=2.0, command_timeout_seconds=2.0
-)
-
 
 async def freed(db: Database) -> None:
     """Wait until the server has noticed the cut connection and freed its lock (nothing to wait on but the
@@ -33,13 +27,9 @@ async def freed(db: Database) -> None:
 
 
 async def test_the_lock_is_taken_again_once_the_database_is_back(
-    postgres_url: str, migrated_database_url: str, migrated_database: Database
+    proxy: PostgresProxy, proxied_database: Database, migrated_database: Database
 ) -> None:
-    async with (
-        PostgresProxy.running(postgres_url) as proxy,
-        open_database_at(proxy.url(migrated_database_url), PROXIED_CONFIG) as db,
-        account_lock(db, "paper") as lock,
-    ):
+    async with account_lock(proxied_database, "paper") as lock:
         assert await lock.reassert()
         await proxy.refuse()
         await freed(migrated_database)
@@ -50,13 +40,9 @@ async def test_the_lock_is_taken_again_once_the_database_is_back(
 
 
 async def test_a_daemon_that_took_the_lock_meanwhile_keeps_it(
-    postgres_url: str, migrated_database_url: str, migrated_database: Database
+    proxy: PostgresProxy, proxied_database: Database, migrated_database: Database
 ) -> None:
-    async with (
-        PostgresProxy.running(postgres_url) as proxy,
-        open_database_at(proxy.url(migrated_database_url), PROXIED_CONFIG) as db,
-        account_lock(db, "paper") as lock,
-    ):
+    async with account_lock(proxied_database, "paper") as lock:
         await proxy.refuse()
         await freed(migrated_database)
         async with account_lock(migrated_database, "paper"):  # a second daemon, beside the outage
@@ -67,13 +53,9 @@ async def test_a_daemon_that_took_the_lock_meanwhile_keeps_it(
 
 
 async def test_the_coordinator_listens_for_commands_again_after_an_outage(
-    postgres_url: str, migrated_database_url: str, migrated_database: Database
+    proxy: PostgresProxy, proxied_database: Database, migrated_database: Database
 ) -> None:
-    async with (
-        PostgresProxy.running(postgres_url) as proxy,
-        open_database_at(proxy.url(migrated_database_url), PROXIED_CONFIG) as db,
-        coordinator_harness(db, snapshot_interval_seconds=3600.0) as harness,
-    ):
+    async with coordinator_harness(proxied_database, snapshot_interval_seconds=3600.0) as harness:
         changes: asyncio.Queue[Message] = asyncio.Queue()
 
         async def on_event(message: Message) -> None:

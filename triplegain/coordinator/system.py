@@ -132,7 +132,7 @@ async def trading_system(
             symbols=symbols,
             started_at=clock.now(),
             interval=base_timeframe.duration,
-            # A healthy writer has no failures in a row: no stats() snapshot (about 30 µs) at every refresh.
+            # The count itself, not a stats() snapshot (about 30 µs): it is read at every refresh.
             writer_failures=lambda: writer.consecutive_failures,
         )
         gateways = _agent_gateways(settings, writer, monitor, clock, replaying, run_id, environ)

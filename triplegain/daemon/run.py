@@ -91,19 +91,15 @@ async def run_daemon(
     settings = fallback.settings
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
     feed, clock, symbols, timeframe = await _open_feed(settings, options)
-    try:
-        _check_quoted(settings, symbols)
-    except UserError:
-        await feed.aclose()
-        raise
-    if fallback.message is not None:
-        board.say(fallback.message)
     stop = StopRequest()
     main = asyncio.current_task()
     _install_signal_handlers(stop, main)
     outage: DatabaseOutageStop | None = None
     finished: RunSummary | None = None
     try:
+        _check_quoted(settings, symbols)
+        if fallback.message is not None:
+            board.say(fallback.message)
         async with open_database(settings.database) as db:
             await migrate(db)
             account = settings.coordinator.account
@@ -248,7 +244,7 @@ async def _trade(
         raise lock_lost[0]
     with suppress(DatabaseError):
         await broker.flush()
-    left = system.writer.stats().buffered + broker.unstored + system.coordinator.unsaved_rows
+    left = watch.held()
     if watch.passed is not None or left:
         watch.observe()
         raise watch.exit_error(left)

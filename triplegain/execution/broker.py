@@ -20,9 +20,10 @@ quiet ones, in order, the state moves on, the failure is reported to ``on_write`
 the held writes are tried again at every candle and at ``flush()``. Nothing held counts as stored: a restart
 re-processes those candles from what was. At most ``max_unstored_candles`` writes are held: before taking a
 candle past that bound the broker tries once more, then refuses the candle with ``UnstoredCandlesFull`` (the
-daemon stops; nothing held is dropped). Calls are serialised by a
-lock: a submission never interleaves with a candle. The broker trades one account; a second broker on the same
-account is prevented by the coordinator's advisory lock, not here.
+daemon stops; nothing held is dropped).
+
+Calls are serialised by a lock: a submission never interleaves with a candle. The broker trades one account; a
+second broker on the same account is prevented by the coordinator's advisory lock, not here.
 
 Feed ``on_candle`` one timeframe per symbol, each closed candle once, before the decisions of its close time
 run: an order fills at the first candle that closes after it was placed. A candle at or before the last one
