@@ -6,7 +6,7 @@ Prints one JSON document. Each figure is the median of K runs.
 
 - ``fan_out.<S>`` (S = 1 and 10 subscribers, no-op handlers):
   ``messages_per_s``: N messages published back to back, until every subscriber has handled every one
-  (queues bounded at ``BusConfig.default_maxsize``, so a fast publisher meets backpressure);
+  (queues bounded at ``BusSettings.default_maxsize``, so a fast publisher meets backpressure);
   ``delivery_latency_us``: publish() called to handler called, over ``--latency-messages`` messages sent one
   at a time (the next one once every handler has seen the previous one), so it measures the delivery path
   rather than time spent queued behind a burst.
@@ -39,17 +39,17 @@ from typing import Any
 from benchmarks.baselines import FanOut, InlineBus, QueueFanOut
 from benchmarks.figures import percentiles, positive, resident_bytes, use_uvloop
 from triplegain.bus import Message, MessageBus, Topic
+from triplegain.bus.settings import BusSettings
 from triplegain.clock import WallClock
-from triplegain.config import BusConfig
 
 TOPIC = Topic.TA_SIGNALS
 MEMORY_TOPIC = Topic.MARKET_DATA  # drop_oldest_lowest: a stuck subscriber cannot hold the publisher back
 SUBSCRIBER_COUNTS = (1, 10)
-MAXSIZE = BusConfig().default_maxsize
+MAXSIZE = BusSettings().default_maxsize
 
 Factory = Callable[[], FanOut]
 FACTORIES: dict[str, Factory] = {
-    "bus": lambda: MessageBus(BusConfig(close_timeout_seconds=0), clock=WallClock()),
+    "bus": lambda: MessageBus(BusSettings(close_timeout_seconds=0), clock=WallClock()),
     "inline": InlineBus,
     "asyncio_queue": lambda: QueueFanOut(MAXSIZE),
 }
@@ -124,7 +124,7 @@ async def publish_latency_with_slow_handler(
 
 async def memory_growth(total: int) -> dict[str, Any]:
     """RSS after the first 10 % of ``total`` messages and after all of them (see the module docstring)."""
-    bus = MessageBus(BusConfig(close_timeout_seconds=0), clock=WallClock())
+    bus = MessageBus(BusSettings(close_timeout_seconds=0), clock=WallClock())
     never = asyncio.Event()
 
     async def fail_now_and_then(message: Message) -> None:

@@ -33,7 +33,7 @@ from benchmarks.figures import percentiles, positive, scratch_directory
 from benchmarks.replay import BREAKER_PAUSES, scratch_database
 from triplegain.config import Settings, load_settings
 from triplegain.control import submit_and_wait
-from triplegain.coordinator.state import Command, Verb
+from triplegain.model import Command, Verb
 from triplegain.store import Database, open_database
 from triplegain.store.runs import daemon_running
 

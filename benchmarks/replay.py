@@ -45,7 +45,6 @@ from benchmarks.figures import positive, resident_bytes, scratch_directory, use_
 from triplegain.agents.pipeline import AgentPipeline
 from triplegain.config import Settings, load_settings
 from triplegain.coordinator.coordinator import Coordinator
-from triplegain.coordinator.system import TradingSystem
 from triplegain.daemon.run import RunOptions, run_daemon
 from triplegain.daemon.status import StatusBoard
 from triplegain.execution import PaperBroker
@@ -54,6 +53,7 @@ from triplegain.market import Candle
 from triplegain.market.feeds.replay import CandleFile
 from triplegain.store import open_database
 from triplegain.store.database import DATABASE_URL_ENV, url_with_database
+from triplegain.system import TradingSystem
 
 YEAR_OF_5M_CANDLES = 105_000
 SYMBOL_PRICES = {"BTC/USDT": 40_000.0, "ETH/USDT": 2_500.0, "SOL/USDT": 100.0, "XRP/USDT": 0.6, "ADA/USDT": 0.5}

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.figures import percentiles, positive, scratch_directory
-from triplegain.config import DatabaseConfig
 from triplegain.llm.models import LLMCallRecord
 from triplegain.store import (
     DATABASE_URL_ENV,
@@ -59,6 +58,7 @@ from triplegain.store import (
 )
 from triplegain.store.database import url_with_database
 from triplegain.store.records import AGENT_OUTPUTS, LLM_CALLS, LZ4_SUPPORTED, Row, Table, insert_rows
+from triplegain.store.settings import DatabaseSettings
 
 Strategy = Callable[[Any, Table, list[tuple[Any, ...]]], Awaitable[None]]
 BATCH_SIZES = (100, 1000)
@@ -333,7 +333,7 @@ def target(goal: float, measured: float, *, at_least: bool) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def throwaway_database(config: DatabaseConfig, scratch: Path) -> AsyncIterator[Database]:
+async def throwaway_database(config: DatabaseSettings, scratch: Path) -> AsyncIterator[Database]:
     """A migrated database that is gone afterwards; an embedded server keeps its data in ``scratch``."""
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
     if not url:
@@ -354,7 +354,7 @@ async def throwaway_database(config: DatabaseConfig, scratch: Path) -> AsyncIter
 
 
 async def run(arguments: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    async with throwaway_database(DatabaseConfig(), scratch) as db:
+    async with throwaway_database(DatabaseSettings(), scratch) as db:
         return await measure(db, arguments)
 
 

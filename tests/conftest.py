@@ -27,16 +27,16 @@ import asyncpg
 import pytest
 
 from tests.stubs.llm_server import LLMStubServer
-from triplegain.config import DatabaseConfig
 from triplegain.store import Database, migrate, open_database_at
 from triplegain.store.database import url_with_database
 from triplegain.store.embedded import acquire_server, release_server
+from triplegain.store.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from tests.review_data import ReviewTemplate
 
 TEST_DATABASE_URL_ENV = "TRIPLEGAIN_TEST_DATABASE_URL"
-TEST_DATABASE_CONFIG = DatabaseConfig(pool_min_size=1, pool_max_size=4)
+TEST_DATABASE_CONFIG = DatabaseSettings(pool_min_size=1, pool_max_size=4)
 SERVER_START_TIMEOUT_SECONDS = 120.0
 
 

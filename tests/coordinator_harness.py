@@ -17,10 +17,10 @@ from triplegain.coordinator.consensus import AgentView
 from triplegain.coordinator.coordinator import Coordinator
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.resolver import ConflictResolver
-from triplegain.coordinator.system import decision_rules
-from triplegain.risk import AccountSnapshot
+from triplegain.coordinator.snapshot import load_snapshot
+from triplegain.model import AccountSnapshot
 from triplegain.store import Database
-from triplegain.store.coordinator_snapshot import load_snapshot
+from triplegain.system import decision_rules
 
 ACCOUNT = "paper"
 VIEWS_VALID_FOR = timedelta(hours=6)

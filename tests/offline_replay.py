@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from triplegain.config import Settings, load_settings
-from triplegain.risk import AccountSnapshot
+from triplegain.model import AccountSnapshot
 
 HEADLINES = Path(__file__).resolve().parent / "data" / "headlines.jsonl"
 

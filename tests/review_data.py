@@ -26,9 +26,9 @@ import pytest
 from tests.conftest import TEST_DATABASE_CONFIG, create_database, drop_database, unique_name, url_with_database
 from tests.offline_replay import btc_partly_held, offline_replay_settings
 from triplegain.clock import FakeClock
-from triplegain.coordinator.system import trading_system
 from triplegain.market import SyntheticFeed, SyntheticSettings, Timeframe
 from triplegain.store import open_database_at
+from triplegain.system import trading_system
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPLIT = START + timedelta(hours=8)

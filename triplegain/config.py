@@ -14,34 +14,29 @@ Secrets never live in a config file: they are read from the environment by the c
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
 import reprlib
 from collections.abc import Iterator, Mapping
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from triplegain.agents.settings import AgentsSettings
-from triplegain.coordinator.breaker import PortfolioBreakerSettings
-from triplegain.coordinator.conflicts import ConflictSettings
-from triplegain.coordinator.consensus import ConsensusSettings
-from triplegain.coordinator.degradation import DegradationSettings
-from triplegain.coordinator.intent import IntentSettings
-from triplegain.coordinator.resolution import ResolutionBounds
-from triplegain.coordinator.resolver import ResolverSettings
-from triplegain.coordinator.schedule import ScheduleSettings
+from triplegain.bus.settings import BusSettings
+from triplegain.coordinator.settings import CoordinatorSettings
 from triplegain.errors import ConfigError
 from triplegain.execution.settings import ExecutionSettings
 from triplegain.llm.settings import LLMSettings
-from triplegain.market.settings import CcxtFeedSettings, IndicatorSettings, ReplaySettings, SyntheticSettings
+from triplegain.logs import LoggingSettings
+from triplegain.market.settings import MarketSettings
 from triplegain.risk.settings import RiskSettings
 from triplegain.section import Section
-from triplegain.store.settings import WriterSettings
+from triplegain.store.settings import DatabaseSettings
 
 ENV_PREFIX = "TRIPLEGAIN_"
 ENV_LEVEL_SEPARATOR = "__"
@@ -59,213 +54,31 @@ ENV_NOT_SETTINGS = frozenset(
 )
 
 
-class Overflow(StrEnum):
-    """What a full subscription queue does with one more message."""
-
-    BLOCK = "block"
-    DROP_OLDEST_LOWEST = "drop_oldest_lowest"
-
-
-class TopicSettings(Section):
-    ttl_seconds: float = Field(
-        gt=0, description="seconds a message stays deliverable; an older one is dead-lettered as expired"
-    )
-    overflow: Overflow = Field(
-        default=Overflow.BLOCK,
-        description="full queue: block (the publisher waits) or drop_oldest_lowest (drop and count)",
-    )
-    maxsize: int | None = Field(
-        default=None, ge=1, description="queue bound per subscription; null uses bus.default_maxsize"
-    )
-
-
-class TopicsConfig(Section):
-    """Per-topic delivery settings; a message's own ttl wins over its topic's."""
-
-    market_data: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=120, overflow=Overflow.DROP_OLDEST_LOWEST),
-        description="candles and ticks: newest matters most, so a full queue drops the oldest",
-    )
-    ta_signals: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=300), description="technical agent views"
-    )
-    regime_updates: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=900), description="market regime views"
-    )
-    sentiment_updates: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=3600), description="sentiment agent views"
-    )
-    portfolio_updates: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=7200), description="allocation drift and rebalancing"
-    )
-    trade_intents: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=60), description="trades the coordinator proposes"
-    )
-    risk_alerts: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=300), description="risk rule and breaker alerts"
-    )
-    execution_events: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=3600), description="orders and fills"
-    )
-    system_events: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=3600), description="degradation, state changes, runs"
-    )
-    coordinator_commands: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=60), description="pause / resume / halt"
-    )
-
-
-class BusConfig(Section):
-    """The in-process priority message bus (DESIGN §4)."""
-
-    default_maxsize: int = Field(
-        default=10_000,
-        ge=1,
-        description="queue bound per subscription (memory bound too; only messages a handler publishes into a "
-        "full block queue go over it, counted as overflow_admitted)",
-    )
-    dead_letter_limit: int = Field(
-        default=10_000,
-        ge=1,
-        description="dead letters kept in memory (memory bound); past this the oldest are evicted (and counted)",
-    )
-    history_size: int = Field(
-        default=16,
-        ge=1,
-        description="messages kept per (topic, symbol) for late readers (memory bound, with the configured symbols)",
-    )
-    latency_window: int = Field(
-        default=10_000,
-        ge=1,
-        description="most recent delivery latencies kept per subscription for the p50/p99/p99.9 figures (memory bound)",
-    )
-    close_timeout_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="close() waits this long for queues to drain, then dead-letters what is left",
-    )
-    topics: TopicsConfig = Field(default_factory=TopicsConfig, description="per-topic settings")
-
-
-class DatabaseConfig(Section):
-    """PostgreSQL. The server is TRIPLEGAIN_DATABASE_URL when set, else an embedded one in TRIPLEGAIN_HOME."""
-
-    pool_min_size: int = Field(default=1, ge=0, description="connections the pool keeps open")
-    pool_max_size: int = Field(default=10, ge=1, description="most connections the pool opens")
-    connect_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="give up connecting to the server after this long"
-    )
-    command_timeout_seconds: float = Field(default=30.0, gt=0, description="give up on one statement after this long")
-    embedded_start_timeout_seconds: float = Field(
-        default=60.0, gt=0, description="give up starting the embedded server after this long"
-    )
-    writer: WriterSettings = Field(
-        default_factory=WriterSettings, description="the batching writer of bulk logs (agent views, LLM calls)"
-    )
-
-    @field_validator("pool_max_size")
-    @classmethod
-    def _pool_bounds(cls, value: int, info: ValidationInfo) -> int:
-        low = info.data.get("pool_min_size")
-        if low is not None and value < low:
-            raise ValueError(f"must be at least pool_min_size ({low})")
-        return value
-
-
-class LoggingConfig(Section):
-    level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="least severe level written"
-    )
-    format: Literal["console", "json"] = Field(
-        default="console", description="console (readable) or json (one object per line)"
-    )
-
-
-class MarketConfig(Section):
-    """Where candles come from, and the indicators computed from them."""
-
-    source: Literal["ccxt", "replay", "synthetic"] = Field(
-        default="ccxt", description="ccxt (live public candles), replay (CSV files) or synthetic (seeded)"
-    )
-    ccxt: CcxtFeedSettings = Field(default_factory=CcxtFeedSettings, description="live candles from an exchange")
-    replay: ReplaySettings = Field(default_factory=ReplaySettings, description="candles replayed from CSV files")
-    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings, description="seeded synthetic candles")
-    indicators: IndicatorSettings = Field(default_factory=IndicatorSettings, description="indicator periods")
-
-
-class CoordinatorConfig(Section):
-    """How views become decisions: schedule, intents, consensus, conflicts and their resolution, degradation, the
-    breaker."""
-
-    account: str = Field(
-        default="paper",
-        min_length=1,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="the paper account this coordinator trades; its state, commands and orders are kept under it",
-    )
-    schedule: ScheduleSettings = Field(
-        default_factory=ScheduleSettings,
-        description="the scheduled tasks: interval, timeout, per-symbol fan-out, dependencies (live and replay)",
-    )
-    intent: IntentSettings = Field(
-        default_factory=IntentSettings, description="how the technical view's lean becomes an entry, stop and target"
-    )
-    consensus: ConsensusSettings = Field(default_factory=ConsensusSettings, description="agreement and disagreement")
-    conflicts: ConflictSettings = Field(default_factory=ConflictSettings, description="conflict rules")
-    resolver: ResolverSettings = Field(
-        default_factory=ResolverSettings, description="the LLM providers asked to resolve a conflict, in order"
-    )
-    resolution: ResolutionBounds = Field(
-        default_factory=ResolutionBounds, description="bounds on a resolver's modifications (out of range: clamped)"
-    )
-    degradation: DegradationSettings = Field(
-        default_factory=DegradationSettings, description="degradation levels, their triggers and effects"
-    )
-    breaker: PortfolioBreakerSettings = Field(
-        default_factory=PortfolioBreakerSettings, description="circuit breaker on the paper portfolio"
-    )
-    max_market_data_age_intervals: float = Field(
-        default=3.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="no trade on stale data: a decision on a symbol whose newest candle closed more than this many "
-        "candle intervals ago holds (exits too)",
-    )
-    snapshot_interval_seconds: float = Field(
-        default=1.0,
-        ge=0,
-        allow_inf_nan=False,
-        description="housekeeping polls for commands and saves the snapshot (task runs, hold decisions, heartbeat) "
-        "at most this often, in wall-clock seconds (a replay runs housekeeping at every candle time); commands "
-        "still apply at once through NOTIFY, and degradation and breaker events are saved at once. 0: every run",
-    )
-    max_unsaved_rows: int = Field(
-        default=50_000,
-        ge=1,
-        description="while the database is out of reach, at most this many task runs, hold decisions, degradation "
-        "and breaker events wait in memory for the next snapshot; past it the daemon stops without dropping them",
-    )
-
-
 class Settings(Section):
     """All of triplegain's settings."""
 
-    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL")
-    bus: BusConfig = Field(default_factory=BusConfig, description="message bus")
-    market: MarketConfig = Field(default_factory=MarketConfig, description="market data")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="PostgreSQL")
+    bus: BusSettings = Field(default_factory=BusSettings, description="message bus")
+    market: MarketSettings = Field(default_factory=MarketSettings, description="market data")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM providers and the response cache")
     agents: AgentsSettings = Field(
         default_factory=AgentsSettings, description="analysis agents: technical, regime, sentiment, portfolio"
     )
-    coordinator: CoordinatorConfig = Field(default_factory=CoordinatorConfig, description="the coordinator")
+    coordinator: CoordinatorSettings = Field(default_factory=CoordinatorSettings, description="the coordinator")
     risk: RiskSettings = Field(default_factory=RiskSettings, description="deterministic risk rules (final)")
     execution: ExecutionSettings = Field(
         default_factory=ExecutionSettings, description="the paper broker: balances, fees, slippage, market rules"
     )
-    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="structured logs")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="structured logs")
 
 
 _DEFAULTS: dict[str, Any] = Settings().model_dump(mode="python")
+
+
+def settings_digest(settings: Settings) -> str:
+    """sha256 of the settings as JSON: what a daemon run records of them (they hold no secrets: those come from
+    the environment)."""
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
 
 
 def default_config_path() -> Path | None:

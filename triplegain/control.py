@@ -16,9 +16,9 @@ import typer
 
 from triplegain.clock import WallClock
 from triplegain.config import Settings
-from triplegain.coordinator.state import Command, Verb
+from triplegain.coordinator.snapshot import load_snapshot
+from triplegain.model import Command, Verb
 from triplegain.store import Database, interrupt_on_sigterm, open_database
-from triplegain.store.coordinator_snapshot import load_snapshot
 from triplegain.store.coordinator_state import command_status, submit_command
 from triplegain.store.runs import daemon_running
 

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Literal, TextIO
 
 import structlog
+from pydantic import Field
 
-from triplegain.config import LoggingConfig
+from triplegain.section import Section
 
 # Libraries that narrate routine work at INFO (pgserver: socket paths, every pg_ctl call).
 _CHATTY_LIBRARIES = ("pgserver", "asyncio", "httpx", "ccxt", "apscheduler")
 
 
-def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="least severe level written"
+    )
+    format: Literal["console", "json"] = Field(
+        default="console", description="console (readable) or json (one object per line)"
+    )
+
+
+def configure_logging(config: LoggingSettings, stream: TextIO | None = None) -> None:
     """Route structlog (and the standard library's loggers, e.g. asyncio's) to ``stream`` (default stderr) at
     ``config.level``."""
     stream = stream or sys.stderr

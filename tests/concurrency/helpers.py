@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from triplegain.bus import Message, Priority, Topic
+from triplegain.bus.settings import BusSettings, Overflow, TopicSettings, TopicsSettings
 from triplegain.clock import Clock
-from triplegain.config import BusConfig, Overflow, TopicsConfig, TopicSettings
 
 
 def bus_config(
@@ -17,13 +17,13 @@ def bus_config(
     close_timeout_seconds: float = 5.0,
     history_size: int = 16,
     **topics: TopicSettings,
-) -> BusConfig:
+) -> BusSettings:
     """A bus config with room for every dead letter a test makes, and the given topic settings."""
-    return BusConfig(
+    return BusSettings(
         close_timeout_seconds=close_timeout_seconds,
         dead_letter_limit=1_000_000,
         history_size=history_size,
-        topics=TopicsConfig(**topics),
+        topics=TopicsSettings(**topics),
     )
 
 

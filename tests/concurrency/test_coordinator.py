@@ -14,17 +14,17 @@ import pytest
 from tests.coordinator_harness import ACCOUNT, Harness, coordinator_harness
 from tests.stubs.llm_server import STUB_KEYS, Answer, Hang, LLMStubServer, stub_providers
 from tests.unit.test_consensus import T0, regime_view, view
-from triplegain.agents import AgentName, Bias, RegimeName
 from triplegain.clock import FakeClock
 from triplegain.config import Settings
 from triplegain.coordinator.consensus import AgentView
-from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings, effects
+from triplegain.coordinator.degradation import DegradationSettings, effects
 from triplegain.coordinator.resolver import ConflictResolver, ResolverSettings, build_resolver_gateways
-from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb, apply
+from triplegain.coordinator.state import apply_command
 from triplegain.llm import (
     InMemoryCallLog,
     LLMSettings,
 )
+from triplegain.model import AgentName, Bias, Command, CoordinatorState, DegradationLevel, RegimeName, StateRecord, Verb
 from triplegain.store import Database
 from triplegain.store.coordinator_state import INITIAL_CHANGED_BY, INITIAL_REASON
 
@@ -65,7 +65,7 @@ def serial_outcome(rows: Sequence[dict[str, object]]) -> tuple[CoordinatorState,
         args = row["args"]
         assert isinstance(args, dict)
         command = Command.parse(str(row["verb"]), args, requested_by=str(row["requested_by"]))
-        outcome = apply(record, command, T0)
+        outcome = apply_command(record, command, T0)
         if hasattr(outcome, "record"):
             record = outcome.record
             statuses.append("applied")

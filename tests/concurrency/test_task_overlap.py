@@ -16,8 +16,9 @@ import pytest
 
 from triplegain.clock import FakeClock, WallClock
 from triplegain.coordinator.live import LiveSchedule
-from triplegain.coordinator.runner import RunStatus, TaskFn, TaskRun, TaskRunner
+from triplegain.coordinator.runner import TaskFn, TaskRun, TaskRunner
 from triplegain.coordinator.schedule import ScheduleSettings, TaskName, TaskSpec
+from triplegain.model import TaskStatus
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -77,14 +78,14 @@ class Reports:
     async def __call__(self, run: TaskRun) -> None:
         self.runs.append(run)
         for (symbol, count), target in self._targets.items():
-            if symbol == run.symbol and self.count(RunStatus.SKIPPED, symbol) >= count:
+            if symbol == run.symbol and self.count(TaskStatus.SKIPPED, symbol) >= count:
                 target.set()
 
-    def count(self, status: RunStatus, symbol: str | None) -> int:
+    def count(self, status: TaskStatus, symbol: str | None) -> int:
         return sum(run.status is status and run.symbol == symbol for run in self.runs)
 
     async def skips_reach(self, symbol: str, count: int) -> None:
-        if self.count(RunStatus.SKIPPED, symbol) < count:
+        if self.count(TaskStatus.SKIPPED, symbol) < count:
             await self._targets.setdefault((symbol, count), asyncio.Event()).wait()
 
 
@@ -116,20 +117,20 @@ async def test_fires_while_a_run_is_in_flight_are_skipped(clock: FakeClock, roun
             fires.append(asyncio.create_task(r.run_task(TaskName.TECHNICAL, clock.advance(300))))
         skipped = await asyncio.gather(*fires[1:])
         assert all(
-            (run.status, run.error) == (RunStatus.SKIPPED, f"still running since {first.isoformat()}")
+            (run.status, run.error) == (TaskStatus.SKIPPED, f"still running since {first.isoformat()}")
             for runs in skipped
             for run in runs
         )
         tracker.release.set()
-        assert [run.status for run in await fires[0]] == [RunStatus.SUCCEEDED] * len(SYMBOLS)
+        assert [run.status for run in await fires[0]] == [TaskStatus.SUCCEEDED] * len(SYMBOLS)
         clock.advance(300)
 
     assert all(tracker.max_active[symbol] == 1 for symbol in SYMBOLS)
     assert tracker.max_total == len(SYMBOLS)
     assert tracker.calls == {symbol: round_trips for symbol in SYMBOLS}
     for symbol in SYMBOLS:
-        assert reports.count(RunStatus.SKIPPED, symbol) == 49 * round_trips
-        assert reports.count(RunStatus.SUCCEEDED, symbol) == round_trips
+        assert reports.count(TaskStatus.SKIPPED, symbol) == 49 * round_trips
+        assert reports.count(TaskStatus.SUCCEEDED, symbol) == round_trips
     assert r.running == frozenset()
 
 
@@ -140,7 +141,7 @@ async def test_concurrent_fires_at_the_same_moment_start_one_run_per_symbol(cloc
     await tracker.all_held()
     tracker.release.set()
     outcomes = [run.status for runs in await asyncio.gather(*fires) for run in runs]
-    assert Counter(outcomes) == {RunStatus.SUCCEEDED: len(SYMBOLS), RunStatus.SKIPPED: 99 * len(SYMBOLS)}
+    assert Counter(outcomes) == {TaskStatus.SUCCEEDED: len(SYMBOLS), TaskStatus.SKIPPED: 99 * len(SYMBOLS)}
     assert tracker.max_active == {symbol: 1 for symbol in SYMBOLS}
 
 
@@ -164,13 +165,13 @@ async def test_live_a_task_slower_than_its_interval_never_overlaps_itself() -> N
 
     assert cancelled == []
     assert all(count == 1 for count in tracker.max_active.values())
-    assert reports.count(RunStatus.FAILED, "BTC/USDT") == 0
+    assert reports.count(TaskStatus.FAILED, "BTC/USDT") == 0
     for symbol in SYMBOLS:
-        runs = [run for run in reports.runs if run.symbol == symbol and run.status is not RunStatus.SKIPPED]
+        runs = [run for run in reports.runs if run.symbol == symbol and run.status is not TaskStatus.SKIPPED]
         assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(runs))
     assert all(
         run.error is not None and run.error.startswith("still running since ")
         for run in reports.runs
-        if run.status is RunStatus.SKIPPED
+        if run.status is TaskStatus.SKIPPED
     )
     assert r.running == frozenset()

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from tests.faults.postgres_proxy import PostgresProxy
 from triplegain.cli import main
-from triplegain.config import DatabaseConfig
 from triplegain.store import Database, open_database_at
+from triplegain.store.settings import DatabaseSettings
 
 FUZZ_PROFILE = "fuzz"
 FUZZ_EXAMPLES = 10_000
@@ -82,7 +82,7 @@ def invoke_cli() -> InvokeCli:
     return run_main
 
 
-PROXIED_CONFIG = DatabaseConfig(
+PROXIED_CONFIG = DatabaseSettings(
     pool_min_size=1, pool_max_size=3, connect_timeout_seconds=2.0, command_timeout_seconds=2.0
 )
 """Short timeouts, so a test's outage is noticed at once."""

@@ -18,8 +18,8 @@ import pytest
 
 from benchmarks.figures import resident_bytes
 from triplegain.bus import DeadLetter, DeadLetterReason, Message, MessageBus, Priority, Topic
+from triplegain.bus.settings import BusSettings, Overflow, TopicSettings, TopicsSettings
 from triplegain.clock import WallClock
-from triplegain.config import BusConfig, Overflow, TopicsConfig, TopicSettings
 
 CRITICAL = (Topic.RISK_ALERTS, Topic.SYSTEM_EVENTS, Topic.COORDINATOR_COMMANDS)
 # Publish to handler call, for the coordinator's topics, even on a loaded 2-core CI machine.
@@ -73,11 +73,11 @@ async def blocked_forever(message: Message) -> None:
 
 @pytest.mark.timeout(30)
 async def test_a_handler_blocked_forever_holds_only_its_own_bounded_queue() -> None:
-    topics = TopicsConfig(
+    topics = TopicsSettings(
         market_data=TopicSettings(ttl_seconds=120, overflow=Overflow.DROP_OLDEST_LOWEST, maxsize=500),
         risk_alerts=TopicSettings(ttl_seconds=300, maxsize=5_000),
     )
-    config = BusConfig(dead_letter_limit=1_000, topics=topics, close_timeout_seconds=0)
+    config = BusSettings(dead_letter_limit=1_000, topics=topics, close_timeout_seconds=0)
     async with MessageBus(config, clock=WallClock()) as bus:
         critical = Critical()
         await critical.subscribe(bus)
@@ -109,7 +109,7 @@ async def test_a_handler_raising_on_every_message_costs_only_its_own_messages(
     def refuse(letter: DeadLetter) -> None:
         raise RuntimeError("the dead-letter writer is full")
 
-    config = BusConfig(dead_letter_limit=1_000, close_timeout_seconds=0)
+    config = BusSettings(dead_letter_limit=1_000, close_timeout_seconds=0)
     failures = 5_000
     with caplog.at_level(logging.WARNING, logger="triplegain.bus"):
         async with MessageBus(config, clock=WallClock(), on_dead_letter=refuse) as bus:
@@ -150,10 +150,10 @@ async def test_a_handler_raising_on_every_message_costs_only_its_own_messages(
 async def test_a_flood_of_a_million_market_data_messages_leaves_critical_topics_flowing_in_bounded_memory() -> None:
     flood, round_size = 1_000_000, 1_000
     history_size, dead_letter_limit, market_maxsize = 16, 10_000, 10_000
-    topics = TopicsConfig(
+    topics = TopicsSettings(
         market_data=TopicSettings(ttl_seconds=120, overflow=Overflow.DROP_OLDEST_LOWEST, maxsize=market_maxsize)
     )
-    config = BusConfig(
+    config = BusSettings(
         history_size=history_size, dead_letter_limit=dead_letter_limit, topics=topics, close_timeout_seconds=0
     )
     async with MessageBus(config, clock=WallClock()) as bus:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.faults.conftest import InvokeCli
 from triplegain.bus import Message, Topic
-from triplegain.coordinator.state import ARGUMENTS, Command, CommandError, CoordinatorState, Verb
+from triplegain.model import ARGUMENTS, Command, CommandError, CoordinatorState, Verb
 from triplegain.store import Database
 from triplegain.store.coordinator_state import NOTIFY_CHANNEL, submit_command
 

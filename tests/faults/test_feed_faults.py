@@ -24,19 +24,17 @@ from tests.stubs.exchange import KrakenStub, StubCandle
 from tests.stubs.llm_server import refused_url
 from tests.unit.test_consensus import view, views_of
 from tests.unit.test_decision import context, decided
-from triplegain.agents import AgentName, Bias
 from triplegain.clock import FakeClock
 from triplegain.config import Settings, load_settings
-from triplegain.coordinator.decision import DecisionAction
-from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings
+from triplegain.coordinator.degradation import DegradationSettings
 from triplegain.coordinator.health import HealthMonitor
-from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.daemon.run import FeedErrors, StopRequest, run_live
 from triplegain.market import Candle, Timeframe
 from triplegain.market.feeds.ccxt_feed import CcxtFeed
 from triplegain.market.settings import CcxtFeedSettings
-from triplegain.risk import AccountSnapshot
+from triplegain.model import AccountSnapshot, AgentName, Bias, DecisionAction, DegradationLevel
 from triplegain.store import Database
+from triplegain.system import TradingSystem, trading_system
 
 pytestmark = pytest.mark.timeout(60)
 

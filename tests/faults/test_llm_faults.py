@@ -1,6 +1,6 @@
 """LLM provider faults, end to end through the coordinator's decision path, against real PostgreSQL.
 
-The trading system is assembled as the daemon does it (``coordinator.system.trading_system``), its resolver chain
+The trading system is assembled as the daemon does it (``system.trading_system``), its resolver chain
 DeepSeek → Claude pointed at the local LLM stub through the real openai and anthropic SDKs. Each test publishes
 agent views that conflict (a long lean in a choppy regime), scripts the stub's answers, runs the trade decision
 task and then reads what was stored: the decision, its conflict's resolution, every ``llm_calls`` attempt and the
@@ -36,7 +36,6 @@ from tests.stubs.llm_server import (
     stub_providers,
 )
 from tests.unit.test_consensus import T0, regime_view, view
-from triplegain.agents import AgentName, Bias, RegimeName
 from triplegain.agents.base import AgentOutput
 from triplegain.agents.publishing import publish_output
 from triplegain.agents.settings import ReplaySourceSettings
@@ -44,7 +43,6 @@ from triplegain.clock import FakeClock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.resolution import ResolutionAnswer
 from triplegain.coordinator.resolver import CONSERVATIVE_RULE, ResolverSettings, build_resolver_gateways
-from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.llm import (
     UNTRUSTED_DATA_RULE,
     InMemoryCallLog,
@@ -54,8 +52,10 @@ from triplegain.llm import (
     RetrySettings,
 )
 from triplegain.market import Timeframe
-from triplegain.risk import AccountSnapshot, RiskSettings, TradeProposal, assess_trade
+from triplegain.model import AccountSnapshot, AgentName, Bias, RegimeName
+from triplegain.risk import RiskSettings, TradeProposal, assess_trade
 from triplegain.store import Database
+from triplegain.system import TradingSystem, trading_system
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 

@@ -11,7 +11,7 @@ from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.faults.postgres_proxy import PostgresProxy
 from tests.unit.test_consensus import T0
 from triplegain.bus import Message, Topic
-from triplegain.coordinator.state import Command, CoordinatorState, Verb
+from triplegain.model import Command, CoordinatorState, Verb
 from triplegain.store import Database
 from triplegain.store.coordinator_state import submit_command
 from triplegain.store.runs import DaemonAlreadyRunning, account_lock, daemon_running

@@ -22,10 +22,10 @@ from triplegain.bus import MessageBus, Topic
 from triplegain.clock import FakeClock
 from triplegain.coordinator import breaker
 from triplegain.coordinator.schedule import TaskName
-from triplegain.coordinator.system import restored_last_runs
 from triplegain.market import Timeframe
 from triplegain.store.coordinator_snapshot import TaskRunRow
 from triplegain.store.records import AGENT_OUTPUTS, AgentOutputRecord
+from triplegain.system import restored_last_runs
 
 SYMBOL = "BTC/USDT"
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)

@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 
 from triplegain.agents import (
-    Bias,
     FeedSourceSettings,
     ItemPool,
     SentimentAgent,
@@ -23,6 +22,7 @@ from triplegain.agents import (
 from triplegain.agents.sources import parse_feed
 from triplegain.agents.sources.feeds import FeedSource
 from triplegain.clock import FakeClock
+from triplegain.model import Bias
 
 NOW = datetime(2024, 1, 2, 12, tzinfo=UTC)
 

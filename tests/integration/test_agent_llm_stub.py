@@ -10,7 +10,7 @@ import pytest
 
 from tests.builders import rising_frames
 from tests.stubs.llm_server import Answer, Failure, LLMStubServer
-from triplegain.agents import Bias, TechnicalAgent, TechnicalContext, TechnicalSettings
+from triplegain.agents import TechnicalAgent, TechnicalContext, TechnicalSettings
 from triplegain.clock import FakeClock
 from triplegain.llm import (
     InMemoryCallLog,
@@ -23,6 +23,7 @@ from triplegain.llm import (
     build_gateway,
 )
 from triplegain.market import Timeframe
+from triplegain.model import Bias
 
 KEY_ENV = "TEST_DEEPSEEK_KEY"
 SETTINGS = TechnicalSettings(timeframes=[Timeframe.M5], llm_provider="deepseek")

@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 
 from tests.offline_replay import btc_partly_held, offline_replay_settings
-from triplegain.agents import AgentName, Bias
 from triplegain.clock import FakeClock
 from triplegain.config import Settings
 from triplegain.coordinator.consensus import ConsensusInput, ConsensusSettings, Stance
 from triplegain.coordinator.decision_rows import client_order_id_for
 from triplegain.coordinator.schedule import TaskName
-from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.market import Candle, SyntheticFeed, SyntheticSettings, Timeframe
+from triplegain.model import AgentName, Bias
 from triplegain.store import Database
 from triplegain.store.decisions import decision_details
+from triplegain.system import TradingSystem, trading_system
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 

@@ -8,14 +8,22 @@ import pytest
 
 from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.unit.test_consensus import T0, view
-from triplegain.agents import AgentName, Bias
 from triplegain.bus import Topic
 from triplegain.clock import FakeClock
-from triplegain.coordinator.breaker import BreakerAction, BreakerRule
-from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings
-from triplegain.coordinator.runner import RunStatus, TaskRun
+from triplegain.coordinator.degradation import DegradationSettings
+from triplegain.coordinator.runner import TaskRun
 from triplegain.coordinator.schedule import TaskName
-from triplegain.coordinator.state import Command, CoordinatorState, Verb
+from triplegain.model import (
+    AgentName,
+    Bias,
+    BreakerAction,
+    BreakerRule,
+    Command,
+    CoordinatorState,
+    DegradationLevel,
+    TaskStatus,
+    Verb,
+)
 from triplegain.store import Database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
@@ -100,7 +108,7 @@ def timed_out(at_seconds: float) -> TaskRun:
         symbol="BTC/USDT",
         started_at=at,
         finished_at=at,
-        status=RunStatus.FAILED,
+        status=TaskStatus.FAILED,
         error="TimeoutError: timed out after 30s",
         timed_out=True,
     )

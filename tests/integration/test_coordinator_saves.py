@@ -9,11 +9,10 @@ import pytest
 from tests.concurrency.test_coordinator import agreeing
 from tests.coordinator_harness import coordinator_harness
 from tests.unit.test_consensus import T0
-from triplegain.agents import Bias
-from triplegain.coordinator.runner import RunStatus, TaskRun
+from triplegain.coordinator.runner import TaskRun
 from triplegain.coordinator.schedule import TaskName
-from triplegain.coordinator.state import Command, Verb
 from triplegain.errors import DatabaseError
+from triplegain.model import Bias, Command, TaskStatus, Verb
 from triplegain.store import Database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
@@ -26,7 +25,7 @@ def finished_run(symbol: str, minutes: int) -> TaskRun:
         symbol=symbol,
         started_at=at,
         finished_at=at,
-        status=RunStatus.SUCCEEDED,
+        status=TaskStatus.SUCCEEDED,
         error=None,
     )
 

@@ -9,32 +9,26 @@ from typing import Any
 import asyncpg
 import pytest
 
-from triplegain.coordinator.breaker import (
-    BreakerAction,
-    BreakerRule,
-    PortfolioBreakerSettings,
-    PortfolioBreakerState,
-    on_equity,
-)
+from triplegain.coordinator.breaker import PortfolioBreakerSettings, PortfolioBreakerState, on_equity
 from triplegain.coordinator.degradation import (
     Cause,
-    DegradationLevel,
     DegradationSettings,
     DegradationState,
     Observations,
     Transition,
     step,
 )
-from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb
-from triplegain.errors import DatabaseError
-from triplegain.store.coordinator_snapshot import (
-    BreakerEventRow,
+from triplegain.coordinator.snapshot import (
     CoordinatorSnapshot,
-    TaskRunRow,
+    ended_event,
     load_snapshot,
-    load_task_runs,
     save_snapshot,
+    tripped_event,
 )
+from triplegain.coordinator.state import apply_command
+from triplegain.errors import DatabaseError
+from triplegain.model import BreakerAction, BreakerRule, Command, CoordinatorState, DegradationLevel, StateRecord, Verb
+from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
 from triplegain.store.coordinator_state import apply_pending, load_state, save_state, submit_command
 from triplegain.store.database import Database
 
@@ -109,7 +103,7 @@ async def test_a_row_written_only_by_the_command_applier_reads_as_its_level_sinc
     migrated_database: Database,
 ) -> None:
     await submit_command(migrated_database, ACCOUNT, Command(Verb.HALT, reason="manual"), T0)
-    await apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.REDUCED)
+    await apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.REDUCED, apply_command)
 
     snapshot = await load_snapshot(migrated_database, ACCOUNT)
 
@@ -176,7 +170,7 @@ async def test_transitions_and_trips_become_event_rows_once(migrated_database: D
     breaker = tripped_breaker()
     trip = next(trip for trip in breaker.trips if trip.rule is BreakerRule.DAILY_LOSS)
     reset_at = T0 + timedelta(hours=2)
-    events = [BreakerEventRow.tripped(trip), BreakerEventRow.ended(trip, reset_at, "reset by alice")]
+    events = [tripped_event(trip), ended_event(trip, reset_at, "reset by alice")]
 
     for _ in range(2):  # the same snapshot sent again (its answer was lost) records nothing twice
         await save_snapshot(
@@ -221,7 +215,7 @@ async def test_a_snapshot_never_changes_the_state_an_operator_set(migrated_datab
     degradation = limited_waiting_to_recover()
     await save_snapshot(migrated_database, ACCOUNT, now=T0, degradation=degradation, breaker=PortfolioBreakerState())
     await submit_command(migrated_database, ACCOUNT, Command(Verb.PAUSE, reason="news"), T0 + timedelta(minutes=1))
-    await apply_pending(migrated_database, ACCOUNT, T0 + timedelta(minutes=1), NORMAL)
+    await apply_pending(migrated_database, ACCOUNT, T0 + timedelta(minutes=1), NORMAL, apply_command)
     paused = await load_state(migrated_database, ACCOUNT)
     assert paused is not None
     assert paused.state is CoordinatorState.PAUSED
@@ -243,7 +237,7 @@ async def test_commands_and_saved_states_never_change_the_degradation(migrated_d
     await save_snapshot(migrated_database, ACCOUNT, now=T0, degradation=degradation, breaker=tripped_breaker())
 
     await submit_command(migrated_database, ACCOUNT, Command(Verb.HALT), T0)
-    await apply_pending(migrated_database, ACCOUNT, T0, NORMAL)  # its level is for a new row only
+    await apply_pending(migrated_database, ACCOUNT, T0, NORMAL, apply_command)  # its level is for a new row only
     record = StateRecord(state=CoordinatorState.PAUSED, changed_at=T0, changed_by="op", reason="x")
     await save_state(migrated_database, ACCOUNT, record, NORMAL)
 
@@ -269,7 +263,7 @@ async def test_snapshots_and_commands_interleaved_keep_both(migrated_database: D
 
     async def commands() -> None:
         for _ in verbs:
-            await apply_pending(migrated_database, ACCOUNT, T0, NORMAL)
+            await apply_pending(migrated_database, ACCOUNT, T0, NORMAL, apply_command)
 
     await asyncio.gather(snapshots(), commands())
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from triplegain.config import DatabaseConfig
-from triplegain.coordinator.degradation import DegradationLevel
-from triplegain.coordinator.state import Applied, Command, CoordinatorState, StateRecord, Verb, apply
+from triplegain.coordinator.state import apply_command
+from triplegain.model import Applied, Command, CoordinatorState, DegradationLevel, StateRecord, Verb
 from triplegain.store.coordinator_state import (
     NOTIFY_CHANNEL,
     SettledCommand,
@@ -22,6 +21,7 @@ from triplegain.store.coordinator_state import (
     submit_command,
 )
 from triplegain.store.database import Database, open_database_at
+from triplegain.store.settings import DatabaseSettings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(20)]
 
@@ -75,7 +75,7 @@ async def test_commands_without_an_applier_stay_pending_and_apply_in_order_later
     assert pending[1][1] == Command(Verb.HALT, requested_by="alice")
 
     later = T0 + timedelta(minutes=10)
-    settled = await apply_pending(migrated_database, ACCOUNT, later, NORMAL)
+    settled = await apply_pending(migrated_database, ACCOUNT, later, NORMAL, apply_command)
     assert [(s.id, s.status, s.outcome) for s in settled] == [
         (submitted[0], "applied", "RUNNING → PAUSED"),
         (submitted[1], "applied", "PAUSED → HALTED"),
@@ -87,7 +87,7 @@ async def test_commands_without_an_applier_stay_pending_and_apply_in_order_later
     )
     rows = await command_rows(migrated_database.pool)
     assert [(r["status"], r["applied_at"]) for r in rows] == [("applied", later)] * 4
-    assert await apply_pending(migrated_database, ACCOUNT, later, NORMAL) == []
+    assert await apply_pending(migrated_database, ACCOUNT, later, NORMAL, apply_command) == []
     assert await load_state(migrated_database, "other") is None
     assert len(await pending_commands(migrated_database, "other", now=later)) == 1
 
@@ -97,7 +97,7 @@ async def test_resume_from_halted_without_force_is_refused_and_recorded(migrated
     await save_state(migrated_database, ACCOUNT, halted, NORMAL)
     command_id = await submit_command(migrated_database, ACCOUNT, Command(Verb.RESUME), T0)
 
-    settled = await apply_pending(migrated_database, ACCOUNT, T0 + timedelta(minutes=1), NORMAL)
+    settled = await apply_pending(migrated_database, ACCOUNT, T0 + timedelta(minutes=1), NORMAL, apply_command)
 
     assert settled == [SettledCommand(command_id, Command(Verb.RESUME), "refused", "resume from HALTED needs --force")]
     assert await load_state(migrated_database, ACCOUNT) == halted
@@ -116,7 +116,7 @@ async def test_a_malformed_command_is_rejected_and_never_executed(migrated_datab
     good = await submit_command(migrated_database, ACCOUNT, Command(Verb.PAUSE), T0)
     bad_later = await pool.fetchval(insert, ACCOUNT, "halt", {"flatten": True, "when": "now"}, T0)
 
-    settled = await apply_pending(migrated_database, ACCOUNT, T0, NORMAL)
+    settled = await apply_pending(migrated_database, ACCOUNT, T0, NORMAL, apply_command)
 
     assert [(s.id, s.status, s.command) for s in settled] == [
         (bad_force, "rejected", None),
@@ -184,14 +184,15 @@ async def test_concurrent_appliers_settle_each_command_once_and_end_where_a_seri
     now = T0 + timedelta(minutes=1)
     expected, statuses = start, []
     for command in commands:
-        outcome = apply(expected, command, now)
+        outcome = apply_command(expected, command, now)
         statuses.append("applied" if isinstance(outcome, Applied) else "refused")
         expected = outcome.record if isinstance(outcome, Applied) else expected
 
-    config = DatabaseConfig(pool_min_size=1, pool_max_size=2)
+    config = DatabaseSettings(pool_min_size=1, pool_max_size=2)
     async with open_database_at(migrated_database_url, config) as other:
         first, second = await asyncio.gather(
-            apply_pending(migrated_database, ACCOUNT, now, NORMAL), apply_pending(other, ACCOUNT, now, NORMAL)
+            apply_pending(migrated_database, ACCOUNT, now, NORMAL, apply_command),
+            apply_pending(other, ACCOUNT, now, NORMAL, apply_command),
         )
 
     settled_ids = [s.id for s in first + second]

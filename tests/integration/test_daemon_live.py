@@ -15,11 +15,11 @@ import pytest
 from triplegain.bus import Message, Topic
 from triplegain.clock import WallClock
 from triplegain.config import load_settings
-from triplegain.coordinator.system import trading_system
 from triplegain.daemon.run import StopRequest, run_live
 from triplegain.execution import PaperBroker
 from triplegain.market import SyntheticFeed, Timeframe
 from triplegain.store import Database
+from triplegain.system import trading_system
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 

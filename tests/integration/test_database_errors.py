@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 
 from tests.conftest import TEST_DATABASE_CONFIG, unique_name, url_with_database
-from triplegain.config import DatabaseConfig
 from triplegain.errors import DatabaseError, UserError
 from triplegain.store import Database, describe_url, open_database, open_database_at
+from triplegain.store.settings import DatabaseSettings
 
 
 def url_with_user(url: str, user: str) -> str:
@@ -70,7 +70,7 @@ async def test_a_url_that_is_not_postgresql_is_the_users_mistake(monkeypatch: py
 
 
 async def test_a_server_that_does_not_answer_times_out(silent_port: int) -> None:
-    config = DatabaseConfig(connect_timeout_seconds=0.2)
+    config = DatabaseSettings(connect_timeout_seconds=0.2)
 
     with pytest.raises(DatabaseError) as failed:
         async with open_database_at(f"postgresql://postgres@127.0.0.1:{silent_port}/test", config):
@@ -121,7 +121,7 @@ async def test_an_unknown_user_is_one_line(postgres_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_a_statement_that_runs_too_long_times_out(migrated_database_url: str) -> None:
-    config = DatabaseConfig(command_timeout_seconds=0.2)
+    config = DatabaseSettings(command_timeout_seconds=0.2)
     async with open_database_at(migrated_database_url, config) as db:
         with pytest.raises(DatabaseError) as failed, db.errors("reading the orders"):
             await db.pool.execute("SELECT pg_sleep(30)")

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from triplegain.config import DatabaseConfig
-from triplegain.coordinator.degradation import DegradationLevel
-from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb
-from triplegain.coordinator.state import apply as real_apply
+from triplegain.coordinator.state import apply_command as real_apply
 from triplegain.errors import DatabaseError
+from triplegain.model import Command, CoordinatorState, DegradationLevel, OrderRow, StateRecord, Verb
 from triplegain.store.coordinator_state import apply_pending, load_state, save_state, submit_command
 from triplegain.store.database import Database, open_database_at
 from triplegain.store.decisions import (
@@ -24,12 +22,12 @@ from triplegain.store.decisions import (
     DecisionCall,
     DecisionRow,
     DecisionWrite,
-    OrderRow,
     StoredDecision,
     commit_decision,
     decision_details,
     pending_orders,
 )
+from triplegain.store.settings import DatabaseSettings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
@@ -125,7 +123,7 @@ async def count(pool: Any, table: str) -> int:
 
 async def pause(db: Database, now: datetime = T0) -> None:
     await submit_command(db, ACCOUNT, Command(Verb.PAUSE, reason="news"), now)
-    [settled] = await apply_pending(db, ACCOUNT, now, DegradationLevel.NORMAL)
+    [settled] = await apply_pending(db, ACCOUNT, now, DegradationLevel.NORMAL, real_apply)
     assert settled.status == "applied"
 
 
@@ -192,7 +190,7 @@ async def test_a_decision_run_again_after_a_crash_stores_nothing_new_and_no_seco
 
     # The restarted daemon: another pool, the same deterministic decision id, and an order id that differs
     # (e.g. derived from a retry counter): still nothing is stored.
-    async with open_database_at(migrated_database_url, DatabaseConfig(pool_min_size=1, pool_max_size=2)) as again:
+    async with open_database_at(migrated_database_url, DatabaseSettings(pool_min_size=1, pool_max_size=2)) as again:
         conflicts = (conflict_row(decision_id, "choppy_regime"),)
         write = DecisionWrite(
             decision=decision_row(decision_id, RUNNING),
@@ -386,7 +384,7 @@ async def wait_for_lock_waiters(pool: Any, waiting: int, statement: str) -> None
 @pytest.fixture
 async def wide_database(migrated_database_url: str) -> AsyncIterator[Database]:
     """A second pool with room for several transactions waiting at once."""
-    async with open_database_at(migrated_database_url, DatabaseConfig(pool_min_size=1, pool_max_size=8)) as db:
+    async with open_database_at(migrated_database_url, DatabaseSettings(pool_min_size=1, pool_max_size=8)) as db:
         yield db
 
 
@@ -402,7 +400,7 @@ def in_own_loop(url: str, work: Callable[[Database], Any]) -> Any:
     """Run ``work`` on its own Database in a fresh event loop (call in a thread): it may block that thread."""
 
     async def main() -> Any:
-        async with open_database_at(url, DatabaseConfig(pool_min_size=1, pool_max_size=1)) as db:
+        async with open_database_at(url, DatabaseSettings(pool_min_size=1, pool_max_size=1)) as db:
             return await work(db)
 
     return asyncio.run(main())
@@ -428,7 +426,7 @@ async def test_a_pause_waits_for_a_decision_in_flight_and_later_decisions_see_it
     )
     assert await asyncio.to_thread(entered.wait, WAIT_SECONDS)
     await submit_command(migrated_database, ACCOUNT, Command(Verb.PAUSE), T0)
-    pausing = asyncio.ensure_future(apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.NORMAL))
+    pausing = asyncio.ensure_future(apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.NORMAL, real_apply))
     await wait_for_lock_waiters(migrated_database.pool, 1, "FOR UPDATE")
     assert not pausing.done()
 
@@ -461,13 +459,12 @@ async def test_decisions_wait_for_a_pause_in_flight_and_all_see_it(
         assert release.wait(WAIT_SECONDS)
         return real_apply(*args)
 
-    monkeypatch.setattr("triplegain.store.coordinator_state.apply", slow_apply)
     await submit_command(migrated_database, ACCOUNT, Command(Verb.PAUSE), T0)
     pausing = asyncio.ensure_future(
         asyncio.to_thread(
             in_own_loop,
             migrated_database_url,
-            lambda db: apply_pending(db, ACCOUNT, T0, DegradationLevel.NORMAL),
+            lambda db: apply_pending(db, ACCOUNT, T0, DegradationLevel.NORMAL, slow_apply),
         )
     )
     assert await asyncio.to_thread(entered.wait, WAIT_SECONDS)
@@ -498,7 +495,7 @@ async def test_many_decisions_racing_a_pause_store_orders_only_for_running_decis
     seen: list[CoordinatorState] = []
     ids = [uuid.uuid4() for _ in range(30)]
 
-    pausing = asyncio.ensure_future(apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.NORMAL))
+    pausing = asyncio.ensure_future(apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.NORMAL, real_apply))
     stored = await asyncio.gather(*(commit_decision(wide_database, ACCOUNT, builder(i, seen=seen)) for i in ids))
     assert [s.status for s in await pausing] == ["applied"]
 

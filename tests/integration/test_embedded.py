@@ -51,7 +51,7 @@ SERVE_UNTIL_SIGNALLED = """
 import asyncio
 import signal
 import sys
-from triplegain.config import DatabaseConfig
+from triplegain.store.settings import DatabaseSettings
 from triplegain.store import interrupt_on_sigterm, open_database
 
 if sys.argv[1] == "ignore-sigint":
@@ -59,7 +59,7 @@ if sys.argv[1] == "ignore-sigint":
 
 
 async def main() -> None:
-    async with open_database(DatabaseConfig()) as db:
+    async with open_database(DatabaseSettings()) as db:
         await db.pool.fetchval("SELECT 1")
         print("ready", flush=True)
         await asyncio.Event().wait()

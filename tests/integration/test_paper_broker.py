@@ -11,12 +11,11 @@ import pytest
 
 from tests.builders import nth_candle
 from triplegain.clock import FakeClock
-from triplegain.coordinator.degradation import DegradationLevel
-from triplegain.coordinator.state import CoordinatorState
 from triplegain.execution import ExecutionSettings, FeeSchedule, MarketRules, PaperBroker
 from triplegain.market.candle import Candle
+from triplegain.model import CoordinatorState, DegradationLevel, OrderRow
 from triplegain.store.database import Database
-from triplegain.store.decisions import DecisionRow, DecisionWrite, OrderRow, commit_decision, pending_orders
+from triplegain.store.decisions import DecisionRow, DecisionWrite, commit_decision, pending_orders
 from triplegain.store.execution import order_status, stored_positions
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]

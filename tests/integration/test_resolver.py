@@ -9,10 +9,9 @@ from uuid import UUID
 import pytest
 
 from tests.stubs.llm_server import STUB_KEYS, Answer, Delayed, Failure, Hang, LLMStubServer, RawBody, stub_providers
-from triplegain.agents import Bias
 from triplegain.clock import WallClock
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
-from triplegain.coordinator.resolution import ResolutionAction, ResolutionBounds
+from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.coordinator.resolver import (
     CONSERVATIVE_RULE,
     ConflictResolver,
@@ -25,6 +24,7 @@ from triplegain.llm import (
     LLMGateway,
     LLMSettings,
 )
+from triplegain.model import Bias, ResolutionAction
 
 DECISION = UUID("00000000-0000-4000-8000-00000000d002")
 BOUNDS = ResolutionBounds(max_size_reduction_pct=80, max_leverage=3)

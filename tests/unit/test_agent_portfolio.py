@@ -10,10 +10,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from triplegain.agents import (
-    AgentName,
     AgentsSettings,
     Holdings,
-    OrderSide,
     PortfolioAgent,
     PortfolioContext,
     PortfolioSettings,
@@ -21,6 +19,7 @@ from triplegain.agents import (
     plan_rebalance,
 )
 from triplegain.clock import FakeClock
+from triplegain.model import AgentName, OrderSide
 
 SETTINGS = PortfolioSettings()
 PRICES = {"BTC": 40_000.0, "XRP": 0.5}

@@ -14,15 +14,12 @@ from hypothesis import strategies as st
 
 from tests.builders import candles_from_closes
 from triplegain.agents import (
-    AgentName,
     AgentOutput,
-    Bias,
     Frame,
     FrameBook,
     RegimeAgent,
     RegimeContext,
     RegimeMeasures,
-    RegimeName,
     RegimeSettings,
     RegimeState,
     TechnicalView,
@@ -32,6 +29,7 @@ from triplegain.agents import (
 from triplegain.agents.regime import Detection, standing_confidence, weigh_technical
 from triplegain.clock import FakeClock
 from triplegain.market import Timeframe
+from triplegain.model import AgentName, Bias, RegimeName
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SETTINGS = RegimeSettings(timeframe=Timeframe.M5)

@@ -15,11 +15,9 @@ from pydantic import JsonValue
 from tests.builders import rising_frames
 from triplegain.agents import (
     AGENT_OFFLINE_RULES,
-    Bias,
     ItemPool,
     RegimeAgent,
     RegimeContext,
-    RegimeName,
     RegimeSettings,
     SentimentAgent,
     SentimentContext,
@@ -33,6 +31,7 @@ from triplegain.clock import FakeClock
 from triplegain.llm import UNTRUSTED_DATA_RULE, InMemoryCallLog, LLMGateway, LLMRequest, LLMSettings, build_gateway
 from triplegain.llm.providers.offline import OfflineRule
 from triplegain.market import Timeframe
+from triplegain.model import Bias, RegimeName
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TECHNICAL = TechnicalSettings(timeframes=[Timeframe.M5], llm_provider="offline")

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from triplegain.agents import (
-    Bias,
     ItemPool,
     JsonlReplaySource,
     SentimentAgent,
@@ -27,6 +26,7 @@ from triplegain.agents import (
 from triplegain.agents.sources import item_id
 from triplegain.clock import FakeClock
 from triplegain.errors import UserError
+from triplegain.model import Bias
 
 NOW = datetime(2024, 1, 2, 12, tzinfo=UTC)
 SETTINGS = SentimentSettings()

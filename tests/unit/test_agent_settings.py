@@ -9,7 +9,6 @@ from pydantic import BaseModel, ValidationError
 
 from triplegain.agents import (
     Agent,
-    AgentName,
     AgentOutput,
     AgentsSettings,
     Holdings,
@@ -34,6 +33,7 @@ from triplegain.agents.publishing import publish_output
 from triplegain.bus import MessageBus, Priority, Topic
 from triplegain.clock import FakeClock
 from triplegain.market import Timeframe
+from triplegain.model import AgentName
 
 
 def every_field(model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:

@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 
 from tests.builders import candles_from_closes
 from triplegain.agents import (
-    AgentName,
-    Bias,
     Frame,
     FrameBook,
     LevelKind,
@@ -27,6 +25,7 @@ from triplegain.agents.frames import Swing
 from triplegain.agents.technical import components_of, key_levels, rsi_component
 from triplegain.clock import FakeClock
 from triplegain.market import Candle, IndicatorSnapshot, Timeframe
+from triplegain.model import AgentName, Bias
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TWO_FRAMES = TechnicalSettings(timeframes=[Timeframe.M5, Timeframe.M15])

@@ -6,8 +6,8 @@ import pytest
 
 from triplegain.bus import BusClosed, DeadLetter, DeadLetterReason, Message, MessageBus, Topic
 from triplegain.bus.dead_letters import LogThinner
+from triplegain.bus.settings import BusSettings
 from triplegain.clock import FakeClock
-from triplegain.config import BusConfig
 from triplegain.errors import TriplegainError
 
 
@@ -18,7 +18,7 @@ async def failing(message: Message) -> None:
 async def test_dead_letters_are_bounded_and_evictions_counted() -> None:
     clock = FakeClock()
     seen: list[DeadLetter] = []
-    async with MessageBus(BusConfig(dead_letter_limit=3), clock=clock, on_dead_letter=seen.append) as bus:
+    async with MessageBus(BusSettings(dead_letter_limit=3), clock=clock, on_dead_letter=seen.append) as bus:
         await bus.subscribe(Topic.TA_SIGNALS, failing, name="failing")
         for n in range(5):
             await bus.publish(bus.message(Topic.TA_SIGNALS, {"n": n}, source="t"))

@@ -12,7 +12,7 @@ import pytest
 
 from triplegain.bus import DeadLetterReason, Message, MessageBus, Topic
 from triplegain.bus.bus import CALIBRATION_INTERVAL, WALL_CLOCK_DRIFT
-from triplegain.config import BusConfig, TopicsConfig, TopicSettings
+from triplegain.bus.settings import BusSettings, TopicSettings, TopicsSettings
 
 pytestmark = pytest.mark.timeout(10)
 TTL_SECONDS = 3600
@@ -55,8 +55,8 @@ class Gate:
         await self._open.wait()
 
 
-def config() -> BusConfig:
-    return BusConfig(topics=TopicsConfig(ta_signals=TopicSettings(ttl_seconds=TTL_SECONDS)))
+def config() -> BusSettings:
+    return BusSettings(topics=TopicsSettings(ta_signals=TopicSettings(ttl_seconds=TTL_SECONDS)))
 
 
 async def deliver_after(clocks: TwoClocks, bus: MessageBus, wall_seconds: float, monotonic_seconds: float) -> Gate:

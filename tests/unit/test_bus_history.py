@@ -3,13 +3,13 @@
 from datetime import timedelta
 
 from triplegain.bus import Message, MessageBus, Topic
+from triplegain.bus.settings import BusSettings, TopicSettings, TopicsSettings
 from triplegain.clock import FakeClock
-from triplegain.config import BusConfig, TopicsConfig, TopicSettings
 
 
 def make_bus(clock: FakeClock) -> MessageBus:
-    topics = TopicsConfig(ta_signals=TopicSettings(ttl_seconds=60))
-    return MessageBus(BusConfig(history_size=3, topics=topics), clock=clock)
+    topics = TopicsSettings(ta_signals=TopicSettings(ttl_seconds=60))
+    return MessageBus(BusSettings(history_size=3, topics=topics), clock=clock)
 
 
 def ta(bus: MessageBus, n: int, symbol: str | None = "BTC", ttl: float | None = None) -> Message:

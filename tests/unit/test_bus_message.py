@@ -7,8 +7,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from triplegain.bus import Message, MessageBus, Priority, Topic
+from triplegain.bus.settings import BusSettings, TopicSettings, TopicsSettings
 from triplegain.clock import FakeClock
-from triplegain.config import BusConfig, TopicsConfig, TopicSettings
 
 
 class Candle(BaseModel):
@@ -118,8 +118,8 @@ def test_expires_at_uses_its_own_ttl_or_the_default() -> None:
 
 async def test_default_ttl_comes_from_the_topic_config() -> None:
     clock = FakeClock()
-    topics = TopicsConfig(ta_signals=TopicSettings(ttl_seconds=5), regime_updates=TopicSettings(ttl_seconds=50))
-    async with MessageBus(BusConfig(topics=topics), clock=clock) as bus:
+    topics = TopicsSettings(ta_signals=TopicSettings(ttl_seconds=5), regime_updates=TopicSettings(ttl_seconds=50))
+    async with MessageBus(BusSettings(topics=topics), clock=clock) as bus:
         await bus.publish(bus.message(Topic.TA_SIGNALS, {}, source="ta"))
         await bus.publish(bus.message(Topic.REGIME_UPDATES, {}, source="regime"))
         clock.advance(timedelta(seconds=5) - timedelta(microseconds=1))
@@ -130,5 +130,5 @@ async def test_default_ttl_comes_from_the_topic_config() -> None:
 
 
 def test_topics_match_the_config_sections_and_priorities_are_ordered() -> None:
-    assert {topic.value for topic in Topic} == set(TopicsConfig.model_fields)
+    assert {topic.value for topic in Topic} == set(TopicsSettings.model_fields)
     assert Priority.LOW < Priority.NORMAL < Priority.HIGH < Priority.URGENT

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from triplegain.bus import LatencySummary, Message, MessageBus, Overflow, Topic
+from triplegain.bus.settings import BusSettings, TopicSettings, TopicsSettings
 from triplegain.clock import FakeClock
-from triplegain.config import BusConfig, TopicsConfig, TopicSettings
 
 
 class Held:
@@ -34,7 +34,7 @@ def test_latency_percentiles_are_nearest_rank_in_microseconds() -> None:
 
 async def test_latency_is_publish_to_handler_call_on_the_bus_clock() -> None:
     clock = FakeClock()
-    async with MessageBus(BusConfig(latency_window=3), clock=clock) as bus:
+    async with MessageBus(BusSettings(latency_window=3), clock=clock) as bus:
         held = Held()
         await bus.subscribe(Topic.TA_SIGNALS, held, name="held")
         await bus.publish(bus.message(Topic.TA_SIGNALS, {}, source="t"))
@@ -87,8 +87,8 @@ async def test_depth_high_water_and_running() -> None:
 
 async def test_counts_per_subscription_and_in_total() -> None:
     clock = FakeClock()
-    topics = TopicsConfig(market_data=TopicSettings(ttl_seconds=60, overflow=Overflow.DROP_OLDEST_LOWEST, maxsize=2))
-    async with MessageBus(BusConfig(topics=topics), clock=clock) as bus:
+    topics = TopicsSettings(market_data=TopicSettings(ttl_seconds=60, overflow=Overflow.DROP_OLDEST_LOWEST, maxsize=2))
+    async with MessageBus(BusSettings(topics=topics), clock=clock) as bus:
 
         async def fine(message: Message) -> None:
             return None
@@ -122,8 +122,8 @@ async def test_counts_per_subscription_and_in_total() -> None:
 
 async def test_publish_from_a_handler_into_a_full_block_queue_is_admitted_and_counted() -> None:
     clock = FakeClock()
-    topics = TopicsConfig(regime_updates=TopicSettings(ttl_seconds=60, maxsize=1))
-    async with MessageBus(BusConfig(topics=topics), clock=clock) as bus:
+    topics = TopicsSettings(regime_updates=TopicSettings(ttl_seconds=60, maxsize=1))
+    async with MessageBus(BusSettings(topics=topics), clock=clock) as bus:
         held = Held()
         await bus.subscribe(Topic.REGIME_UPDATES, held, name="bounded")
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from triplegain.config import Overflow, Settings, load_settings, render_defaults
+from triplegain.bus.settings import Overflow
+from triplegain.config import Settings, load_settings, render_defaults
 from triplegain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.test_consensus import BTC, T0, regime_view, view, views_of
-from triplegain.agents import AgentName, Bias, RegimeName
 from triplegain.coordinator.conflicts import Conflict, ConflictRule, ConflictSettings, detect_conflicts
 from triplegain.coordinator.consensus import SymbolViews
+from triplegain.model import AgentName, Bias, RegimeName
 
 ALL_FRESH = views_of(
     view(AgentName.TECHNICAL, Bias.LONG, 0.9),

@@ -9,16 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from triplegain.agents import (
-    AgentName,
-    AgentOutput,
-    Bias,
-    RegimeMeasures,
-    RegimeName,
-    RegimeView,
-    SentimentView,
-    TechnicalView,
-)
+from triplegain.agents import AgentOutput, RegimeMeasures, RegimeView, SentimentView, TechnicalView
 from triplegain.coordinator.consensus import (
     AgentView,
     ConsensusSettings,
@@ -29,6 +20,7 @@ from triplegain.coordinator.consensus import (
     consensus,
 )
 from triplegain.market import Timeframe
+from triplegain.model import AgentName, Bias, RegimeName
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 BTC = "BTC/USDT"

@@ -6,18 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from triplegain.coordinator.state import (
-    Applied,
-    Command,
-    CommandError,
-    CoordinatorState,
-    Refused,
-    StateRecord,
-    Verb,
-    allows_exits,
-    allows_new_entries,
-    apply,
-)
+from triplegain.coordinator.state import allows_exits, allows_new_entries, apply_command
+from triplegain.model import Applied, Command, CommandError, CoordinatorState, Refused, StateRecord, Verb
 
 RUNNING, PAUSED, HALTED = CoordinatorState.RUNNING, CoordinatorState.PAUSED, CoordinatorState.HALTED
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -49,7 +39,7 @@ def test_state_values_match_the_table_check() -> None:
 )
 def test_transitions_change_the_record(start: CoordinatorState, command: Command, end: CoordinatorState) -> None:
     cmd = Command(command.verb, force=command.force, reason="because", requested_by="alice")
-    outcome = apply(record(start), cmd, T1)
+    outcome = apply_command(record(start), cmd, T1)
     assert outcome == Applied(
         record=StateRecord(state=end, changed_at=T1, changed_by="alice", reason="because"),
         changed=True,
@@ -62,24 +52,24 @@ def test_transitions_change_the_record(start: CoordinatorState, command: Command
 )
 def test_commands_for_the_current_state_apply_without_change(state: CoordinatorState, command: Command) -> None:
     before = record(state)
-    outcome = apply(before, command, T1)
+    outcome = apply_command(before, command, T1)
     assert isinstance(outcome, Applied)
     assert outcome.record is before
     assert not outcome.changed
 
 
 def test_resume_from_halted_needs_force() -> None:
-    assert apply(record(HALTED), RESUME, T1) == Refused(reason="resume from HALTED needs --force")
+    assert apply_command(record(HALTED), RESUME, T1) == Refused(reason="resume from HALTED needs --force")
 
 
 def test_pause_does_not_loosen_a_halt() -> None:
-    outcome = apply(record(HALTED), PAUSE, T1)
+    outcome = apply_command(record(HALTED), PAUSE, T1)
     assert isinstance(outcome, Refused)
     assert "HALTED" in outcome.message
 
 
 def test_an_unexplained_command_records_its_verb_as_the_reason() -> None:
-    outcome = apply(record(RUNNING), PAUSE, T1)
+    outcome = apply_command(record(RUNNING), PAUSE, T1)
     assert isinstance(outcome, Applied)
     assert outcome.record.reason == "pause requested"
     assert outcome.record.changed_by == "operator"
@@ -153,7 +143,7 @@ commands = st.one_of(
 def test_any_sequence_matches_the_reference_model(start: CoordinatorState, sequence: list[Command]) -> None:
     current, expected = record(start), start.value
     for i, command in enumerate(sequence):
-        outcome = apply(current, command, T0 + timedelta(seconds=i + 1))
+        outcome = apply_command(current, command, T0 + timedelta(seconds=i + 1))
         expected = reference(expected, command.verb.value, command.force)
         after = outcome.record if isinstance(outcome, Applied) else current
         if current.state is HALTED and after.state is not HALTED:

@@ -11,32 +11,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.test_consensus import BTC, T0, regime_view, view, views_of
-from triplegain.agents import AgentName, Bias, RegimeName
 from triplegain.agents.technical import Components, IndicatorsUsed, TechnicalView, TimeframeReading
-from triplegain.coordinator.breaker import BreakerAction, BreakerRule, PortfolioBreakerState, Trip
+from triplegain.coordinator.breaker import PortfolioBreakerState, Trip
 from triplegain.coordinator.conflicts import ConflictRule, ConflictSettings
 from triplegain.coordinator.consensus import AgentView, ConsensusSettings, SymbolViews
-from triplegain.coordinator.decision import (
-    Decision,
-    DecisionAction,
-    DecisionContext,
-    DecisionRules,
-    assess,
-    confirm,
-    settle,
-)
-from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings
+from triplegain.coordinator.decision import Decision, DecisionContext, DecisionRules, assess, confirm, settle
+from triplegain.coordinator.degradation import DegradationSettings
 from triplegain.coordinator.intent import IntentSettings
-from triplegain.coordinator.resolution import (
-    BoundedResolution,
-    ResolutionAction,
-    ResolutionBounds,
-    conservative_resolution,
-)
+from triplegain.coordinator.resolution import BoundedResolution, ResolutionBounds, conservative_resolution
 from triplegain.coordinator.resolver import CONSERVATIVE_RULE, ResolverOutcome
-from triplegain.coordinator.state import CoordinatorState
 from triplegain.market import Timeframe
-from triplegain.risk import AccountSnapshot, RiskSettings
+from triplegain.model import (
+    AccountSnapshot,
+    AgentName,
+    Bias,
+    BreakerAction,
+    BreakerRule,
+    CoordinatorState,
+    DecisionAction,
+    DegradationLevel,
+    RegimeName,
+    ResolutionAction,
+)
+from triplegain.risk import RiskSettings
 
 pytestmark = pytest.mark.timeout(60)
 

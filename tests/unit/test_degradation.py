@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from triplegain.coordinator.degradation import (
-    DegradationLevel,
     DegradationSettings,
     DegradationState,
     LevelEffects,
@@ -25,6 +24,7 @@ from triplegain.coordinator.degradation import (
     summarize,
     summarize_events,
 )
+from triplegain.model import DegradationLevel
 
 NORMAL, REDUCED, LIMITED, EMERGENCY = tuple(DegradationLevel)
 T0 = datetime(2024, 3, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from triplegain.execution.accounting import (
     split_symbol,
     tradable,
 )
-from triplegain.execution.fills import Side
 from triplegain.execution.settings import MarketRules
+from triplegain.model import OrderSide
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,7 +25,7 @@ SYMBOL = "BTC/USDT"
 
 
 def fill(
-    side: Side,
+    side: OrderSide,
     qty: float,
     price: float,
     fee: float = 0.0,

@@ -21,8 +21,7 @@ from triplegain.execution.exchange import (
 )
 from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
 from triplegain.market.candle import Candle
-from triplegain.store.decisions import OrderRow
-from triplegain.store.execution import StoredFill
+from triplegain.model import OrderRow, StoredFill
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from triplegain.execution.exchange import BrokerState, accepted, restore, review, step
 from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
 from triplegain.market.candle import Candle, Timeframe
-from triplegain.store.decisions import OrderRow
-from triplegain.store.execution import FillRow
+from triplegain.model import FillRow, OrderRow
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,16 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triplegain.clock import FakeClock
-from triplegain.coordinator.degradation import (
-    DegradationLevel,
-    DegradationSettings,
-    DegradationState,
-    Threshold,
-    WindowFigures,
-)
+from triplegain.coordinator.degradation import DegradationSettings, DegradationState, Threshold, WindowFigures
 from triplegain.coordinator.health import MAX_WINDOW_EVENTS, HealthMonitor, ObservingCallLog
 from triplegain.llm import BreakerOpen, BudgetExceeded, CallLog, InMemoryCallLog, ProviderTimeout
 from triplegain.llm.models import LLMCallRecord
+from triplegain.model import DegradationLevel
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,8 +16,9 @@ import pytest
 
 from triplegain.clock import WallClock
 from triplegain.coordinator.live import LiveSchedule, _BoundaryTrigger
-from triplegain.coordinator.runner import RunStatus, TaskFn, TaskRun, TaskRunner
+from triplegain.coordinator.runner import TaskFn, TaskRun, TaskRunner
 from triplegain.coordinator.schedule import ScheduleSettings, TaskName, TaskSpec, next_boundary
+from triplegain.model import TaskStatus
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -114,7 +115,7 @@ async def test_jobs_fire_on_their_boundaries_and_call_run_task(stopped: list[Liv
     assert before <= fire < after + timedelta(seconds=0.05)
     await probe.reached(6)
     assert {symbol for symbol, _ in probe.calls} == set(SYMBOLS)
-    assert all(run.status is RunStatus.SUCCEEDED for run in live.reports.runs)
+    assert all(run.status is TaskStatus.SUCCEEDED for run in live.reports.runs)
     assert all(run.started_at >= fire for run in live.reports.runs)
     later = live.schedule.next_fire_times()[TaskName.TECHNICAL]
     assert later is not None
@@ -146,7 +147,7 @@ async def test_run_at_start_fires_at_once_then_stays_on_the_boundaries(stopped: 
     await probe.reached(1)
     assert probe.calls[0][0] is None
     [run] = live.reports.runs
-    assert run.status is RunStatus.SUCCEEDED
+    assert run.status is TaskStatus.SUCCEEDED
     [fire] = live.schedule.next_fire_times().values()
     # the next fire is the boundary after the one at start, which happened between ``before`` and the run
     assert fire in {next_boundary(3600, moment, inclusive=False) for moment in (before, run.started_at)}
@@ -177,7 +178,7 @@ async def test_shutdown_waits_for_a_run_that_finishes_in_time(stopped: list[Live
     await probe.reached(1)
     asyncio.get_running_loop().call_soon(probe.gate.set)  # runs once shutdown is waiting
     assert await live.schedule.shutdown() == []
-    assert [run.status for run in live.reports.runs] == [RunStatus.SUCCEEDED]
+    assert [run.status for run in live.reports.runs] == [TaskStatus.SUCCEEDED]
     assert live.schedule.next_fire_times() == {TaskName.HOUSEKEEPING: None}
 
 
@@ -196,7 +197,7 @@ async def test_shutdown_cancels_a_hung_run_and_records_it(
     with caplog.at_level(logging.INFO, logger="apscheduler"):
         cancelled = await live.schedule.shutdown()
     assert [(run.task, run.symbol, run.status, run.error) for run in cancelled] == [
-        (TaskName.HOUSEKEEPING, None, RunStatus.FAILED, "cancelled at shutdown after 0.05s")
+        (TaskName.HOUSEKEEPING, None, TaskStatus.FAILED, "cancelled at shutdown after 0.05s")
     ]
     assert live.reports.runs == cancelled
     assert live.runner.running == frozenset()

@@ -8,8 +8,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from triplegain.coordinator.breaker import (
-    BreakerAction,
-    BreakerRule,
     PortfolioBreakerSettings,
     PortfolioBreakerState,
     Trip,
@@ -19,6 +17,7 @@ from triplegain.coordinator.breaker import (
     reset,
     status,
 )
+from triplegain.model import BreakerAction, BreakerRule
 
 SETTINGS = PortfolioBreakerSettings()
 ONLY_DRAWDOWN = PortfolioBreakerSettings(daily_loss_pct=100, weekly_loss_pct=100)

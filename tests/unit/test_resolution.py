@@ -10,14 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from triplegain.agents import Bias
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
 from triplegain.coordinator.resolution import (
     RESOLUTION_OFFLINE_RULES,
     RESOLUTION_PURPOSE,
     BoundedResolution,
     Clamp,
-    ResolutionAction,
     ResolutionAnswer,
     ResolutionBounds,
     clamp,
@@ -25,6 +23,7 @@ from triplegain.coordinator.resolution import (
     resolution_context,
 )
 from triplegain.llm import LLMOutputError, LLMRequest, parse_answer
+from triplegain.model import Bias, ResolutionAction
 
 BOUNDS = ResolutionBounds(max_size_reduction_pct=80, min_stop_distance_pct=0.5, max_stop_distance_pct=5, max_leverage=3)
 

@@ -8,13 +8,11 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from triplegain.agents import Bias
 from triplegain.clock import FakeClock
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
 from triplegain.coordinator.resolution import (
     RESOLUTION_OFFLINE_RULES,
     RESOLUTION_PURPOSE,
-    ResolutionAction,
     ResolutionAnswer,
     ResolutionBounds,
     clamp,
@@ -27,6 +25,7 @@ from triplegain.coordinator.resolver import (
     build_resolver_gateways,
 )
 from triplegain.llm import UNTRUSTED_DATA_RULE, InMemoryCallLog, LLMRequest, LLMSettings
+from triplegain.model import Bias, ResolutionAction
 
 DECISION = UUID("00000000-0000-4000-8000-00000000d001")
 BOUNDS = ResolutionBounds(max_size_reduction_pct=80, max_leverage=3)

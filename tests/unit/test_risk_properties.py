@@ -11,10 +11,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triplegain.agents import OrderSide, RegimeName
+from triplegain.model import AccountSnapshot, ClosedTrade, OrderSide, RegimeName
 from triplegain.risk import (
-    AccountSnapshot,
-    ClosedTrade,
     RiskDecision,
     RiskRule,
     RiskSettings,

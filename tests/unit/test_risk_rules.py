@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from triplegain.agents import OrderSide, RegimeName
+from triplegain.model import AccountSnapshot, ClosedTrade, OrderSide, RegimeName
 from triplegain.risk import (
-    AccountSnapshot,
-    ClosedTrade,
     RiskDecision,
     RiskRule,
     RiskSettings,

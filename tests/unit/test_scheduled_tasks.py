@@ -12,11 +12,12 @@ from triplegain.agents import AGENT_OFFLINE_RULES, AgentsSettings
 from triplegain.agents.pipeline import AgentPipeline
 from triplegain.bus import MessageBus, Topic
 from triplegain.clock import FakeClock
-from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings, effects
+from triplegain.coordinator.degradation import DegradationSettings, effects
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.tasks import agent_tasks
 from triplegain.llm import InMemoryCallLog, LLMSettings, build_gateway
 from triplegain.market import Timeframe
+from triplegain.model import DegradationLevel
 
 pytestmark = pytest.mark.timeout(30)
 

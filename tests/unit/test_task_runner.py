@@ -12,8 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from triplegain.clock import FakeClock
-from triplegain.coordinator.runner import RunStatus, TaskFn, TaskRun, TaskRunner
+from triplegain.coordinator.runner import TaskFn, TaskRun, TaskRunner
 from triplegain.coordinator.schedule import ScheduleSettings, TaskName, TaskSpec
+from triplegain.model import TaskStatus
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -92,8 +93,8 @@ async def test_a_per_symbol_task_runs_once_per_symbol_in_symbol_order(clock: Fak
     clock.advance(3)
     runs = await r.run_task(TaskName.TECHNICAL, T0)
     assert [(run.symbol, run.status, run.error, run.timed_out) for run in runs] == [
-        ("BTC/USDT", RunStatus.SUCCEEDED, None, False),
-        ("ETH/USDT", RunStatus.SUCCEEDED, None, False),
+        ("BTC/USDT", TaskStatus.SUCCEEDED, None, False),
+        ("ETH/USDT", TaskStatus.SUCCEEDED, None, False),
     ]
     assert all(
         (run.task, run.started_at, run.finished_at) == (TaskName.TECHNICAL, T0, T0 + timedelta(seconds=3))
@@ -108,7 +109,7 @@ async def test_a_task_that_does_not_fan_out_runs_once_with_no_symbol(clock: Fake
     probe = Probe()
     r = runner(schedule(), clock, housekeeping=probe)
     runs = await r.run_task(TaskName.HOUSEKEEPING, T0)
-    assert [(run.symbol, run.status) for run in runs] == [(None, RunStatus.SUCCEEDED)]
+    assert [(run.symbol, run.status) for run in runs] == [(None, TaskStatus.SUCCEEDED)]
     assert probe.calls == [(None, T0)]
 
 
@@ -120,7 +121,7 @@ async def test_symbols_run_concurrently(clock: FakeClock) -> None:
     await probe.entered["ETH/USDT"].wait()
     assert r.running == {(TaskName.TECHNICAL, "BTC/USDT"), (TaskName.TECHNICAL, "ETH/USDT")}
     probe.gate.set()
-    assert [run.status for run in await running] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+    assert [run.status for run in await running] == [TaskStatus.SUCCEEDED, TaskStatus.SUCCEEDED]
 
 
 async def test_an_exception_is_recorded_logged_and_not_raised(clock: FakeClock) -> None:
@@ -129,7 +130,7 @@ async def test_an_exception_is_recorded_logged_and_not_raised(clock: FakeClock) 
     with capture_logs() as logs:
         runs = await r.run_task(TaskName.TECHNICAL, T0)
     assert [(run.status, run.error, run.timed_out) for run in runs] == [
-        (RunStatus.FAILED, "ValueError: no candles", False)
+        (TaskStatus.FAILED, "ValueError: no candles", False)
     ] * 2
     assert (r.failures, r.timeouts) == (2, 0)
     assert len(reports.runs) == 2
@@ -145,7 +146,7 @@ async def test_a_run_longer_than_its_timeout_is_cancelled_and_recorded(clock: Fa
     with capture_logs() as logs:
         runs = await r.run_task(TaskName.TECHNICAL, T0)
     assert [(run.status, run.error, run.timed_out) for run in runs] == [
-        (RunStatus.FAILED, "TimeoutError: timed out after 0.05s", True)
+        (TaskStatus.FAILED, "TimeoutError: timed out after 0.05s", True)
     ] * 2
     assert all(event.is_set() for event in probe.done.values())
     assert (r.timeouts, r.failures) == (2, 2)
@@ -157,7 +158,7 @@ async def test_a_timeout_error_raised_by_the_task_itself_is_a_plain_failure(cloc
     r = runner(schedule(), clock, technical=Probe(error=TimeoutError("exchange too slow")))
     runs = await r.run_task(TaskName.TECHNICAL, T0)
     assert [(run.status, run.error, run.timed_out) for run in runs] == [
-        (RunStatus.FAILED, "TimeoutError: exchange too slow", False)
+        (TaskStatus.FAILED, "TimeoutError: exchange too slow", False)
     ] * 2
     assert (r.timeouts, r.failures) == (0, 2)
 
@@ -171,7 +172,7 @@ async def test_a_run_of_a_key_in_flight_is_skipped_not_waited_for(clock: FakeClo
     later = T0 + timedelta(seconds=300)
     skipped = await r.run_task(TaskName.TECHNICAL, later)
     assert [(run.symbol, run.status, run.error, run.started_at) for run in skipped] == [
-        (symbol, RunStatus.SKIPPED, f"still running since {T0.isoformat()}", later) for symbol in SYMBOLS
+        (symbol, TaskStatus.SKIPPED, f"still running since {T0.isoformat()}", later) for symbol in SYMBOLS
     ]
     assert len(probe.calls) == 2
     assert reports.runs == skipped
@@ -186,7 +187,7 @@ async def test_a_disabled_task_is_skipped(clock: FakeClock) -> None:
     settings = schedule(portfolio=task(3600, enabled=False))
     r = runner(settings, clock, portfolio=probe)
     assert [(run.status, run.error) for run in await r.run_task(TaskName.PORTFOLIO, T0)] == [
-        (RunStatus.SKIPPED, "task disabled")
+        (TaskStatus.SKIPPED, "task disabled")
     ] * 2
     assert probe.calls == []
     assert r.last_runs == {}
@@ -206,7 +207,7 @@ async def test_a_failing_report_is_logged_and_counted(clock: FakeClock) -> None:
     r = TaskRunner(schedule(), {n: Probe() for n in TaskName}, SYMBOLS, clock=clock, on_finished=broken)
     with capture_logs() as logs:
         runs = await r.run_task(TaskName.TECHNICAL, T0)
-    assert [run.status for run in runs] == [RunStatus.SUCCEEDED] * 2
+    assert [run.status for run in runs] == [TaskStatus.SUCCEEDED] * 2
     assert r.report_failures == 2
     assert [entry["event"] for entry in logs].count("task run report failed") == 2
 
@@ -222,7 +223,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_run(clock: FakeClock) -> N
     assert len(r.running) == 2
     probe.gate.set()
     await r.shutdown(5)
-    assert [run.status for run in reports.runs] == [RunStatus.SUCCEEDED] * 2
+    assert [run.status for run in reports.runs] == [TaskStatus.SUCCEEDED] * 2
     assert len(r.last_runs) == 2
 
 
@@ -240,7 +241,7 @@ async def test_a_run_first_waits_for_its_dependency_in_flight_for_the_same_symbo
     assert regime.calls == [("ETH/USDT", T0)]
     technical.gate.set()
     await held
-    assert [run.status for run in await regime_runs] == [RunStatus.SUCCEEDED] * 2
+    assert [run.status for run in await regime_runs] == [TaskStatus.SUCCEEDED] * 2
     assert regime.calls == [("ETH/USDT", T0), ("BTC/USDT", T0)]
 
 
@@ -253,7 +254,7 @@ async def test_the_dependency_wait_is_bounded_by_the_tasks_own_timeout(clock: Fa
     await technical.entered["ETH/USDT"].wait()
     with capture_logs() as logs:
         runs = await r.run_task(TaskName.REGIME, T0)
-    assert [run.status for run in runs] == [RunStatus.SUCCEEDED] * 2
+    assert [run.status for run in runs] == [TaskStatus.SUCCEEDED] * 2
     assert [entry["event"] for entry in logs].count("task runs without its dependencies finished") == 2
     assert r.running == {(TaskName.TECHNICAL, symbol) for symbol in SYMBOLS}
     technical.gate.set()
@@ -271,7 +272,7 @@ async def test_a_task_without_fan_out_waits_for_its_dependency_on_every_symbol(c
     assert housekeeping.calls == []
     technical.gate.set()
     await held
-    assert [run.status for run in await waiting] == [RunStatus.SUCCEEDED]
+    assert [run.status for run in await waiting] == [TaskStatus.SUCCEEDED]
 
 
 # ------------------------------------------------------------------------------------------------ last runs
@@ -322,7 +323,7 @@ async def test_shutdown_waits_for_runs_that_finish_in_time(clock: FakeClock) -> 
     await probe.entered["ETH/USDT"].wait()
     asyncio.get_running_loop().call_soon(probe.gate.set)  # runs once shutdown is waiting
     assert await r.shutdown(10) == []
-    assert [run.status for run in await runs] == [RunStatus.SUCCEEDED] * 2
+    assert [run.status for run in await runs] == [TaskStatus.SUCCEEDED] * 2
     assert r.running == frozenset()
 
 
@@ -340,13 +341,13 @@ async def test_shutdown_cancels_runs_still_going_after_the_timeout_and_records_t
         symbol="ETH/USDT",
         started_at=T0,
         finished_at=T0 + timedelta(seconds=7),
-        status=RunStatus.FAILED,
+        status=TaskStatus.FAILED,
         error="cancelled at shutdown after 0.05s",
     )
     assert cancelled == [expected]
     assert technical.done["ETH/USDT"].is_set()
     assert reports.runs[-1] == expected
-    assert [run.status for run in await runs] == [RunStatus.SUCCEEDED, RunStatus.FAILED]
+    assert [run.status for run in await runs] == [TaskStatus.SUCCEEDED, TaskStatus.FAILED]
     assert r.failures == 1
     assert r.timeouts == 0
     assert r.last_runs[(TaskName.TECHNICAL, "ETH/USDT")] == T0
@@ -354,7 +355,7 @@ async def test_shutdown_cancels_runs_still_going_after_the_timeout_and_records_t
     assert [entry["event"] for entry in logs] == ["task cancelled at shutdown"]
 
     after = await r.run_task(TaskName.HOUSEKEEPING, T0 + timedelta(seconds=10))
-    assert [(run.status, run.error) for run in after] == [(RunStatus.SKIPPED, "shutting down")]
+    assert [(run.status, run.error) for run in after] == [(TaskStatus.SKIPPED, "shutting down")]
     assert housekeeping.calls == []
     assert reports.runs[-1] == after[0]
 
@@ -369,7 +370,7 @@ async def test_a_fire_for_a_busy_key_during_shutdown_is_skipped_as_shutting_down
     assert [run.error for run in await fire] == ["shutting down"] * 2
     probe.gate.set()
     assert await stopping == []
-    assert [run.status for run in await held] == [RunStatus.SUCCEEDED] * 2
+    assert [run.status for run in await held] == [TaskStatus.SUCCEEDED] * 2
 
 
 async def test_a_run_cancelled_while_being_reported_keeps_its_outcome(clock: FakeClock) -> None:
@@ -385,7 +386,7 @@ async def test_a_run_cancelled_while_being_reported_keeps_its_outcome(clock: Fak
     await reporting.wait()
     with capture_logs() as logs:
         assert await r.shutdown(0) == []
-    assert [(run.status, run.error) for run in await runs] == [(RunStatus.SUCCEEDED, None)]
+    assert [(run.status, run.error) for run in await runs] == [(TaskStatus.SUCCEEDED, None)]
     assert r.last_runs == {(TaskName.HOUSEKEEPING, None): T0}
     assert r.failures == 0
     assert [entry["event"] for entry in logs] == ["task run report interrupted at shutdown"]

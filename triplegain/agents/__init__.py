@@ -35,13 +35,12 @@ Scoping: every context names one symbol and agents refuse inputs of another (fra
 agent's hysteresis state is per symbol.
 """
 
-from triplegain.agents.base import Agent, AgentName, AgentOutput, Baseline, Bias, bias_of
+from triplegain.agents.base import Agent, AgentOutput, Baseline, bias_of
 from triplegain.agents.frames import CandleAggregator, Frame, FrameBook
 from triplegain.agents.lexicon import LexiconScore, lexicon_score
 from triplegain.agents.offline_rules import AGENT_OFFLINE_RULES
 from triplegain.agents.portfolio import (
     Holdings,
-    OrderSide,
     PortfolioAgent,
     PortfolioContext,
     PortfolioOutput,
@@ -57,7 +56,6 @@ from triplegain.agents.regime import (
     RegimeAgent,
     RegimeContext,
     RegimeMeasures,
-    RegimeName,
     RegimeOutput,
     RegimeReview,
     RegimeState,
@@ -103,11 +101,9 @@ from triplegain.agents.technical import (
 __all__ = [
     "AGENT_OFFLINE_RULES",
     "Agent",
-    "AgentName",
     "AgentOutput",
     "AgentsSettings",
     "Baseline",
-    "Bias",
     "CandleAggregator",
     "Driver",
     "FeedSourceSettings",
@@ -119,7 +115,6 @@ __all__ = [
     "Level",
     "LevelKind",
     "LexiconScore",
-    "OrderSide",
     "PortfolioAgent",
     "PortfolioContext",
     "PortfolioOutput",
@@ -130,7 +125,6 @@ __all__ = [
     "RegimeAgent",
     "RegimeContext",
     "RegimeMeasures",
-    "RegimeName",
     "RegimeOutput",
     "RegimeReview",
     "RegimeSettings",

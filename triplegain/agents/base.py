@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-
-class AgentName(StrEnum):
-    TECHNICAL = "technical"
-    REGIME = "regime"
-    SENTIMENT = "sentiment"
-    PORTFOLIO = "portfolio"
-
-
-class Bias(StrEnum):
-    """Which way a view leans."""
-
-    LONG = "long"
-    SHORT = "short"
-    NEUTRAL = "neutral"
+from triplegain.model import AgentName, Bias
 
 
 def bias_of(score: float, neutral_band: float) -> Bias:

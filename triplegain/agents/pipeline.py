@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from triplegain.agents.base import AgentName, AgentOutput
+from triplegain.agents.base import AgentOutput
 from triplegain.agents.frames import FrameBook
 from triplegain.agents.portfolio import Holdings, PortfolioAgent, PortfolioContext
 from triplegain.agents.publishing import publish_output
@@ -26,6 +26,7 @@ from triplegain.bus import MessageBus, Topic
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway
 from triplegain.market import Candle, IndicatorSettings, Timeframe
+from triplegain.model import AgentName
 
 Balances = Callable[[], Mapping[str, float]]
 

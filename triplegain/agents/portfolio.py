@@ -20,14 +20,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from triplegain.agents.base import AgentName, AgentOutput, Baseline
+from triplegain.agents.base import AgentOutput, Baseline
 from triplegain.agents.settings import PortfolioSettings
 from triplegain.clock import Clock
+from triplegain.model import AgentName, OrderSide
 
 
 class Holdings(BaseModel):
@@ -53,11 +53,6 @@ class Holdings(BaseModel):
         if bad:
             raise ValueError(f"prices must be finite and > 0: {bad}")
         return value
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
 
 
 class Position(BaseModel):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from triplegain.agents.base import AgentName, AgentOutput, BodyT
+from triplegain.agents.base import AgentOutput, BodyT
 from triplegain.bus import Message, MessageBus, Priority, Topic
+from triplegain.model import AgentName
 
 AGENT_TOPICS: Mapping[AgentName, Topic] = {
     AgentName.TECHNICAL: Topic.TA_SIGNALS,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from triplegain.agents.base import AgentName, AgentOutput
+from triplegain.agents.base import AgentOutput
 from triplegain.agents.portfolio import PortfolioOutput
 from triplegain.agents.publishing import AGENT_TOPICS
 from triplegain.agents.regime import RegimeOutput
 from triplegain.agents.sentiment import SentimentOutput
 from triplegain.agents.technical import TechnicalOutput
 from triplegain.bus import Message, MessageBus, Subscription
+from triplegain.model import AgentName
 from triplegain.store import AgentOutputRecord, PostgresAgentOutputLog
 from triplegain.store.database import json_text
 from triplegain.store.records import AgentOutputRow

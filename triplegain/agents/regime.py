@@ -37,12 +37,11 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from triplegain.agents.base import AgentName, AgentOutput, Bias
+from triplegain.agents.base import AgentOutput
 from triplegain.agents.frames import Frame
 from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import RegimeSettings
@@ -50,20 +49,11 @@ from triplegain.agents.technical import TechnicalView
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
 from triplegain.market import IndicatorSnapshot, Timeframe
+from triplegain.model import AgentName, Bias, RegimeName
 
 REVIEW_PURPOSE = "regime_review"
 _MIN_BANDWIDTH_HISTORY = 5
 _bandwidth_of: Callable[[IndicatorSnapshot], float | None] = operator.attrgetter("bollinger_bandwidth")
-
-
-class RegimeName(StrEnum):
-    TRENDING_BULL = "trending_bull"
-    TRENDING_BEAR = "trending_bear"
-    RANGING = "ranging"
-    VOLATILE_BULL = "volatile_bull"
-    VOLATILE_BEAR = "volatile_bear"
-    CHOPPY = "choppy"
-    BREAKOUT_POTENTIAL = "breakout_potential"
 
 
 REGIME_DIRECTION: dict[RegimeName, Bias] = {

@@ -32,13 +32,14 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from triplegain.agents.base import AgentName, AgentOutput, Baseline, Bias, bias_of
+from triplegain.agents.base import AgentOutput, Baseline, bias_of
 from triplegain.agents.lexicon import lexicon_score, words_of
 from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import SentimentSettings
 from triplegain.agents.sources import ItemPool, TextItem
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest, data_block
+from triplegain.model import AgentName, Bias
 
 REVIEW_PURPOSE = "sentiment_review"
 DRIVER_TITLE_CHARS = 200

@@ -46,13 +46,14 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from triplegain.agents.base import AgentName, AgentOutput, Baseline, Bias, bias_of
+from triplegain.agents.base import AgentOutput, Baseline, bias_of
 from triplegain.agents.frames import Frame, Swing
 from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
 from triplegain.agents.settings import TechnicalSettings, TechnicalWeights
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
 from triplegain.market import IndicatorSnapshot, Timeframe
+from triplegain.model import AgentName, Bias
 
 REVIEW_PURPOSE = "technical_review"
 MACD_ATR_SCALE = 0.1

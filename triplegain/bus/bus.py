@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from triplegain.bus.dead_letters import DeadLetter, DeadLetterBox, DeadLetterHook, DeadLetterReason, LogThinner
 from triplegain.bus.message import Message, Priority, Topic
 from triplegain.bus.queue import Envelope, SubscriptionQueue
+from triplegain.bus.settings import BusSettings, Overflow, TopicSettings
 from triplegain.bus.stats import BusStats, Counters, LatencySummary, SubscriptionStats
 from triplegain.clock import Clock, WallClock
-from triplegain.config import BusConfig, Overflow, TopicSettings
 from triplegain.errors import TriplegainError
 
 logger = logging.getLogger(__name__)
@@ -118,12 +118,12 @@ class MessageBus:
 
     def __init__(
         self,
-        config: BusConfig | None = None,
+        config: BusSettings | None = None,
         *,
         clock: Clock | None = None,
         on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
-        self._config = config or BusConfig()
+        self._config = config or BusSettings()
         self._clock: Clock = clock or WallClock()
         self._topic_settings: dict[Topic, TopicSettings] = {
             topic: getattr(self._config.topics, topic.value) for topic in Topic

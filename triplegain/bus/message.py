@@ -38,7 +38,7 @@ class Priority(IntEnum):
 
 
 class Topic(StrEnum):
-    """Bus topics; each value is also the field name of its settings in ``TopicsConfig``."""
+    """Bus topics; each value is also the field name of its settings in ``TopicsSettings``."""
 
     MARKET_DATA = "market_data"
     TA_SIGNALS = "ta_signals"

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from triplegain.bus.message import Topic
-from triplegain.config import Overflow
+from triplegain.bus.settings import Overflow
 
 
 class Counters:

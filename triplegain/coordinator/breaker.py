@@ -15,26 +15,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from triplegain.model import BreakerAction, BreakerRule
 from triplegain.section import Section
 
 _PCT_TOLERANCE = 1e-9
 """A loss this close below a threshold (in percentage points) counts as reaching it: float noise is not a margin."""
-
-
-class BreakerRule(StrEnum):
-    DAILY_LOSS = "daily_loss"
-    WEEKLY_LOSS = "weekly_loss"
-    MAX_DRAWDOWN = "max_drawdown"
-    CONSECUTIVE_LOSSES = "consecutive_losses"
-
-
-class BreakerAction(StrEnum):
-    PAUSE = "pause"
-    HALT = "halt"
 
 
 class PortfolioBreakerSettings(Section):

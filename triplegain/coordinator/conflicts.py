@@ -24,11 +24,11 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from triplegain.agents.base import AgentName, Bias
-from triplegain.agents.regime import RegimeName, RegimeView
+from triplegain.agents.regime import RegimeView
 from triplegain.agents.sentiment import SentimentView
 from triplegain.agents.technical import TechnicalView
 from triplegain.coordinator.consensus import SymbolViews
+from triplegain.model import AgentName, Bias, RegimeName
 from triplegain.section import Section
 
 

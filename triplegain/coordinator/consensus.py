@@ -34,11 +34,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from triplegain.agents.base import AgentName, AgentOutput, Bias
+from triplegain.agents.base import AgentOutput
 from triplegain.agents.portfolio import PortfolioView
 from triplegain.agents.regime import REGIME_DIRECTION, RegimeView
 from triplegain.agents.sentiment import SentimentView
 from triplegain.agents.technical import TechnicalView
+from triplegain.model import AgentName, Bias
 from triplegain.section import Section
 
 AgentView = (

@@ -49,12 +49,11 @@ from triplegain.agents.publishing import AGENT_TOPICS
 from triplegain.bus import MessageBus, Priority, Topic
 from triplegain.clock import Clock
 from triplegain.coordinator import breaker as breaker_rules
-from triplegain.coordinator.breaker import BreakerAction, PortfolioBreakerSettings, PortfolioBreakerState, Trip
+from triplegain.coordinator.breaker import PortfolioBreakerSettings, PortfolioBreakerState, Trip
 from triplegain.coordinator.consensus import AgentView, SignalBook, SymbolViews
 from triplegain.coordinator.decision import (
     REGIME_WHEN_UNKNOWN,
     Decision,
-    DecisionAction,
     DecisionContext,
     DecisionRules,
     assess,
@@ -62,16 +61,28 @@ from triplegain.coordinator.decision import (
     settle,
 )
 from triplegain.coordinator.decision_rows import decision_write
-from triplegain.coordinator.degradation import DegradationLevel, Transition
+from triplegain.coordinator.degradation import Transition
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.resolver import ConflictResolver, ResolverOutcome
-from triplegain.coordinator.runner import RunStatus, TaskRun
-from triplegain.coordinator.state import Command, CoordinatorState, StateRecord, Verb
+from triplegain.coordinator.runner import TaskRun
+from triplegain.coordinator.snapshot import CoordinatorSnapshot, ended_event, save_snapshot, tripped_event
+from triplegain.coordinator.state import apply_command
 from triplegain.coordinator.unsaved import UnsavedRows
 from triplegain.errors import DatabaseError
-from triplegain.risk import AccountSnapshot
+from triplegain.model import (
+    AccountSnapshot,
+    BreakerAction,
+    Command,
+    CoordinatorState,
+    DecisionAction,
+    DegradationLevel,
+    OrderRow,
+    StateRecord,
+    TaskStatus,
+    Verb,
+)
 from triplegain.store import Database
-from triplegain.store.coordinator_snapshot import BreakerEventRow, CoordinatorSnapshot, TaskRunRow, save_snapshot
+from triplegain.store.coordinator_snapshot import BreakerEventRow, TaskRunRow
 from triplegain.store.coordinator_state import (
     NOTIFY_CHANNEL,
     SettledCommand,
@@ -81,7 +92,7 @@ from triplegain.store.coordinator_state import (
     submit_command,
 )
 from triplegain.store.database import connection_lost
-from triplegain.store.decisions import DecisionWrite, OrderRow, StoredDecision, commit_decision, pending_orders
+from triplegain.store.decisions import DecisionWrite, StoredDecision, commit_decision, pending_orders
 
 logger = structlog.get_logger(__name__)
 
@@ -135,7 +146,7 @@ class Coordinator:
         max_unsaved_rows: int = 50_000,
     ) -> None:
         """``snapshot_interval_seconds``: housekeeping's command poll and save run at most this often by
-        ``monotonic`` (wall-clock seconds; see ``CoordinatorConfig``). ``max_unsaved_rows``: see the module
+        ``monotonic`` (wall-clock seconds; see ``CoordinatorSettings``). ``max_unsaved_rows``: see the module
         docstring."""
         self.account = account
         self._rules = rules
@@ -364,7 +375,7 @@ class Coordinator:
         """Apply every pending command in id order; a change of state is published and, leaving HALTED, resets
         the breaker's halts."""
         async with self._commands_lock:
-            settled = await apply_pending(self._db, self.account, now, self._monitor.level)
+            settled = await apply_pending(self._db, self.account, now, self._monitor.level, apply_command)
             if not settled and self._state is not None:
                 return settled
             before = self._state
@@ -499,14 +510,14 @@ class Coordinator:
         """
         if run.timed_out:
             self._monitor.task_timed_out(run.finished_at)
-        if run.status is RunStatus.SKIPPED:
+        if run.status is TaskStatus.SKIPPED:
             return
         row = TaskRunRow(
             task=run.task.value,
             symbol=run.symbol,
             started_at=run.started_at,
             finished_at=max(run.finished_at, run.started_at),
-            status="succeeded" if run.status is RunStatus.SUCCEEDED else "failed",
+            status=run.status,
             error=run.error,
         )
         self._unsaved.task_runs.append(row)
@@ -534,7 +545,7 @@ class Coordinator:
 
     async def _tripped(self, trips: Sequence[Trip], now: datetime) -> None:
         try:
-            await self._save(now, breaker_events=[BreakerEventRow.tripped(trip) for trip in trips])
+            await self._save(now, breaker_events=[tripped_event(trip) for trip in trips])
         except DatabaseError as error:  # kept for the next save
             logger.warning("breaker change not saved yet", error=str(error))
         for trip in trips:
@@ -569,7 +580,7 @@ class Coordinator:
             return
         self._breaker = breaker_rules.reset(self._breaker)
         try:
-            await self._save(now, breaker_events=[BreakerEventRow.ended(trip, now, reason) for trip in halts])
+            await self._save(now, breaker_events=[ended_event(trip, now, reason) for trip in halts])
         except DatabaseError as error:  # kept for the next save
             logger.warning("breaker reset not saved yet", error=str(error))
 

@@ -37,32 +37,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triplegain.agents.base import AgentName, Bias
-from triplegain.agents.regime import RegimeName, RegimeView
+from triplegain.agents.regime import RegimeView
 from triplegain.coordinator.breaker import PortfolioBreakerState, blocks_new_exposure
 from triplegain.coordinator.conflicts import Conflict, ConflictSettings, detect_conflicts
 from triplegain.coordinator.consensus import AgentView, ConsensusResult, ConsensusSettings, SymbolViews, consensus
-from triplegain.coordinator.degradation import DegradationLevel, DegradationSettings, LevelEffects, effects
+from triplegain.coordinator.degradation import DegradationSettings, LevelEffects, effects
 from triplegain.coordinator.intent import IntentSettings, TradeIntent, intent_from
 from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.coordinator.resolver import ResolverOutcome
-from triplegain.coordinator.state import CoordinatorState, allows_exits, allows_new_entries
-from triplegain.risk import AccountSnapshot, RiskDecision, RiskSettings, TradeProposal, assess_trade, size_cut_fraction
+from triplegain.coordinator.state import allows_exits, allows_new_entries
+from triplegain.model import (
+    AccountSnapshot,
+    AgentName,
+    Bias,
+    CoordinatorState,
+    DecisionAction,
+    DegradationLevel,
+    RegimeName,
+)
+from triplegain.risk import RiskDecision, RiskSettings, TradeProposal, assess_trade, size_cut_fraction
 
 REGIME_WHEN_UNKNOWN = RegimeName.CHOPPY
 """The regime the risk rules assume without a fresh regime view: the one with the strictest default floor."""
-
-
-class DecisionAction(StrEnum):
-    """What a decision does; the values are those of ``decisions.action``."""
-
-    BUY = "buy"
-    SELL = "sell"
-    HOLD = "hold"
 
 
 @dataclass(frozen=True)

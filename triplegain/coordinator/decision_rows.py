@@ -24,8 +24,9 @@ from decimal import Decimal
 
 from pydantic import JsonValue
 
-from triplegain.coordinator.decision import Decision, DecisionAction
-from triplegain.store.decisions import ConflictRow, DecisionRow, DecisionWrite, OrderRow
+from triplegain.coordinator.decision import Decision
+from triplegain.model import DecisionAction, OrderRow
+from triplegain.store.decisions import ConflictRow, DecisionRow, DecisionWrite
 
 ORDER_QUANTITY_DIGITS = 12
 """Significant digits an order quantity keeps (the broker applies each market's own precision)."""
@@ -74,7 +75,7 @@ def decision_write(
         account=account,
         symbol=decision.symbol,
         ts=decision.at,
-        action=decision.action.value,
+        action=decision.action,
         confidence=decision.confidence,
         consensus_inputs=[entry.model_dump(mode="json") for entry in consensus.inputs],
         consensus_terms=terms,
@@ -94,7 +95,7 @@ def decision_write(
             ts=decision.at,
             rule=conflict.rule.value,
             details={**conflict.details, "severity": conflict.severity, "summary": conflict.summary},
-            resolution=resolution.resolution.action.value if resolution is not None else None,
+            resolution=resolution.resolution.action if resolution is not None else None,
             resolved_by=resolution.resolved_by if resolution is not None else None,
         )
         for conflict in decision.conflicts

@@ -14,30 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from enum import StrEnum
 from itertools import pairwise
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from triplegain.model import DegradationLevel
 from triplegain.section import Section
-
-
-class DegradationLevel(StrEnum):
-    """How degraded the system is; later members are worse."""
-
-    NORMAL = "normal"
-    REDUCED = "reduced"
-    LIMITED = "limited"
-    EMERGENCY = "emergency"
-
-    @property
-    def rank(self) -> int:
-        """0 for NORMAL up to 3 for EMERGENCY."""
-        return _LEVELS.index(self)
-
-
-_LEVELS = tuple(DegradationLevel)
 
 
 class Threshold(Section):
@@ -161,7 +144,7 @@ class DegradationSettings(Section):
     def _check(self) -> Self:
         if self.llm_error_rate.at > 1:
             raise ValueError(f"llm_error_rate.at must be ≤ 1 (a share of calls), got {self.llm_error_rate.at}")
-        for better, worse in pairwise(_LEVELS):
+        for better, worse in pairwise(DegradationLevel):
             if not effects(worse, self).allows_at_most(effects(better, self)):
                 raise ValueError(f"effects of {worse.value} must allow nothing that {better.value} forbids")
         return self
@@ -328,7 +311,7 @@ def step(
     held = (now - waiting_since).total_seconds()
     if held < settings.recovery_hold_seconds:
         return state.model_copy(update={"pending_recovery_since": waiting_since}), None
-    recovered = _LEVELS[state.level.rank - 1]
+    recovered = list(DegradationLevel)[state.level.rank - 1]
     hold = Cause(signal="recovery_hold", value=held, threshold=settings.recovery_hold_seconds, level=target)
     recovered_state = DegradationState(
         level=recovered,

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 
 from triplegain.clock import Clock
 from triplegain.coordinator.degradation import (
-    DegradationLevel,
     DegradationSettings,
     DegradationState,
     Observations,
@@ -36,6 +35,7 @@ from triplegain.coordinator.degradation import (
 from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import BreakerOpen, BudgetExceeded
 from triplegain.llm.models import LLMCallRecord
+from triplegain.model import DegradationLevel
 
 MAX_WINDOW_EVENTS = 10_000
 """The most events one sliding window (one LLM provider, market-data errors, task timeouts) keeps."""

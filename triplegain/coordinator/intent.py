@@ -18,10 +18,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from triplegain.agents.base import AgentName, Bias
-from triplegain.agents.portfolio import OrderSide
 from triplegain.agents.technical import TechnicalView
 from triplegain.coordinator.consensus import SymbolViews
+from triplegain.model import AgentName, Bias, OrderSide
 from triplegain.risk import RiskSettings
 from triplegain.section import Section
 

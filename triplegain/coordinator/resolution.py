@@ -20,25 +20,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from triplegain.agents.base import Bias
 from triplegain.agents.review import REASONING_MAX_CHARS
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
 from triplegain.llm import LLMRequest, OfflineRule
+from triplegain.model import Bias, ResolutionAction
 from triplegain.section import Section
 
 RESOLUTION_PURPOSE = "conflict_resolution"
-
-
-class ResolutionAction(StrEnum):
-    PROCEED = "proceed"
-    MODIFY = "modify"
-    WAIT = "wait"
-    ABORT = "abort"
 
 
 class ResolutionAnswer(BaseModel):

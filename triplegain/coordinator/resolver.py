@@ -26,7 +26,6 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from triplegain.agents.base import Bias
 from triplegain.clock import Clock
 from triplegain.coordinator.conflicts import Conflict
 from triplegain.coordinator.resolution import (
@@ -54,6 +53,7 @@ from triplegain.llm import (
     first_success,
     load_template,
 )
+from triplegain.model import Bias
 from triplegain.section import Section
 
 CONSERVATIVE_RULE = "conservative_rule"

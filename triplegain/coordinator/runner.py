@@ -14,12 +14,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 import structlog
 
 from triplegain.clock import Clock
 from triplegain.coordinator.schedule import ScheduleSettings, TaskName, TaskSpec
+from triplegain.model import TaskStatus
 
 _log = structlog.get_logger("triplegain.coordinator")
 
@@ -30,12 +30,6 @@ TaskKey = tuple[TaskName, str | None]
 """A task and the symbol it runs for (None for a task that does not fan out)."""
 
 
-class RunStatus(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
 @dataclass(frozen=True)
 class TaskRun:
     """One run of a task for one symbol; ``error`` says why it failed or was skipped."""
@@ -44,7 +38,7 @@ class TaskRun:
     symbol: str | None
     started_at: datetime
     finished_at: datetime
-    status: RunStatus
+    status: TaskStatus
     error: str | None
     timed_out: bool = False
 
@@ -156,7 +150,7 @@ class TaskRunner:
         for flight in stuck:
             if flight.finished is None:
                 flight.cancelled_at_shutdown = self._run(
-                    flight, RunStatus.FAILED, f"cancelled at shutdown after {timeout:g}s"
+                    flight, TaskStatus.FAILED, f"cancelled at shutdown after {timeout:g}s"
                 )
             flight.task.cancel()
         if pending:
@@ -196,7 +190,7 @@ class TaskRunner:
             flight.task.add_done_callback(lambda _: self._in_flight.pop((name, symbol), None))
             return flight
         _log.info("task run skipped", task=name.value, symbol=symbol, reason=reason)
-        return self._run(flight, RunStatus.SKIPPED, reason)
+        return self._run(flight, TaskStatus.SKIPPED, reason)
 
     async def _execute(self, flight: _Flight, spec: TaskSpec) -> TaskRun:
         await self._await_dependencies(flight, spec)
@@ -236,17 +230,17 @@ class TaskRunner:
                 return self._failed(flight, error)
             _log.warning("task timed out", task=flight.name.value, symbol=flight.symbol, timeout=spec.timeout_seconds)
             return self._run(
-                flight, RunStatus.FAILED, f"TimeoutError: timed out after {spec.timeout_seconds:g}s", timed_out=True
+                flight, TaskStatus.FAILED, f"TimeoutError: timed out after {spec.timeout_seconds:g}s", timed_out=True
             )
         except Exception as error:
             return self._failed(flight, error)
-        return self._run(flight, RunStatus.SUCCEEDED, None)
+        return self._run(flight, TaskStatus.SUCCEEDED, None)
 
     def _failed(self, flight: _Flight, error: Exception) -> TaskRun:
         _log.warning("task failed", task=flight.name.value, symbol=flight.symbol, exc_info=error)
-        return self._run(flight, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        return self._run(flight, TaskStatus.FAILED, f"{type(error).__name__}: {error}")
 
-    def _run(self, flight: _Flight, status: RunStatus, error: str | None, *, timed_out: bool = False) -> TaskRun:
+    def _run(self, flight: _Flight, status: TaskStatus, error: str | None, *, timed_out: bool = False) -> TaskRun:
         return TaskRun(
             task=flight.name,
             symbol=flight.symbol,
@@ -258,7 +252,7 @@ class TaskRunner:
         )
 
     def _record(self, run: TaskRun) -> None:
-        if run.status is RunStatus.FAILED:
+        if run.status is TaskStatus.FAILED:
             self._failures += 1
         if run.timed_out:
             self._timeouts += 1

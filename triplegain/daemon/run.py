@@ -5,7 +5,7 @@
 In order: providers without an API key give way to the offline provider (said once); the database is opened
 (embedded unless ``TRIPLEGAIN_DATABASE_URL``) and migrated; the account's coordinator lock is taken (a second
 daemon on the account stops here with a clear message); a ``daemon_runs`` row is written; the paper broker
-restores the account; the trading system (``coordinator.system``) restores the coordinator; then candles flow:
+restores the account; the trading system (``triplegain.system``) restores the coordinator; then candles flow:
 
 - replay and synthetic: a simulated clock at candle time (``TradingSystem.replay``), paced by ``--speed`` in wall
   time or as fast as possible; the run ends with the replay and prints a summary;
@@ -39,10 +39,9 @@ from typing import Literal
 import structlog
 
 from triplegain.clock import Clock, FakeClock, WallClock
-from triplegain.config import Settings
+from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
-from triplegain.coordinator.system import TradingSystem, trading_system
 from triplegain.daemon.keys import offline_where_keys_missing
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
@@ -56,6 +55,7 @@ from triplegain.market.feeds.replay import CandleFile, ReplayFeed
 from triplegain.market.settings import ReplayFile
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
 from triplegain.store.runs import AccountLock, DaemonAlreadyRunning, account_lock, end_run, start_run
+from triplegain.system import TradingSystem, trading_system
 
 logger = structlog.get_logger(__name__)
 
@@ -105,7 +105,7 @@ async def run_daemon(
             account = settings.coordinator.account
             async with account_lock(db, account) as lock:
                 wall = WallClock()
-                run_id = await start_run(db, account, settings, wall.now())
+                run_id = await start_run(db, account, settings_digest(settings), wall.now())
                 board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                 reason = "error"
                 try:

@@ -18,8 +18,8 @@ from rich.live import Live
 from rich.table import Table
 
 from triplegain.clock import WallClock
-from triplegain.coordinator.system import TradingSystem
 from triplegain.market import Candle
+from triplegain.system import TradingSystem
 
 
 class Portfolio(Protocol):

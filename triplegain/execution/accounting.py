@@ -33,9 +33,9 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from triplegain.execution.fills import Side, decimal, floor_qty
+from triplegain.execution.fills import decimal, floor_qty
 from triplegain.execution.settings import MarketRules
-from triplegain.risk.models import ClosedTrade
+from triplegain.model import ClosedTrade, OrderSide
 
 RECENT_CLOSED_TRADES = 100
 """Closed trades kept for the risk rules (cooldowns) and the breaker (consecutive losses)."""
@@ -60,7 +60,7 @@ def tradable(qty: float, rules: MarketRules) -> bool:
     return floored > 0 and floored >= decimal(rules.min_qty)
 
 
-def quote_change(side: Side, qty: float, price: float, fee: float) -> float:
+def quote_change(side: OrderSide, qty: float, price: float, fee: float) -> float:
     """What a fill does to the quote balance; the one formula both the checks and the books use."""
     return -(qty * price + fee) if side == "buy" else qty * price - fee
 
@@ -97,7 +97,7 @@ class FillEffect(_Frozen):
     """One fill as the books need it: what, how much, at what price and fee, when, and the order's protection."""
 
     symbol: str
-    side: Side
+    side: OrderSide
     qty: float = Field(gt=0)
     price: float = Field(gt=0)
     fee: float = Field(ge=0)

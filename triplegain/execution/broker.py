@@ -49,14 +49,9 @@ from triplegain.execution.accounting import Position
 from triplegain.execution.exchange import BrokerState, CandleOutcome
 from triplegain.execution.settings import ExecutionSettings, MarketRules
 from triplegain.market.candle import Candle
-from triplegain.risk.models import AccountSnapshot, ClosedTrade
+from triplegain.model import OPEN_STATUSES, AccountSnapshot, CandleWrite, ClosedTrade, FillRow, OrderRow, OrderUpdate
 from triplegain.store.database import Database
-from triplegain.store.decisions import OrderRow
 from triplegain.store.execution import (
-    OPEN_STATUSES,
-    CandleWrite,
-    FillRow,
-    OrderUpdate,
     changes_anything,
     load_execution,
     record_candles,

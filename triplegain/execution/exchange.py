@@ -52,8 +52,6 @@ from triplegain.execution.accounting import (
 from triplegain.execution.fills import (
     BPS,
     ExitKind,
-    Liquidity,
-    Side,
     attached_exit,
     decimal,
     fee,
@@ -65,12 +63,14 @@ from triplegain.execution.fills import (
 )
 from triplegain.execution.settings import ExecutionSettings, MarketRules
 from triplegain.market.candle import Candle
-from triplegain.risk.models import ClosedTrade
-from triplegain.store.decisions import OrderRow
-from triplegain.store.execution import (
+from triplegain.model import (
     CandleWrite,
+    ClosedTrade,
     FillRow,
+    Liquidity,
     MarkRow,
+    OrderRow,
+    OrderSide,
     OrderUpdate,
     PortfolioSnapshotRow,
     PositionRow,
@@ -194,7 +194,7 @@ def review(
         ledger,
         settings,
         rules_for(order.symbol),
-        liquidity="maker" if order.type == "limit" else "taker",
+        liquidity=Liquidity.MAKER if order.type == "limit" else Liquidity.TAKER,
         at_fill=False,
         reserved_quote=reserved_quote,
         reserved_base=reserved_base.get(base, 0.0),
@@ -376,13 +376,13 @@ class _CandleRun:
         ]
         for order in (order for order in due if order.type == "market"):
             self._take(order)
-            self._execute(order, candle.open, "taker", max(candle.open_time, order.created_at))
+            self._execute(order, candle.open, Liquidity.TAKER, max(candle.open_time, order.created_at))
         for order in (order for order in due if order.type == "limit"):
             assert order.price is not None
             price = limit_fill_price(order.side, float(order.price), candle)
             if price is not None:
                 self._take(order)
-                self._execute(order, price, "maker", candle.close_time)
+                self._execute(order, price, Liquidity.MAKER, candle.close_time)
         self._attached_exit()
         for kind in (ExitKind.STOP_LOSS, ExitKind.TAKE_PROFIT):
             for order in (order for order in due if order.type == kind.value):
@@ -390,7 +390,7 @@ class _CandleRun:
                 reference = trigger_reference(kind, order.side, float(order.price), candle)
                 if reference is not None:
                     self._take(order)
-                    self._execute(order, reference, "taker", candle.close_time)
+                    self._execute(order, reference, Liquidity.TAKER, candle.close_time)
         return self._outcome()
 
     def _take(self, order: OrderRow) -> None:
@@ -427,11 +427,11 @@ class _CandleRun:
             reason=f"{what} of the {direction} position at {trigger:.8g}",
         )
         self.new_orders.append(order)
-        self._execute(order, reference, "taker", candle.close_time)
+        self._execute(order, reference, Liquidity.TAKER, candle.close_time)
 
     def _execute(self, order: OrderRow, reference: float, liquidity: Liquidity, ts: datetime) -> None:
         """Fill ``order`` from the market at ``reference`` (a maker's own price), or reject it at the fill."""
-        side: Side = order.side
+        side: OrderSide = order.side
         if liquidity == "taker":
             price = taker_price(side, reference, float(order.qty), self.candle.volume, self.settings, self.rules)
         else:
@@ -530,7 +530,7 @@ class _CandleRun:
 def _buy_change(qty: Decimal, price: float, liquidity: Liquidity, settings: ExecutionSettings) -> float:
     """What buying ``qty`` at ``price`` does to the quote balance, fee included."""
     amount = float(qty)
-    return quote_change("buy", amount, price, fee(amount * price, liquidity, settings.fee_schedule))
+    return quote_change(OrderSide.BUY, amount, price, fee(amount * price, liquidity, settings.fee_schedule))
 
 
 def _affordable(

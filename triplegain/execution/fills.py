@@ -30,13 +30,11 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
-from typing import Literal
 
 from triplegain.execution.settings import MAX_SLIPPAGE_BPS, ExecutionSettings, FeeSchedule, MarketRules
 from triplegain.market.candle import Candle
+from triplegain.model import Liquidity, OrderSide
 
-Side = Literal["buy", "sell"]
-Liquidity = Literal["maker", "taker"]
 BPS = 10_000.0
 
 
@@ -58,7 +56,7 @@ def floor_qty(qty: float | Decimal, step: float) -> Decimal:
     return (decimal(qty) / step_decimal).to_integral_value(rounding=ROUND_FLOOR) * step_decimal
 
 
-def round_price(price: float, step: float, side: Side) -> float:
+def round_price(price: float, step: float, side: OrderSide) -> float:
     """``price`` on the ``step`` grid, against the trader: a buy pays the step above, a sell gets the one below
     (never less than one step, so a price stays positive)."""
     step_decimal = decimal(step)
@@ -74,7 +72,7 @@ def slippage_bps(qty: float, candle_volume: float, settings: ExecutionSettings) 
 
 
 def taker_price(
-    side: Side, reference: float, qty: float, candle_volume: float, settings: ExecutionSettings, rules: MarketRules
+    side: OrderSide, reference: float, qty: float, candle_volume: float, settings: ExecutionSettings, rules: MarketRules
 ) -> float:
     """The price a taker fill of ``qty`` gets when the market is at ``reference``: slipped and rounded against
     the trader."""
@@ -89,14 +87,14 @@ def fee(notional: float, liquidity: Liquidity, schedule: FeeSchedule) -> float:
     return abs(notional) * bps / BPS
 
 
-def limit_fill_price(side: Side, limit: float, candle: Candle) -> float | None:
+def limit_fill_price(side: OrderSide, limit: float, candle: Candle) -> float | None:
     """The price a resting limit order fills at in ``candle``, or None when the candle did not trade through it."""
     if side == "buy":
         return min(candle.open, limit) if candle.low < limit else None
     return max(candle.open, limit) if candle.high > limit else None
 
 
-def trigger_reference(kind: ExitKind, side: Side, trigger: float, candle: Candle) -> float | None:
+def trigger_reference(kind: ExitKind, side: OrderSide, trigger: float, candle: Candle) -> float | None:
     """The market price a stop-loss or take-profit order executes from in ``candle`` (before slippage), or None
     when the candle did not reach its trigger.
 
@@ -113,7 +111,7 @@ def attached_exit(
 ) -> tuple[ExitKind, float, float] | None:
     """Which protective price of a position holding ``qty`` (signed) fires in ``candle``, its trigger, and the
     reference price it executes from; the stop when both are reached (the worse one first, see the module doc)."""
-    side: Side = "sell" if qty > 0 else "buy"
+    side = OrderSide.SELL if qty > 0 else OrderSide.BUY
     for kind, trigger in ((ExitKind.STOP_LOSS, stop), (ExitKind.TAKE_PROFIT, target)):
         if trigger is None:
             continue

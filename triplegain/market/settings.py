@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
@@ -165,3 +165,15 @@ class IndicatorSettings(Section):
                 f"macd_slow_period ({self.macd_slow_period})"
             )
         return self
+
+
+class MarketSettings(Section):
+    """Where candles come from, and the indicators computed from them."""
+
+    source: Literal["ccxt", "replay", "synthetic"] = Field(
+        default="ccxt", description="ccxt (live public candles), replay (CSV files) or synthetic (seeded)"
+    )
+    ccxt: CcxtFeedSettings = Field(default_factory=CcxtFeedSettings, description="live candles from an exchange")
+    replay: ReplaySettings = Field(default_factory=ReplaySettings, description="candles replayed from CSV files")
+    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings, description="seeded synthetic candles")
+    indicators: IndicatorSettings = Field(default_factory=IndicatorSettings, description="indicator periods")

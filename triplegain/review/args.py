@@ -14,10 +14,10 @@ from typing import get_args
 from uuid import UUID
 
 from triplegain.errors import UserError
+from triplegain.model import DecisionAction
 from triplegain.review.queries import ID_PREFIX_MIN
-from triplegain.store.decisions import Action
 
-ACTIONS: tuple[str, ...] = get_args(Action)
+ACTIONS: tuple[str, ...] = get_args(DecisionAction)
 _TIME_EXAMPLES = (
     "e.g. 2024-01-31, 2024-01-31T09:30, 2024-01-31T09:30:00Z or 2024-01-31T09:30:00+02:00 (UTC if no offset)"
 )
@@ -45,13 +45,13 @@ def parse_window(since: str | None, until: str | None) -> tuple[datetime | None,
     return start, end
 
 
-def parse_action(value: str | None) -> Action | None:
+def parse_action(value: str | None) -> DecisionAction | None:
     if value is None:
         return None
     text = value.strip().lower()
     if text not in ACTIONS:
         raise UserError(f"--action: {value!r} is not an action — one of {', '.join(ACTIONS)}")
-    return text  # type: ignore[return-value]  # checked against Action's values just above
+    return text  # type: ignore[return-value]  # checked against DecisionAction's values just above
 
 
 def parse_positive(value: str | None, option: str, default: int | None) -> int | None:

@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 
 from triplegain.clock import WallClock
-from triplegain.config import Settings
 from triplegain.errors import TriplegainError, UserError
 from triplegain.review.args import (
     ACTIONS,
@@ -66,6 +65,7 @@ from triplegain.review.queries import (
 from triplegain.review.render import call_block, call_table, decision_table, print_decision
 from triplegain.review.report import TABLE_LIMIT, render_html, report_data
 from triplegain.store import Database, interrupt_on_sigterm, open_database
+from triplegain.store.settings import DatabaseSettings
 
 decisions_app = typer.Typer(
     help="Review the coordinator's decisions: list them, show one with everything behind it, export them.",
@@ -195,11 +195,11 @@ def _emit(draw: Callable[[Console], None]) -> None:
 T = TypeVar("T")
 
 
-def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+def _run(database: DatabaseSettings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Open the configured database, do ``work`` with it, close it; its result. SIGTERM stops it like Ctrl-C."""
 
     async def main() -> T:
-        async with open_database(settings.database) as db:
+        async with open_database(database) as db:
             return await work(db)
 
     try:
@@ -249,12 +249,12 @@ def decisions_list(
     chosen = _decision_filter(
         since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", DEFAULT_LIMIT)
     )
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> tuple[list[DecisionSummary], int]:
         return await list_decisions(db, chosen), await count_decisions(db, chosen)
 
-    rows, total = _run(settings, work)
+    rows, total = _run(database, work)
     if not rows:
         typer.echo("no decisions match")
         return
@@ -269,7 +269,7 @@ def decisions_show(
 ) -> None:
     """Show a decision: agent views, consensus terms, conflicts, every LLM attempt, risk rules, order and fills."""
     query = parse_id(decision_id, "ID", "a decision")
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> DecisionRecord:
         wanted = await _resolve(db, query, "decision", decision_ids_starting_with)
@@ -278,7 +278,7 @@ def decisions_show(
             raise NotFound(f"no decision {wanted}")
         return record
 
-    record = _run(settings, work)
+    record = _run(database, work)
     _emit(lambda console: print_decision(console, record, full=full))
 
 
@@ -303,14 +303,14 @@ def decisions_export(
         since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", None)
     )
     export_format, path = _format(fmt, out)
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> None:
         count = await _export(decision_pages(db, chosen), DECISION_COLUMNS, export_format, path)
         if path is not None:
             typer.echo(f"{count} decisions written to {path}")
 
-    _run(settings, work)
+    _run(database, work)
 
 
 # --- LLM calls ---------------------------------------------------------------------------------------------
@@ -342,13 +342,13 @@ def llm_calls_list(
         since, until, provider, purpose, symbol, run, errors_only, parse_positive(limit, "--limit", DEFAULT_LIMIT)
     )
     decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> tuple[list[LLMCallSummary], int]:
         calls = await _with_decision(db, chosen, decision_query)
         return await list_llm_calls(db, calls), await count_llm_calls(db, calls)
 
-    rows, total = _run(settings, work)
+    rows, total = _run(database, work)
     if not rows:
         typer.echo("no LLM calls match")
         return
@@ -363,7 +363,7 @@ def llm_calls_show(
 ) -> None:
     """Show one LLM attempt: provider, model, latency, tokens, cost, outcome, both prompts and the response."""
     query = parse_id(call_id, "ID", "an LLM call")
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> LLMCall:
         wanted = await _resolve(db, query, "LLM call", llm_call_ids_starting_with)
@@ -372,7 +372,7 @@ def llm_calls_show(
             raise NotFound(f"no LLM call {wanted}")
         return call
 
-    call = _run(settings, work)
+    call = _run(database, work)
     _emit(lambda console: console.print(call_block(call, full=full)))
 
 
@@ -397,7 +397,7 @@ def llm_calls_export(
     )
     decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
     export_format, path = _format(fmt, out)
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> None:
         calls = await _with_decision(db, chosen, decision_query)
@@ -405,7 +405,7 @@ def llm_calls_export(
         if path is not None:
             typer.echo(f"{count} LLM calls written to {path}")
 
-    _run(settings, work)
+    _run(database, work)
 
 
 async def _with_decision(db: Database, calls: LLMCallFilter, query: IdQuery | None) -> LLMCallFilter:
@@ -456,7 +456,7 @@ def report(
     assert rows is not None
     path = _out_path(out, None)
     assert path is not None
-    settings = ctx.obj.settings()
+    database = ctx.obj.settings().database
 
     async def work(db: Database) -> str:
         if run_id is not None:
@@ -467,7 +467,7 @@ def report(
             chosen = await latest_run(db)
         return render_html(await report_data(db, chosen, now=WallClock().now(), table_limit=rows))
 
-    page = _run(settings, work)
+    page = _run(database, work)
     try:
         with atomic_path(path) as partial:
             partial.write_text(page, encoding="utf-8")

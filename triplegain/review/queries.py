@@ -28,16 +28,9 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from triplegain.model import DecisionAction, OrderRow
 from triplegain.store.database import Database
-from triplegain.store.decisions import (
-    ORDER_COLUMNS,
-    Action,
-    ConflictRow,
-    DecisionRow,
-    OrderRow,
-    decision_from_row,
-    order_from_row,
-)
+from triplegain.store.decisions import ORDER_COLUMNS, ConflictRow, DecisionRow, decision_from_row, order_from_row
 from triplegain.store.records import AgentOutputRecord
 
 DEFAULT_LIMIT = 50
@@ -71,7 +64,7 @@ class DecisionFilter(_TimeWindow):
     """Which decisions to read. Every field narrows; the defaults match every decision (the latest 50)."""
 
     symbol: str | None = Field(default=None, min_length=1, description="the market, e.g. BTC/USDT")
-    action: Action | None = None
+    action: DecisionAction | None = None
     conflicts_only: bool = Field(default=False, description="only decisions where a conflict rule fired")
     provider: str | None = Field(
         default=None, min_length=1, description="only decisions an LLM of this provider was asked about"
@@ -102,7 +95,7 @@ class DecisionSummary(BaseModel):
     account: str
     symbol: str
     ts: AwareDatetime
-    action: Action
+    action: DecisionAction
     confidence: float
     degradation_level: str = Field(description="NORMAL, REDUCED, LIMITED or EMERGENCY")
     coordinator_state: str

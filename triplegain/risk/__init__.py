@@ -25,20 +25,10 @@ short. Losses are counted over the whole account, not per symbol. Pure: the only
 
 from triplegain.risk.decision import assess_trade, size_cut_fraction
 from triplegain.risk.gates import loss_streak
-from triplegain.risk.models import (
-    AccountSnapshot,
-    ClosedTrade,
-    RiskDecision,
-    RiskRule,
-    RuleOutcome,
-    TradeProposal,
-    Verdict,
-)
+from triplegain.risk.models import RiskDecision, RiskRule, RuleOutcome, TradeProposal, Verdict
 from triplegain.risk.settings import RiskSettings
 
 __all__ = [
-    "AccountSnapshot",
-    "ClosedTrade",
     "RiskDecision",
     "RiskRule",
     "RiskSettings",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from triplegain.model import AccountSnapshot
 from triplegain.risk.gates import check_confidence, check_cooldown, check_reward_risk, check_stop
-from triplegain.risk.models import AccountSnapshot, RiskDecision, TradeProposal, Verdict
+from triplegain.risk.models import RiskDecision, TradeProposal, Verdict
 from triplegain.risk.settings import RiskSettings
 from triplegain.risk.sizing import size_order
 

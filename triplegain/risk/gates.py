@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from triplegain.agents.portfolio import OrderSide
-from triplegain.risk.models import AccountSnapshot, RiskRule, RuleOutcome, TradeProposal, Verdict, number
+from triplegain.model import AccountSnapshot, OrderSide
+from triplegain.risk.models import RiskRule, RuleOutcome, TradeProposal, Verdict, number
 from triplegain.risk.settings import RiskSettings
 
 

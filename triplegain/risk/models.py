@@ -5,10 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from triplegain.agents.portfolio import OrderSide
-from triplegain.agents.regime import RegimeName
+from triplegain.model import OrderSide, RegimeName
 
 
 class _Frozen(BaseModel):
@@ -27,35 +26,6 @@ class TradeProposal(_Frozen):
     regime: RegimeName
     size_reduction_pct: float = Field(default=0.0, ge=0, le=100, description="cut requested by a conflict resolver")
     leverage: float = Field(default=1.0, ge=1, description="leverage requested")
-
-
-class ClosedTrade(_Frozen):
-    """A finished trade: its realised result (after fees) and when it closed."""
-
-    pnl: float
-    closed_at: AwareDatetime
-
-
-class AccountSnapshot(_Frozen):
-    """The account as the rules see it, at ``now`` (the only time they read)."""
-
-    equity: float
-    cash: float = Field(description="free cash, the margin an order can draw on")
-    open_notional: dict[str, float] = Field(
-        default_factory=dict, description="absolute notional held per symbol, at current prices"
-    )
-    closed_trades: tuple[ClosedTrade, ...] = Field(default=(), description="recent closed trades, any order")
-    now: AwareDatetime
-
-    @model_validator(mode="after")
-    def _valid(self) -> Self:
-        negative = {symbol: value for symbol, value in self.open_notional.items() if value < 0}
-        if negative:
-            raise ValueError(f"open_notional values must be ≥ 0 (absolute notional): {negative}")
-        future = [trade.closed_at.isoformat() for trade in self.closed_trades if trade.closed_at > self.now]
-        if future:
-            raise ValueError(f"closed trades after now ({self.now.isoformat()}): {future}")
-        return self
 
 
 class RiskRule(StrEnum):

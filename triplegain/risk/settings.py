@@ -10,7 +10,7 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from triplegain.agents.regime import RegimeName
+from triplegain.model import RegimeName
 from triplegain.section import Section
 
 VOLATILE_REGIMES = frozenset({RegimeName.VOLATILE_BULL, RegimeName.VOLATILE_BEAR})

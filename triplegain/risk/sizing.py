@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from triplegain.risk.models import AccountSnapshot, RiskRule, RuleOutcome, TradeProposal, Verdict, number
+from triplegain.model import AccountSnapshot
+from triplegain.risk.models import RiskRule, RuleOutcome, TradeProposal, Verdict, number
 from triplegain.risk.settings import RiskSettings
 
 

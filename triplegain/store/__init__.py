@@ -20,19 +20,20 @@ explains batching, retries and refused rows); ``PostgresCallLog``, ``PostgresAge
 ``dead_letter_hook`` hand rows to it without waiting, ``recent_llm_calls`` and ``agent_outputs_for`` read them.
 
 Writes the trading loop depends on are awaited: ``commit_decision`` stores a decision with its conflicts and
-order in one transaction against the coordinator's state (``decisions``); ``save_snapshot`` stores the
-coordinator's degradation, breaker, heartbeat, task runs and events, ``load_snapshot`` and ``load_task_runs``
+order in one transaction against the coordinator's state (``decisions``); ``store_snapshot`` stores the
+coordinator's degradation, breaker, heartbeat, task runs and events, ``read_snapshot`` and ``load_task_runs``
 restore them at start (``coordinator_snapshot``).
 """
 
 from triplegain.store.agent_outputs import PostgresAgentOutputLog, agent_outputs_for
 from triplegain.store.coordinator_snapshot import (
     BreakerEventRow,
-    CoordinatorSnapshot,
+    DegradationEventRow,
+    SnapshotRow,
     TaskRunRow,
-    load_snapshot,
     load_task_runs,
-    save_snapshot,
+    read_snapshot,
+    store_snapshot,
 )
 from triplegain.store.database import (
     DATABASE_URL_ENV,
@@ -49,7 +50,6 @@ from triplegain.store.decisions import (
     DecisionDetails,
     DecisionRow,
     DecisionWrite,
-    OrderRow,
     StoredDecision,
     commit_decision,
     decision_details,
@@ -83,24 +83,24 @@ __all__ = [
     "BatchWriter",
     "BreakerEventRow",
     "ConflictRow",
-    "CoordinatorSnapshot",
     "Database",
     "DeadLetterRow",
     "DecisionCall",
     "DecisionDetails",
     "DecisionRow",
     "DecisionWrite",
+    "DegradationEventRow",
     "EmbeddedServer",
     "LLMCallRow",
     "Migration",
     "MigrationError",
     "MigrationState",
     "MigrationStatus",
-    "OrderRow",
     "PostgresAgentOutputLog",
     "PostgresCallLog",
     "RejectedRow",
     "RowsNotWritten",
+    "SnapshotRow",
     "StoredDecision",
     "TaskRunRow",
     "WriteBufferFull",
@@ -115,14 +115,14 @@ __all__ = [
     "embedded_server",
     "interrupt_on_sigterm",
     "load_migrations",
-    "load_snapshot",
     "load_task_runs",
     "migrate",
     "migration_status",
     "open_database",
     "open_database_at",
     "pending_orders",
+    "read_snapshot",
     "recent_llm_calls",
-    "save_snapshot",
+    "store_snapshot",
     "translate_errors",
 ]

@@ -1,9 +1,10 @@
 """The coordinator's snapshot: degradation, breaker, heartbeat, last task runs and their events, saved at once.
 
-``save_snapshot`` stores, in one transaction, everything the coordinator changed in a step: the degradation
+``store_snapshot`` stores, in one transaction, everything the coordinator changed in a step: the degradation
 state (with its hysteresis timers, so a restart does not recover early), the breaker state (baselines, streak,
 active trips), the heartbeat, the last run of each task, and the degradation transitions and breaker trips or
-resets of that step as event rows. ``load_snapshot`` and ``load_task_runs`` give them back at start.
+resets of that step as event rows. ``read_snapshot`` and ``load_task_runs`` give them back at start. The
+degradation and breaker states are JSON here: their models are the coordinator's (``coordinator.snapshot``).
 
 The account's state (RUNNING, PAUSED, HALTED) is read here but never written: it belongs to the command applier
 (``coordinator_state.apply_pending``), and writing it from a snapshot taken before an operator's pause would
@@ -26,17 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
-from triplegain.coordinator.breaker import BreakerRule, PortfolioBreakerState, Trip
-from triplegain.coordinator.degradation import DegradationLevel, DegradationState, Transition
-from triplegain.coordinator.state import CoordinatorState, StateRecord
-from triplegain.errors import DatabaseError
+from triplegain.model import BreakerRule, CoordinatorState, DegradationLevel, StateRecord, TaskStatus
 from triplegain.store.coordinator_state import ensure_state_row
 from triplegain.store.database import Database
 from triplegain.store.decisions import DecisionWrite, store_holds
 
-TaskStatus = Literal["succeeded", "failed", "skipped"]
 BreakerEventState = Literal["tripped", "reset"]
 
 NO_SYMBOL = ""
@@ -84,26 +81,27 @@ class BreakerEventRow:
         if self.state not in ("tripped", "reset"):
             raise ValueError(f"a breaker event is tripped or reset, not {self.state!r}")
 
-    @classmethod
-    def tripped(cls, trip: Trip) -> BreakerEventRow:
-        """The event of ``trip``: why (reason) and the figures (measured, threshold, equity, reference equity),
-        with the action taken and until when."""
-        return cls(ts=trip.at, rule=trip.rule, state="tripped", details=trip.model_dump(mode="json"))
 
-    @classmethod
-    def ended(cls, trip: Trip, at: datetime, reason: str) -> BreakerEventRow:
-        """The event of ``trip`` ending at ``at`` (a pause expiring, a person resetting a halt), and why."""
-        details: dict[str, JsonValue] = {"reason": reason, "trip": trip.model_dump(mode="json")}
-        return cls(ts=at, rule=trip.rule, state="reset", details=details)
+@dataclass(frozen=True)
+class DegradationEventRow:
+    """A ``degradation_events`` row: the level changed at ``ts``, with the causes (as JSON) that moved it."""
+
+    ts: datetime
+    from_level: DegradationLevel
+    to_level: DegradationLevel
+    causes: list[JsonValue]
 
 
 @dataclass(frozen=True)
-class CoordinatorSnapshot:
-    """What a restarted coordinator continues from. ``last_heartbeat`` is None until a daemon has run."""
+class SnapshotRow:
+    """The account's row as a restarted coordinator reads it: the state, the degradation level, the degradation
+    and breaker states as stored (JSON; ``degradation`` None until a snapshot was saved) and the heartbeat (None
+    until a daemon has run). The coordinator turns the JSON back into its models (``coordinator.snapshot``)."""
 
     state: StateRecord
-    degradation: DegradationState
-    breaker: PortfolioBreakerState
+    degradation_level: DegradationLevel
+    degradation: JsonValue
+    breaker: JsonValue
     last_heartbeat: datetime | None
 
 
@@ -151,16 +149,17 @@ _INSERT_BREAKER_EVENT = """
 """
 
 
-async def save_snapshot(
+async def store_snapshot(
     db: Database,
     account: str,
     *,
     now: datetime,
-    degradation: DegradationState,
-    breaker: PortfolioBreakerState,
+    degradation_level: DegradationLevel,
+    degradation: JsonValue,
+    breaker: JsonValue,
     heartbeat: datetime | None = None,
     task_runs: Sequence[TaskRunRow] = (),
-    degradation_events: Sequence[Transition] = (),
+    degradation_events: Sequence[DegradationEventRow] = (),
     breaker_events: Sequence[BreakerEventRow] = (),
     holds: Sequence[DecisionWrite] = (),
 ) -> None:
@@ -172,14 +171,14 @@ async def save_snapshot(
     """
     with db.errors(f"saving the coordinator snapshot of {account}"):
         async with db.pool.acquire() as connection, connection.transaction():
-            await ensure_state_row(connection, account, now, degradation.level)
+            await ensure_state_row(connection, account, now, degradation_level)
             await store_holds(connection, holds)
             await connection.execute(
                 _UPDATE_SNAPSHOT,
                 account,
-                degradation.level.name,
-                degradation.model_dump(mode="json"),
-                breaker.model_dump(mode="json"),
+                degradation_level.name,
+                degradation,
+                breaker,
                 heartbeat,
             )
             if task_runs:
@@ -195,12 +194,8 @@ async def save_snapshot(
                 )
 
 
-async def load_snapshot(db: Database, account: str) -> CoordinatorSnapshot | None:
-    """The stored snapshot of ``account``; None if the account has no row.
-
-    A row that only the command applier or a decision has written (no snapshot saved yet) reads as its
-    degradation level since its state changed, with no recovery pending, and an empty breaker.
-    """
+async def read_snapshot(db: Database, account: str) -> SnapshotRow | None:
+    """The stored snapshot of ``account``; None if the account has no row."""
     with db.errors(f"loading the coordinator snapshot of {account}"):
         row = await db.pool.fetchrow(_SELECT_SNAPSHOT, account)
     if row is None:
@@ -211,20 +206,12 @@ async def load_snapshot(db: Database, account: str) -> CoordinatorSnapshot | Non
         changed_by=row["changed_by"],
         reason=row["reason"],
     )
-    try:
-        stored = row["degradation"]
-        degradation = (
-            DegradationState.model_validate(stored)
-            if stored
-            else DegradationState(level=DegradationLevel[row["degradation_level"]], since=row["changed_at"])
-        )
-        breaker = PortfolioBreakerState.model_validate(row["breaker_state"])
-    except ValidationError as exc:
-        raise DatabaseError(
-            f"the coordinator snapshot of {account} stored on {db.server} is not valid: {' '.join(str(exc).split())}"
-        ) from exc
-    return CoordinatorSnapshot(
-        state=state, degradation=degradation, breaker=breaker, last_heartbeat=row["last_heartbeat"]
+    return SnapshotRow(
+        state=state,
+        degradation_level=DegradationLevel[row["degradation_level"]],
+        degradation=row["degradation"],
+        breaker=row["breaker_state"],
+        last_heartbeat=row["last_heartbeat"],
     )
 
 
@@ -240,7 +227,7 @@ async def load_task_runs(db: Database, account: str) -> dict[tuple[str, str | No
             symbol=symbol,
             started_at=row["started_at"],
             finished_at=row["finished_at"],
-            status=row["status"],
+            status=TaskStatus(row["status"]),
             error=row["error"],
         )
     return runs
@@ -251,11 +238,5 @@ def _task_run_values(account: str, run: TaskRunRow) -> tuple[Any, ...]:
     return (account, run.task, symbol, run.started_at, run.finished_at, run.status, run.error)
 
 
-def _degradation_event_values(account: str, transition: Transition) -> tuple[Any, ...]:
-    return (
-        account,
-        transition.at,
-        transition.from_level.name,
-        transition.to_level.name,
-        [cause.model_dump(mode="json") for cause in transition.causes],
-    )
+def _degradation_event_values(account: str, event: DegradationEventRow) -> tuple[Any, ...]:
+    return (account, event.ts, event.from_level.name, event.to_level.name, event.causes)

@@ -21,19 +21,12 @@ either wholly before or wholly after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from triplegain.coordinator.degradation import DegradationLevel
-from triplegain.coordinator.state import (
-    Applied,
-    Command,
-    CommandError,
-    CoordinatorState,
-    StateRecord,
-    apply,
-)
+from triplegain.model import Applied, Command, CommandError, CoordinatorState, DegradationLevel, Outcome, StateRecord
 from triplegain.store.database import Database
 
 NOTIFY_CHANNEL = "triplegain_commands"
@@ -153,10 +146,15 @@ async def settle_command(
     return result == "UPDATE 1"
 
 
+CommandRule = Callable[[StateRecord, Command, datetime], Outcome]
+"""What a command does to a state (the coordinator's ``state.apply_command``)."""
+
+
 async def apply_pending(
-    db: Database, account: str, now: datetime, degradation_level: DegradationLevel
+    db: Database, account: str, now: datetime, degradation_level: DegradationLevel, apply_command: CommandRule
 ) -> list[SettledCommand]:
-    """Apply every pending command of ``account`` in id order to its stored state, in one transaction.
+    """Apply every pending command of ``account`` in id order to its stored state with ``apply_command``, in one
+    transaction.
 
     Saves the resulting state (``degradation_level`` only if the row is new) and settles each row: applied,
     refused (e.g. resume from HALTED without force) or rejected (malformed). Returns the settled rows in id order.
@@ -180,7 +178,7 @@ async def apply_pending(
                         await connection.execute(_SETTLE, row["id"], "rejected", f"rejected: {exc}", now)
                         settled.append(SettledCommand(row["id"], None, "rejected", f"rejected: {exc}"))
                         continue
-                    outcome = apply(record, command, now)
+                    outcome = apply_command(record, command, now)
                     status: Status = "applied" if isinstance(outcome, Applied) else "refused"
                     if isinstance(outcome, Applied):
                         record = outcome.record

@@ -24,7 +24,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
@@ -34,10 +34,7 @@ from pydantic import JsonValue
 from triplegain.errors import DatabaseError, UserError
 from triplegain.paths import home_dir
 from triplegain.store.embedded import embedded_server
-
-if TYPE_CHECKING:
-    # config declares the writer's settings (store.settings), so importing it here at run time would be circular.
-    from triplegain.config import DatabaseConfig
+from triplegain.store.settings import DatabaseSettings
 
 DATABASE_URL_ENV = "TRIPLEGAIN_DATABASE_URL"
 EMBEDDED_DATA_DIR = "pgdata"
@@ -65,7 +62,7 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def open_database(config: DatabaseConfig) -> AsyncIterator[Database]:
+async def open_database(config: DatabaseSettings) -> AsyncIterator[Database]:
     """The configured database for the duration of the block: ``TRIPLEGAIN_DATABASE_URL``, else embedded."""
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
     if url:
@@ -84,7 +81,7 @@ async def open_database(config: DatabaseConfig) -> AsyncIterator[Database]:
 
 
 @contextlib.asynccontextmanager
-async def open_database_at(url: str, config: DatabaseConfig) -> AsyncIterator[Database]:
+async def open_database_at(url: str, config: DatabaseSettings) -> AsyncIterator[Database]:
     """The database a PostgreSQL URL names, for the duration of the block."""
     with _malformed_url_is_a_user_error(url):
         server = describe_url(url)
@@ -181,7 +178,7 @@ async def _keep_session(connection: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _pooled(url: str, server: str, config: DatabaseConfig, *, embedded: bool) -> AsyncIterator[Database]:
+async def _pooled(url: str, server: str, config: DatabaseSettings, *, embedded: bool) -> AsyncIterator[Database]:
     with (
         translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds),
         _malformed_url_is_a_user_error(url),  # asyncpg parses the URL as it connects
@@ -241,7 +238,7 @@ async def _use_json_codecs(connection: Any) -> None:
         await connection.set_type_codec(type_name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads)
 
 
-async def _create_database_if_missing(maintenance_url: str, name: str, server: str, config: DatabaseConfig) -> None:
+async def _create_database_if_missing(maintenance_url: str, name: str, server: str, config: DatabaseSettings) -> None:
     with translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds):
         connection = await asyncpg.connect(maintenance_url, timeout=config.connect_timeout_seconds)
         try:

@@ -28,22 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from triplegain.coordinator.degradation import DegradationLevel
-from triplegain.coordinator.state import CoordinatorState
+from triplegain.model import CoordinatorState, DecisionAction, DegradationLevel, OrderRow, ResolutionAction
 from triplegain.store.coordinator_state import ensure_state_row, locked_state
 from triplegain.store.database import Database
-
-Action = Literal["buy", "sell", "hold"]
-ConflictResolution = Literal["proceed", "modify", "wait", "abort"]
-OrderSide = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop_loss", "take_profit"]
-OrderStatus = Literal["pending", "open", "partially_filled", "filled", "cancelled", "rejected", "expired"]
 
 _ROW_CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -58,7 +50,7 @@ class DecisionRow(BaseModel):
     account: str = Field(min_length=1)
     symbol: str = Field(min_length=1)
     ts: AwareDatetime = Field(description="the time of the task run that decided (candle time in a replay)")
-    action: Action
+    action: DecisionAction
     confidence: float = Field(ge=0, le=1)
     consensus_inputs: list[JsonValue] | dict[str, JsonValue] = Field(description="the agent views that counted")
     consensus_terms: dict[str, JsonValue] = Field(description="the formula's constants and each view's term")
@@ -87,52 +79,13 @@ class ConflictRow(BaseModel):
     ts: AwareDatetime
     rule: str = Field(min_length=1)
     details: dict[str, JsonValue]
-    resolution: ConflictResolution | None = Field(default=None, description="None until settled")
+    resolution: ResolutionAction | None = Field(default=None, description="None until settled")
     resolved_by: str | None = Field(default=None, description="provider/model, or the conservative rule")
 
     @model_validator(mode="after")
     def _settled_by_someone(self) -> Self:
         if (self.resolution is None) != (self.resolved_by is None):
             raise ValueError("a conflict has both a resolution and who resolved it, or neither")
-        return self
-
-
-class OrderRow(BaseModel):
-    """An ``orders`` row. ``client_order_id`` is the idempotency key; a float quantity or price is taken by its
-    shortest repr (0.1 is Decimal("0.1"), not the binary value)."""
-
-    model_config = _ROW_CONFIG
-
-    id: UUID
-    client_order_id: str = Field(min_length=1)
-    account: str = Field(min_length=1)
-    decision_id: UUID | None = Field(description="None for an order no decision made (a stop, a flatten)")
-    symbol: str = Field(min_length=1)
-    side: OrderSide
-    type: OrderType
-    qty: Decimal = Field(gt=0)
-    price: Decimal | None = Field(default=None, gt=0, description="limit or trigger price; None for market")
-    status: OrderStatus = "pending"
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
-    reason: str
-    stop_price: Decimal | None = Field(
-        default=None, gt=0, description="the stop the position this order opens gets; None: none (or keep the one set)"
-    )
-    target_price: Decimal | None = Field(
-        default=None, gt=0, description="the target the position this order opens gets; None: none (or keep it)"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.type != "market" and self.price is None:
-            raise ValueError(f"a {self.type} order needs a price")
-        if self.updated_at < self.created_at:
-            raise ValueError("updated_at is before created_at")
-        stop, target = self.stop_price, self.target_price
-        if stop is not None and target is not None and (stop < target) != (self.side == "buy"):
-            below = "below" if self.side == "buy" else "above"
-            raise ValueError(f"a {self.side} order's stop {stop} must lie {below} its target {target}")
         return self
 
 

@@ -22,112 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
-from uuid import UUID
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import ConfigDict
 
-from triplegain.store.database import Database
-from triplegain.store.decisions import (
-    INSERT_ORDER,
-    ORDER_COLUMNS,
+from triplegain.model import (
+    CandleWrite,
+    FillRow,
+    MarkRow,
     OrderRow,
-    OrderSide,
     OrderStatus,
-    order_from_row,
-    order_values,
+    OrderUpdate,
+    PortfolioSnapshotRow,
+    PositionRow,
+    StoredFill,
 )
-
-Liquidity = Literal["maker", "taker"]
-OPEN_STATUSES: tuple[OrderStatus, ...] = ("open", "partially_filled")
-"""Orders the broker holds, waiting for their candle."""
+from triplegain.store.database import Database
+from triplegain.store.decisions import INSERT_ORDER, ORDER_COLUMNS, order_from_row, order_values
 
 _ROW_CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class FillRow(BaseModel):
-    """A ``fills`` row, with the order's client id, account, symbol and side for the reader's convenience."""
-
-    model_config = _ROW_CONFIG
-
-    id: UUID = Field(description="derived from client_fill_id, so a retried write has the same id")
-    order_id: UUID
-    client_order_id: str = Field(min_length=1)
-    client_fill_id: str = Field(min_length=1, description="the idempotency key, e.g. '<client_order_id>:1'")
-    account: str = Field(min_length=1)
-    symbol: str = Field(min_length=1)
-    side: OrderSide
-    qty: float = Field(gt=0)
-    price: float = Field(gt=0)
-    fee: float = Field(ge=0)
-    fee_currency: str = Field(min_length=1)
-    liquidity: Liquidity
-    ts: AwareDatetime
-
-
-class OrderUpdate(BaseModel):
-    """A status the broker gives an order, why, and the quantity it accepted (None: unchanged)."""
-
-    model_config = _ROW_CONFIG
-
-    client_order_id: str = Field(min_length=1)
-    status: OrderStatus
-    updated_at: AwareDatetime
-    status_reason: str | None = None
-    qty: Decimal | None = Field(default=None, gt=0)
-
-
-class PositionRow(BaseModel):
-    """A ``positions`` row: what the account holds in one symbol."""
-
-    model_config = _ROW_CONFIG
-
-    account: str = Field(min_length=1)
-    symbol: str = Field(min_length=1)
-    qty: float
-    avg_price: float = Field(gt=0)
-    stop_price: float | None = Field(default=None, gt=0)
-    target_price: float | None = Field(default=None, gt=0)
-    opened_at: AwareDatetime
-    updated_at: AwareDatetime
-
-
-class PortfolioSnapshotRow(BaseModel):
-    """A ``portfolio_snapshots`` row: the account's value at a time."""
-
-    model_config = _ROW_CONFIG
-
-    account: str = Field(min_length=1)
-    ts: AwareDatetime
-    equity: float
-    cash: float
-    positions: dict[str, JsonValue] = Field(description="symbol → qty, price, value (and entry, stop, target)")
-    drawdown: float = Field(ge=0, le=1)
-
-
-class MarkRow(BaseModel):
-    """A ``broker_marks`` row: the last candle processed of a symbol, and its close."""
-
-    model_config = _ROW_CONFIG
-
-    account: str = Field(min_length=1)
-    symbol: str = Field(min_length=1)
-    candle_open_time: AwareDatetime
-    price: float = Field(gt=0)
-
-
-@dataclass(frozen=True)
-class CandleWrite:
-    """What one candle did to an account (stored by ``record_candles``)."""
-
-    account: str
-    new_orders: tuple[OrderRow, ...]
-    updates: tuple[OrderUpdate, ...]
-    fills: tuple[FillRow, ...]
-    positions: tuple[PositionRow, ...]
-    closed_positions: tuple[str, ...]
-    snapshot: PortfolioSnapshotRow
-    mark: MarkRow
 
 
 @dataclass(frozen=True)
@@ -138,15 +51,6 @@ class Submission:
     order: OrderRow
     status_reason: str | None
     changed: bool
-
-
-@dataclass(frozen=True)
-class StoredFill:
-    """A stored fill with what the books need of its order."""
-
-    fill: FillRow
-    stop_price: float | None
-    target_price: float | None
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,12 @@ killed outright loses its connection, and the server frees the lock with it. So 
 cuts the connection: the daemon ``reassert``s the lock once the database is back, and stops if another daemon
 took it meanwhile. ``daemon_running`` probes the lock
 without keeping it (for ``triplegain coordinator``). ``start_run`` / ``end_run`` keep the ``daemon_runs`` row:
-when, which settings (a hash), which version, where, and why it stopped.
+when, which settings (a digest), which version, where, and why it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -23,7 +22,6 @@ from typing import Any
 import asyncpg
 
 from triplegain import __version__
-from triplegain.config import Settings
 from triplegain.errors import TriplegainError
 from triplegain.store.database import Database, connection_lost
 
@@ -32,11 +30,6 @@ _LOCK_KEY = "SELECT hashtextextended('triplegain:' || $1, 0)"
 
 class DaemonAlreadyRunning(TriplegainError):
     """Another daemon holds the account's lock."""
-
-
-def config_hash(settings: Settings) -> str:
-    """sha256 of the settings as JSON (they hold no secrets: those come from the environment)."""
-    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
 
 
 class AccountLock:
@@ -154,8 +147,8 @@ async def daemon_running(db: Database, account: str) -> bool:
     return not free
 
 
-async def start_run(db: Database, account: str, settings: Settings, now: datetime) -> int:
-    """Record a daemon's start; the run's id."""
+async def start_run(db: Database, account: str, settings_digest: str, now: datetime) -> int:
+    """Record a daemon's start with the digest of its settings (``config.settings_digest``); the run's id."""
     with db.errors("recording the daemon's start"):
         run_id: int = await db.pool.fetchval(
             """
@@ -164,7 +157,7 @@ async def start_run(db: Database, account: str, settings: Settings, now: datetim
             """,
             account,
             now,
-            config_hash(settings),
+            settings_digest,
             __version__,
             socket.gethostname(),
             os.getpid(),

@@ -1,10 +1,10 @@
-"""Settings of the batching writer that stores the bulk logs (LLM calls, agent outputs, dead letters)."""
+"""Settings of the PostgreSQL store: the connection pool and server, and the batching writer of bulk logs."""
 
 from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from triplegain.section import Section
 
@@ -71,3 +71,28 @@ class WriterSettings(Section):
                 f"retry_initial_seconds ({self.retry_initial_seconds:g})"
             )
         return self
+
+
+class DatabaseSettings(Section):
+    """PostgreSQL. The server is TRIPLEGAIN_DATABASE_URL when set, else an embedded one in TRIPLEGAIN_HOME."""
+
+    pool_min_size: int = Field(default=1, ge=0, description="connections the pool keeps open")
+    pool_max_size: int = Field(default=10, ge=1, description="most connections the pool opens")
+    connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="give up connecting to the server after this long"
+    )
+    command_timeout_seconds: float = Field(default=30.0, gt=0, description="give up on one statement after this long")
+    embedded_start_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="give up starting the embedded server after this long"
+    )
+    writer: WriterSettings = Field(
+        default_factory=WriterSettings, description="the batching writer of bulk logs (agent views, LLM calls)"
+    )
+
+    @field_validator("pool_max_size")
+    @classmethod
+    def _pool_bounds(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("pool_min_size")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least pool_min_size ({low})")
+        return value

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from triplegain.agents import AGENT_OFFLINE_RULES
-from triplegain.agents.base import AgentName, AgentOutput
+from triplegain.agents.base import AgentOutput
 from triplegain.agents.pipeline import AgentPipeline, Balances
 from triplegain.agents.recording import output_from_record, record_agent_views
 from triplegain.bus import MessageBus
@@ -36,12 +36,14 @@ from triplegain.coordinator.replay import CandleReplay, ReplayProgress
 from triplegain.coordinator.resolver import ConflictResolver, build_resolver_gateways
 from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
+from triplegain.coordinator.snapshot import load_snapshot
 from triplegain.coordinator.tasks import scheduled_tasks
 from triplegain.llm import LLMGateway, build_gateway
 from triplegain.market import Candle, Timeframe
+from triplegain.model import AgentName
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
 from triplegain.store.agent_outputs import latest_agent_outputs
-from triplegain.store.coordinator_snapshot import TaskRunRow, load_snapshot, load_task_runs
+from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
 
 CandleHook = Callable[[Candle], Awaitable[None]]
 
