@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import get_args
 from uuid import UUID
 
 from triplegain.errors import UserError
 from triplegain.model import DecisionAction
 from triplegain.review.queries import ID_PREFIX_MIN
 
-ACTIONS: tuple[str, ...] = get_args(DecisionAction)
+ACTIONS: tuple[str, ...] = tuple(DecisionAction)
 _TIME_EXAMPLES = (
     "e.g. 2024-01-31, 2024-01-31T09:30, 2024-01-31T09:30:00Z or 2024-01-31T09:30:00+02:00 (UTC if no offset)"
 )
@@ -51,7 +50,7 @@ def parse_action(value: str | None) -> DecisionAction | None:
     text = value.strip().lower()
     if text not in ACTIONS:
         raise UserError(f"--action: {value!r} is not an action — one of {', '.join(ACTIONS)}")
-    return text  # type: ignore[return-value]  # checked against DecisionAction's values just above
+    return DecisionAction(text)
 
 
 def parse_positive(value: str | None, option: str, default: int | None) -> int | None:
