@@ -72,7 +72,7 @@ async def throughput(factory: Factory, subscribers: int, messages: Sequence[Mess
         await target.publish(message)
     await target.drain()
     elapsed = time.perf_counter() - started
-    await target.close()
+    await target.aclose()
     return len(messages) / elapsed
 
 
@@ -98,7 +98,7 @@ async def delivery_latency(factory: Factory, subscribers: int, messages: Sequenc
         publish_started = time.perf_counter()
         await target.publish(message)
         await all_handled.wait()
-    await target.close()
+    await target.aclose()
     return samples
 
 
@@ -118,7 +118,7 @@ async def publish_latency_with_slow_handler(
         await target.publish(message)
         samples.append(time.perf_counter() - started)
         await asyncio.sleep(0)  # let the handlers run between publishes, as a real publisher would
-    await target.close()
+    await target.aclose()
     return samples
 
 
@@ -154,7 +154,7 @@ async def memory_growth(total: int) -> dict[str, Any]:
     rss_at_end = resident_bytes()
     elapsed = time.perf_counter() - started
     stats = bus.stats()
-    await bus.close()
+    await bus.aclose()
     return {
         "messages": total,
         "seconds": round(elapsed, 2),

@@ -80,4 +80,4 @@ async def coordinator_harness(
         try:
             yield Harness(coordinator, bus, clock, monitor)
         finally:
-            await coordinator.stop()
+            await coordinator.aclose()

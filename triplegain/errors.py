@@ -24,5 +24,10 @@ class ConfigError(UserError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
+class ResourceClosed(TriplegainError):
+    """A resource (the bus, the batching writer, a feed) was closed and refuses what was asked of it; each resource
+    raises its own subclass, so a caller may catch one or all of them."""
+
+
 class DatabaseError(TriplegainError):
     """The database could not be reached or refused an operation; the message names the server."""

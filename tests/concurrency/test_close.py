@@ -45,7 +45,7 @@ async def test_close_with_messages_in_flight_accounts_for_every_one(clock: FakeC
     await expiring.until(33)
     await fast.until(40)
 
-    await bus.close()  # held: 1 running + 39 queued; ticks: 1 running + 4 queued
+    await bus.aclose()  # held: 1 running + 39 queued; ticks: 1 running + 4 queued
 
     letters = bus.dead_letters()
     dead = Counter((letter.message.id, letter.subscription) for letter in letters)
@@ -78,7 +78,7 @@ async def test_close_drains_while_handlers_can_finish(clock: FakeClock) -> None:
         await bus.publish(make_message(clock, index))
     await gate.entered.wait()
 
-    closing = asyncio.create_task(bus.close())
+    closing = asyncio.create_task(bus.aclose())
     await gate.until(1)
     gate.open()
     await closing
@@ -96,7 +96,7 @@ async def test_close_cancels_a_handler_that_does_not_finish(clock: FakeClock) ->
         await bus.publish(make_message(clock, index))
     await never.entered.wait()
 
-    await bus.close()
+    await bus.aclose()
 
     assert [(label(letter.message), letter.reason) for letter in bus.dead_letters()] == [
         (0, DeadLetterReason.CLOSED),
@@ -123,7 +123,7 @@ async def test_close_stops_a_worker_whose_handler_swallows_the_cancellation(cloc
         await bus.publish(make_message(clock, index))
     await entered.wait()
 
-    await bus.close()
+    await bus.aclose()
 
     stats = bus.stats()
     assert (stats.delivered, stats.discarded, stats.accounted, stats.enqueued) == (1, 2, 3, 3)
@@ -146,7 +146,7 @@ async def test_blocked_publishers_get_bus_closed(clock: FakeClock) -> None:
     for event in started:
         await event.wait()
 
-    await bus.close()
+    await bus.aclose()
 
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(result, BusClosed) for result in results)
@@ -156,8 +156,8 @@ async def test_blocked_publishers_get_bus_closed(clock: FakeClock) -> None:
 
 async def test_after_close_publish_and_subscribe_are_refused(clock: FakeClock) -> None:
     bus = MessageBus(bus_config(), clock=clock)
-    await bus.close()
-    await bus.close()  # a second close is harmless
+    await bus.aclose()
+    await bus.aclose()  # a second close is harmless
 
     with pytest.raises(BusClosed, match="closed"):
         await bus.publish(make_message(clock, "late"))
@@ -173,7 +173,7 @@ async def test_drain_or_close_from_a_handler_fails_that_message_only(clock: Fake
             if label(message) == "drain":
                 await bus.drain()
             else:
-                await bus.close()
+                await bus.aclose()
 
         await bus.subscribe(Topic.TA_SIGNALS, waits_for_itself, name="self-waiter")
         await bus.publish(make_message(clock, "drain"))

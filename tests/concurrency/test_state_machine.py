@@ -238,7 +238,7 @@ class BusMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             self.gate.set()
-            self.run(self.bus.close())
+            self.run(self.bus.aclose())
             stats = self.bus.stats()
             assert stats.enqueued == stats.accounted
         finally:

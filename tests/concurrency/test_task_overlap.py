@@ -161,7 +161,7 @@ async def test_live_a_task_slower_than_its_interval_never_overlaps_itself() -> N
         tracker.release.set()
         await tracker.calls_reach("BTC/USDT", 3)
     finally:
-        cancelled = await live.shutdown()
+        cancelled = await live.aclose()
 
     assert cancelled == []
     assert all(count == 1 for count in tracker.max_active.values())

@@ -178,7 +178,7 @@ async def test_past_the_bound_the_writer_refuses_rows_signals_overflow_and_keeps
         assert (raised.value.bound, raised.value.held) == (5, 5)
         assert (writer.stats().overflowed, writer.stats().submitted, writer.stats().buffered) == (True, 5, 5)
         with pytest.raises(RowsNotWritten, match="close: 5 rows could not be written") as not_written:
-            await writer.close()  # the daemon stops while the database is still gone
+            await writer.aclose()  # the daemon stops while the database is still gone
     assert not_written.value.rows == 5
     assert writer.unwritten() == held
 

@@ -74,7 +74,7 @@ async def test_a_model_answer_refines_the_view(
         (Answer("I think it goes up. Buy everything!"), "LLMOutputError: no JSON object in the answer"),
         (
             Answer('{"bias": "long", "strength": 1.7, "confidence": 0.9, "reasoning": "moon"}'),
-            "LLMOutputError: no JSON object matches TechnicalReview: strength",
+            "LLMOutputError: no JSON object matches TechnicalRefinement: strength",
         ),
         (Failure(500), "ProviderServerError"),
     ],
@@ -95,7 +95,7 @@ async def test_a_bad_or_failed_answer_leaves_the_baseline_standing(
         TechnicalContext("BTC/USDT", frames)
     )
     assert (output.body, output.confidence, output.llm_call_id) == (baseline.body, baseline.confidence, None)
-    assert f"LLM review (deepseek) failed, so the baseline stands: {reason}" in output.reasoning
+    assert f"LLM refinement (deepseek) failed, so the baseline stands: {reason}" in output.reasoning
     [record] = log.records
     assert record.served_id == output.id
     assert not record.succeeded

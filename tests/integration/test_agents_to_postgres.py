@@ -127,7 +127,7 @@ async def test_synthetic_candles_land_in_postgres(migrated_database: Database) -
     calls = await pool.fetch("SELECT id, provider, purpose, error_class, decision_id, parsed FROM llm_calls")
     assert {call["id"] for call in calls} == {row["llm_call_id"] for row in reviewed}, "one stored call per review"
     assert {(call["provider"], call["error_class"], call["decision_id"]) for call in calls} == {("offline", None, None)}
-    assert {call["purpose"] for call in calls} == {"regime_review", "sentiment_review"}
+    assert {call["purpose"] for call in calls} == {"regime_refinement", "sentiment_refinement"}
     assert all(call["parsed"] for call in calls)
 
     btc = await agent_outputs_for(pool, "BTC/USDT", START)

@@ -230,7 +230,7 @@ async def test_llm_call_filters(db: Database, ids: ReviewData) -> None:
     assert [row.id for row in await list_llm_calls(db, LLMCallFilter())] == (await call_ids(db, "true"))[:50]
     assert await listed_calls(db, provider="deepseek") == await call_ids(db, "c.provider = 'deepseek'")
     assert await listed_calls(db, errors_only=True) == [ids.deepseek_error_call]
-    assert await listed_calls(db, purpose="regime_review") == await call_ids(db, "c.purpose = 'regime_review'")
+    assert await listed_calls(db, purpose="regime_refinement") == await call_ids(db, "c.purpose = 'regime_refinement'")
     assert await listed_calls(db, decision_id=ids.deepseek_decision) == await call_ids(
         db, "c.decision_id = $1", ids.deepseek_decision
     )
@@ -238,7 +238,7 @@ async def test_llm_call_filters(db: Database, ids: ReviewData) -> None:
     assert await listed_calls(db, since=SPLIT) == await call_ids(db, "c.started_at >= $1", SPLIT)
     assert await listed_calls(db, until=SPLIT) == await call_ids(db, "c.started_at < $1", SPLIT)
     xrp = await list_llm_calls(db, LLMCallFilter(symbol="XRP/USDT", limit=None))
-    assert {row.purpose for row in xrp} >= {"regime_review", "conflict_resolution"}
+    assert {row.purpose for row in xrp} >= {"regime_refinement", "conflict_resolution"}
     assert all(row.symbol == "XRP/USDT" for row in xrp)
     # An agent's call has no symbol or decision of its own: it is the symbol of the view it was made for.
     agent_calls = await db.pool.fetch(

@@ -1,8 +1,8 @@
 """Dead letters: bounded, evictions counted, each one handed to on_dead_letter (whose failure is contained)."""
 
-import logging
 
 import pytest
+from structlog.testing import capture_logs
 
 from triplegain.bus import BusClosed, DeadLetter, DeadLetterReason, Message, MessageBus, Topic
 from triplegain.bus.dead_letters import LogThinner
@@ -31,7 +31,7 @@ async def test_dead_letters_are_bounded_and_evictions_counted() -> None:
         assert (stats.failed, stats.dead_letters_kept, stats.dead_letters_evicted) == (5, 3, 2)
 
 
-async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on() -> None:
     def broken_hook(letter: DeadLetter) -> None:
         raise OSError("disk full")
 
@@ -44,16 +44,17 @@ async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on(caplo
     async with MessageBus(clock=clock, on_dead_letter=broken_hook) as bus:
         await bus.subscribe(Topic.TA_SIGNALS, failing, name="failing")
         await bus.subscribe(Topic.TA_SIGNALS, healthy, name="healthy")
-        with caplog.at_level(logging.ERROR, logger="triplegain.bus"):
+        with capture_logs() as logs:
             for n in range(3):
                 await bus.publish(bus.message(Topic.TA_SIGNALS, {"n": n}, source="t"))
             await bus.drain()
 
         stats = bus.stats()
         assert (stats.dead_letter_hook_errors, stats.dead_letters_kept, len(delivered)) == (3, 3, 3)
-        hook_records = [record for record in caplog.records if "on_dead_letter hook raised" in record.getMessage()]
+        hook_records = [entry for entry in logs if entry["event"].startswith("on_dead_letter hook raised")]
         assert len(hook_records) == 1  # the 1st of 3: then the 10th, 100th… (LogThinner)
-        assert hook_records[0].exc_info is not None
+        assert hook_records[0]["exc_info"] is True
+        assert hook_records[0]["log_level"] == "error"
 
 
 async def test_dead_letter_is_serialisable_for_persistence() -> None:

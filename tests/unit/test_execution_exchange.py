@@ -14,9 +14,9 @@ from triplegain.execution.exchange import (
     BrokerState,
     CandleOutcome,
     accepted,
+    assess_submission,
     flatten,
     restore,
-    review,
     step,
 )
 from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
@@ -102,7 +102,7 @@ def run(
 def submit(
     state: BrokerState, new: OrderRow, settings: ExecutionSettings = SETTINGS
 ) -> tuple[BrokerState, str, str | None]:
-    update = review(state, new, new.created_at, settings, settings.rules_for)
+    update = assess_submission(state, new, new.created_at, settings, settings.rules_for)
     if update.status == "open":
         state = state.model_copy(update={"open_orders": (*state.open_orders, accepted(new, update))})
     return state, update.status, update.status_reason
@@ -124,7 +124,7 @@ def test_an_order_within_the_rules_is_accepted() -> None:
 
 
 def test_the_quantity_is_floored_to_the_step_and_the_note_says_so() -> None:
-    update = review(priced(), order("a", qty="1.23456"), T0, SETTINGS, rules_for)
+    update = assess_submission(priced(), order("a", qty="1.23456"), T0, SETTINGS, rules_for)
     assert (update.status, update.qty) == ("open", Decimal("1.234"))
     assert update.status_reason == "quantity 1.23456 floored to the step 0.001: 1.234"
 
@@ -147,23 +147,23 @@ def test_the_quantity_is_floored_to_the_step_and_the_note_says_so() -> None:
     ids=["min_qty", "min_notional", "nothing_to_sell", "insufficient_cash", "other_quote"],
 )
 def test_each_rule_rejects_naming_itself_and_the_values(new: OrderRow, reason: str) -> None:
-    update = review(priced(), new, T0, SETTINGS, rules_for)
+    update = assess_submission(priced(), new, T0, SETTINGS, rules_for)
     assert (update.status, update.status_reason) == ("rejected", reason)
 
 
 def test_a_limit_buy_is_checked_at_its_own_price_with_the_maker_fee() -> None:
-    update = review(priced(), order("a", qty="100", type_="limit", price="99.8"), T0, SETTINGS, rules_for)
+    update = assess_submission(priced(), order("a", qty="100", type_="limit", price="99.8"), T0, SETTINGS, rules_for)
     assert update.status == "open", "9980 + 0.16 % fee fits in 10000"
-    update = review(priced(), order("a", qty="100", type_="limit", price="100"), T0, SETTINGS, rules_for)
+    update = assess_submission(priced(), order("a", qty="100", type_="limit", price="100"), T0, SETTINGS, rules_for)
     assert update.status == "rejected"
 
 
 def test_without_a_price_yet_a_market_order_waits_for_its_fill_to_be_checked() -> None:
-    assert review(fresh(), order("a", qty="0.05"), T0, SETTINGS, rules_for).status == "open"
+    assert assess_submission(fresh(), order("a", qty="0.05"), T0, SETTINGS, rules_for).status == "open"
 
 
 def test_a_sell_larger_than_the_holding_is_reduced_to_it() -> None:
-    update = review(priced(BTC=0.5, USDT=0.0), order("a", side="sell", qty="2"), T0, SETTINGS, rules_for)
+    update = assess_submission(priced(BTC=0.5, USDT=0.0), order("a", side="sell", qty="2"), T0, SETTINGS, rules_for)
     assert (update.status, update.qty) == ("open", Decimal("0.5"))
     assert update.status_reason == "reduced from 2 to the 0.5 BTC free (0.5 BTC held): spot without borrowing"
 
@@ -171,14 +171,15 @@ def test_a_sell_larger_than_the_holding_is_reduced_to_it() -> None:
 def test_open_orders_hold_what_they_will_spend() -> None:
     state, status, _ = submit(priced(BTC=1.0, USDT=0.0), order("a", side="sell", qty="1"))
     assert status == "open"
-    update = review(state, order("b", side="sell", qty="1"), T0, SETTINGS, rules_for)
+    update = assess_submission(state, order("b", side="sell", qty="1"), T0, SETTINGS, rules_for)
     assert (update.status, update.status_reason) == (
         "rejected",
         "1 BTC to sell, 1 BTC held, 1 of it for open orders: spot without borrowing",
     )
     state, status, _ = submit(priced(), order("c", qty="60"))
     assert status == "open"
-    assert review(state, order("d", qty="60"), T0, SETTINGS, rules_for).status == "rejected", "the cash is spoken for"
+    update = assess_submission(state, order("d", qty="60"), T0, SETTINGS, rules_for)
+    assert update.status == "rejected", "the cash is spoken for"
 
 
 def test_with_borrowing_a_sell_without_holdings_opens_a_short() -> None:
@@ -195,7 +196,7 @@ def test_with_borrowing_a_sell_without_holdings_opens_a_short() -> None:
 
 def test_an_order_of_another_account_is_a_bug() -> None:
     with pytest.raises(ValueError, match="for account 'other'"):
-        review(priced(), order("a").model_copy(update={"account": "other"}), T0, SETTINGS, rules_for)
+        assess_submission(priced(), order("a").model_copy(update={"account": "other"}), T0, SETTINGS, rules_for)
 
 
 # ------------------------------------------------------------------------------------------ candles

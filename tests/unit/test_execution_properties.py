@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triplegain.execution.exchange import BrokerState, accepted, restore, review, step
+from triplegain.execution.exchange import BrokerState, accepted, assess_submission, restore, step
 from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
 from triplegain.market.candle import Candle, Timeframe
 from triplegain.model import FillRow, OrderRow
@@ -135,7 +135,7 @@ class Replay:
             target_price=Decimal(repr(round(price * target, 2))) if target else None,
         )
         self.orders.append(order)
-        update = review(self.state, order, self.now, self.settings, self.settings.rules_for)
+        update = assess_submission(self.state, order, self.now, self.settings, self.settings.rules_for)
         if update.status == "open":
             self.state = self.state.model_copy(
                 update={"open_orders": (*self.state.open_orders, accepted(order, update))}

@@ -88,7 +88,7 @@ async def stopped() -> AsyncIterator[list[LiveSchedule]]:
     schedules: list[LiveSchedule] = []
     yield schedules
     for schedule in schedules:
-        await schedule.shutdown()
+        await schedule.aclose()
 
 
 def start(live: Live, stopped: list[LiveSchedule]) -> None:
@@ -177,7 +177,7 @@ async def test_shutdown_waits_for_a_run_that_finishes_in_time(stopped: list[Live
     start(live, stopped)
     await probe.reached(1)
     asyncio.get_running_loop().call_soon(probe.gate.set)  # runs once shutdown is waiting
-    assert await live.schedule.shutdown() == []
+    assert await live.schedule.aclose() == []
     assert [run.status for run in live.reports.runs] == [TaskStatus.SUCCEEDED]
     assert live.schedule.next_fire_times() == {TaskName.HOUSEKEEPING: None}
 
@@ -195,7 +195,7 @@ async def test_shutdown_cancels_a_hung_run_and_records_it(
     start(live, stopped)
     await probe.reached(1)
     with caplog.at_level(logging.INFO, logger="apscheduler"):
-        cancelled = await live.schedule.shutdown()
+        cancelled = await live.schedule.aclose()
     assert [(run.task, run.symbol, run.status, run.error) for run in cancelled] == [
         (TaskName.HOUSEKEEPING, None, TaskStatus.FAILED, "cancelled at shutdown after 0.05s")
     ]
@@ -209,7 +209,7 @@ async def test_shutdown_cancels_a_hung_run_and_records_it(
 
 async def test_shutdown_before_start_only_shuts_the_runner() -> None:
     live = Live(only(TaskName.HOUSEKEEPING, spec(60, per_symbol=False)), TaskName.HOUSEKEEPING, Probe())
-    assert await live.schedule.shutdown() == []
+    assert await live.schedule.aclose() == []
 
 
 def test_the_boundary_trigger_does_not_let_jitter_accumulate() -> None:

@@ -1,4 +1,4 @@
-"""The agents' tasks follow the degradation level: no LLM review where the level forbids it, no sentiment run."""
+"""The agents' tasks follow the degradation level: no LLM refinement where the level forbids it, no sentiment run."""
 
 from __future__ import annotations
 

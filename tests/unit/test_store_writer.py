@@ -237,7 +237,7 @@ async def test_an_unreachable_server_keeps_the_rows_and_flush_and_close_say_so(u
     )
 
     with pytest.raises(RowsNotWritten, match=r"close: 3 rows could not be written .* unwritten\(\)"):
-        await writer.close()
+        await writer.aclose()
     assert writer.unwritten() == rows
     assert writer.stats().failed_flushes == 2  # close tried once more at once
     with pytest.raises(WriterClosed):

@@ -63,7 +63,7 @@ def task(interval: float = 300, timeout: float = 5, *, per_symbol: bool = True, 
     return TaskSpec(interval_seconds=interval, timeout_seconds=timeout, per_symbol=per_symbol, **changes)
 
 
-def schedule(**tasks: TaskSpec) -> ScheduleSettings:
+def schedule(**tasks: TaskSpec | float) -> ScheduleSettings:
     return ScheduleSettings.model_validate({**ScheduleSettings().model_dump(), "jitter_seconds": 0, **tasks})
 
 
@@ -222,7 +222,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_run(clock: FakeClock) -> N
         await caller
     assert len(r.running) == 2
     probe.gate.set()
-    await r.shutdown(5)
+    await r.aclose()
     assert [run.status for run in reports.runs] == [TaskStatus.SUCCEEDED] * 2
     assert len(r.last_runs) == 2
 
@@ -316,26 +316,27 @@ def test_with_no_symbols_a_fan_out_task_never_ran(clock: FakeClock) -> None:
 # ------------------------------------------------------------------------------------------------ shutdown
 
 
-async def test_shutdown_waits_for_runs_that_finish_in_time(clock: FakeClock) -> None:
+async def test_aclose_waits_for_runs_that_finish_in_time(clock: FakeClock) -> None:
     probe, reports = Probe(open_gate=False), Reports()
     r = runner(schedule(), clock, reports, technical=probe)
     runs = asyncio.create_task(r.run_task(TaskName.TECHNICAL, T0))
     await probe.entered["ETH/USDT"].wait()
     asyncio.get_running_loop().call_soon(probe.gate.set)  # runs once shutdown is waiting
-    assert await r.shutdown(10) == []
+    assert await r.aclose() == []
     assert [run.status for run in await runs] == [TaskStatus.SUCCEEDED] * 2
     assert r.running == frozenset()
 
 
-async def test_shutdown_cancels_runs_still_going_after_the_timeout_and_records_them(clock: FakeClock) -> None:
+async def test_aclose_cancels_runs_still_going_after_the_timeout_and_records_them(clock: FakeClock) -> None:
     technical, housekeeping, reports = Probe(open_gate=False, blocking={"ETH/USDT"}), Probe(), Reports()
-    r = runner(schedule(), clock, reports, technical=technical, housekeeping=housekeeping)
+    settings = schedule(shutdown_timeout_seconds=0.05)
+    r = runner(settings, clock, reports, technical=technical, housekeeping=housekeeping)
     runs = asyncio.create_task(r.run_task(TaskName.TECHNICAL, T0))
     await technical.entered["ETH/USDT"].wait()
     await technical.done["BTC/USDT"].wait()
     clock.advance(7)
     with capture_logs() as logs:
-        cancelled = await r.shutdown(0.05)
+        cancelled = await r.aclose()
     expected = TaskRun(
         task=TaskName.TECHNICAL,
         symbol="ETH/USDT",
@@ -365,7 +366,7 @@ async def test_a_fire_for_a_busy_key_during_shutdown_is_skipped_as_shutting_down
     r = runner(schedule(), clock, technical=probe)
     held = asyncio.create_task(r.run_task(TaskName.TECHNICAL, T0))
     await probe.entered["ETH/USDT"].wait()
-    stopping = asyncio.create_task(r.shutdown(10))
+    stopping = asyncio.create_task(r.aclose())
     fire = asyncio.create_task(r.run_task(TaskName.TECHNICAL, T0))  # tasks start in order: shutdown has begun
     assert [run.error for run in await fire] == ["shutting down"] * 2
     probe.gate.set()
@@ -381,21 +382,22 @@ async def test_a_run_cancelled_while_being_reported_keeps_its_outcome(clock: Fak
         reporting.set()
         await hang.wait()
 
-    r = TaskRunner(schedule(), {n: Probe() for n in TaskName}, SYMBOLS, clock=clock, on_finished=stuck_report)
+    settings = schedule(shutdown_timeout_seconds=0.001)
+    r = TaskRunner(settings, {n: Probe() for n in TaskName}, SYMBOLS, clock=clock, on_finished=stuck_report)
     runs = asyncio.create_task(r.run_task(TaskName.HOUSEKEEPING, T0))
     await reporting.wait()
     with capture_logs() as logs:
-        assert await r.shutdown(0) == []
+        assert await r.aclose() == []
     assert [(run.status, run.error) for run in await runs] == [(TaskStatus.SUCCEEDED, None)]
     assert r.last_runs == {(TaskName.HOUSEKEEPING, None): T0}
     assert r.failures == 0
     assert [entry["event"] for entry in logs] == ["task run report interrupted at shutdown"]
 
 
-async def test_shutdown_with_nothing_running_returns_at_once(clock: FakeClock) -> None:
+async def test_aclose_with_nothing_running_returns_at_once(clock: FakeClock) -> None:
     r = runner(schedule(), clock)
-    assert await r.shutdown(10) == []
-    assert await r.shutdown(10) == []
+    assert await r.aclose() == []
+    assert await r.aclose() == []
 
 
 async def test_no_runner_task_is_left_with_an_unretrieved_exception(clock: FakeClock) -> None:
@@ -403,12 +405,13 @@ async def test_no_runner_task_is_left_with_an_unretrieved_exception(clock: FakeC
     errors: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
     technical = Probe(open_gate=False, blocking={"BTC/USDT"})
-    r = runner(schedule(regime=task(timeout=0.05)), clock, technical=technical, regime=Probe(error=KeyError("k")))
+    settings = schedule(regime=task(timeout=0.05), shutdown_timeout_seconds=0.001)
+    r = runner(settings, clock, technical=technical, regime=Probe(error=KeyError("k")))
     caller = asyncio.create_task(r.run_task(TaskName.TECHNICAL, T0))
     await technical.entered["BTC/USDT"].wait()
     caller.cancel()
     await r.run_task(TaskName.REGIME, T0)
-    assert [run.error for run in await r.shutdown(0)] == ["cancelled at shutdown after 0s"]
+    assert [run.error for run in await r.aclose()] == ["cancelled at shutdown after 0.001s"]
     del caller
     gc.collect()
     assert errors == []

@@ -18,14 +18,14 @@ deterministic baseline with a pure function (``assess_technical``, ``classify`` 
     sentiment_agent.analyze(SentimentContext(symbol))              # reads the shared pool at the clock's now
     portfolio_agent.analyze(PortfolioContext(symbol, Holdings(balances=…, prices=…)))
 
-LLM review: when an agent's ``llm_provider`` is set, it must be given that provider's gateway (a missing or
+LLM refinement: when an agent's ``llm_provider`` is set, it must be given that provider's gateway (a missing or
 different one is refused at construction). The baseline goes to the LLM through the templates
-``prompts/<purpose>_system.txt`` and ``_user.txt`` (purposes ``technical_review``, ``regime_review``,
-``sentiment_review``), and the answer must validate against the agent's answer model, whose bounds are the
+``prompts/<purpose>_system.txt`` and ``_user.txt`` (purposes ``technical_refinement``, ``regime_refinement``,
+``sentiment_refinement``), and the answer must validate against the agent's answer model, whose bounds are the
 body's. A failed or invalid answer leaves the baseline standing and the reasoning says why; the gateway's call
 log holds every attempt (joined to the output by ``served_id`` = output id). Headlines reach a prompt only inside
 ``data_block``. ``AGENT_OFFLINE_RULES`` answer those purposes for the offline provider. A context's
-``allow_llm`` False skips the review (for degraded modes). The portfolio agent has no review: its view is
+``allow_llm`` False skips the refinement (for degraded modes). The portfolio agent has no refinement: its view is
 arithmetic.
 
 ``publish_output`` and ``AGENT_TOPICS`` live in ``triplegain.agents.publishing``, which this package does not
@@ -52,25 +52,25 @@ from triplegain.agents.portfolio import (
     plan_rebalance,
     scope_to_symbol,
 )
+from triplegain.agents.refinement import RefinementPrompts
 from triplegain.agents.regime import (
     RegimeAgent,
     RegimeContext,
     RegimeMeasures,
     RegimeOutput,
-    RegimeReview,
+    RegimeRefinement,
     RegimeState,
     RegimeView,
     classify,
     next_regime_state,
     regime_measures,
 )
-from triplegain.agents.review import ReviewPrompts
 from triplegain.agents.sentiment import (
     Driver,
     SentimentAgent,
     SentimentContext,
     SentimentOutput,
-    SentimentReview,
+    SentimentRefinement,
     SentimentView,
     assess_sentiment,
     score_items,
@@ -92,7 +92,7 @@ from triplegain.agents.technical import (
     TechnicalAgent,
     TechnicalContext,
     TechnicalOutput,
-    TechnicalReview,
+    TechnicalRefinement,
     TechnicalView,
     TimeframeReading,
     assess_technical,
@@ -122,20 +122,20 @@ __all__ = [
     "PortfolioView",
     "Position",
     "Proposal",
+    "RefinementPrompts",
     "RegimeAgent",
     "RegimeContext",
     "RegimeMeasures",
     "RegimeOutput",
-    "RegimeReview",
+    "RegimeRefinement",
     "RegimeSettings",
     "RegimeState",
     "RegimeView",
     "ReplaySourceSettings",
-    "ReviewPrompts",
     "SentimentAgent",
     "SentimentContext",
     "SentimentOutput",
-    "SentimentReview",
+    "SentimentRefinement",
     "SentimentSettings",
     "SentimentView",
     "Skipped",
@@ -144,7 +144,7 @@ __all__ = [
     "TechnicalAgent",
     "TechnicalContext",
     "TechnicalOutput",
-    "TechnicalReview",
+    "TechnicalRefinement",
     "TechnicalSettings",
     "TechnicalView",
     "TechnicalWeights",

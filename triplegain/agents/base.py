@@ -29,7 +29,7 @@ class AgentOutput(BaseModel, Generic[BodyT]):
     """One agent's view of one symbol (``symbol`` None: a whole-portfolio view).
 
     ``id`` is also the ``served_id`` of the LLM call made for it, so every call can be joined to its output;
-    ``llm_call_id`` is the call-log record of the successful review, None when the baseline stands alone.
+    ``llm_call_id`` is the call-log record of the successful refinement, None when the baseline stands alone.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -41,7 +41,7 @@ class AgentOutput(BaseModel, Generic[BodyT]):
     confidence: float = Field(ge=0, le=1, description="how far the view may be relied on, 0–1")
     body: BodyT = Field(description="the agent's typed view")
     reasoning: str = Field(description="how the view was reached, in words")
-    llm_call_id: UUID | None = Field(default=None, description="call-log id of the LLM review that refined it")
+    llm_call_id: UUID | None = Field(default=None, description="call-log id of the LLM refinement that refined it")
 
 
 class Agent(Protocol[ContextT_contra, BodyT]):

@@ -3,7 +3,7 @@
 ``ingest`` takes every closed candle (the frames the agents read, and the last price of each market);
 ``run_technical``, ``run_regime``, ``run_sentiment`` and ``run_portfolio`` are the agents' tasks for one symbol,
 called by the coordinator's schedule (``triplegain.coordinator.schedule``). ``allow_llm`` False skips an agent's
-optional LLM review, as a degraded level asks.
+optional LLM refinement, as a degraded level asks.
 """
 
 from __future__ import annotations

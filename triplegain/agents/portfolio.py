@@ -11,7 +11,7 @@ notional |target · total − value|, quantity notional / price, a sell never mo
 are funded by the quote balance plus the sells that pass the minimums, and scaled down together when that is not
 enough. An order below the asset's minimum quantity or notional is not proposed but listed as skipped, with why.
 
-There is no LLM review: the view is arithmetic on the given balances and prices, so its confidence is 1.
+There is no LLM refinement: the view is arithmetic on the given balances and prices, so its confidence is 1.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentOutput
 from triplegain.agents.frames import Frame
-from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
+from triplegain.agents.refinement import REASONING_MAX_CHARS, RefinementPrompts, configured_refiner, request_refinement
 from triplegain.agents.settings import RegimeSettings
 from triplegain.agents.technical import TechnicalView
 from triplegain.clock import Clock
@@ -51,7 +51,7 @@ from triplegain.llm import LLMGateway, LLMRequest
 from triplegain.market import IndicatorSnapshot, Timeframe
 from triplegain.model import AgentName, Bias, RegimeName
 
-REVIEW_PURPOSE = "regime_review"
+REFINEMENT_PURPOSE = "regime_refinement"
 _MIN_BANDWIDTH_HISTORY = 5
 _bandwidth_of: Callable[[IndicatorSnapshot], float | None] = operator.attrgetter("bollinger_bandwidth")
 
@@ -116,8 +116,8 @@ class RegimeOutput(AgentOutput[RegimeView]):
     """What the regime agent publishes."""
 
 
-class RegimeReview(BaseModel):
-    """What an LLM reviewing the detection must answer."""
+class RegimeRefinement(BaseModel):
+    """What an LLM refining the detection must answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -269,12 +269,12 @@ class RegimeAgent:
         *,
         clock: Clock,
         gateway: LLMGateway | None = None,
-        prompts: ReviewPrompts | None = None,
+        prompts: RefinementPrompts | None = None,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._reviewer = configured_reviewer("regime", REVIEW_PURPOSE, settings.llm_provider, gateway, prompts)
+        self._refiner = configured_refiner("regime", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
         self._states: dict[str, RegimeState] = {}
@@ -304,26 +304,26 @@ class RegimeAgent:
             detection = weigh_technical(detection, technical.body, technical.confidence)
         output_id = self._new_id()
         llm_call_id = None
-        review_note = ""
-        reviewer = self._reviewer
-        if detection is not None and reviewer is not None and context.allow_llm:
-            request = self._review_request(reviewer.prompts, output_id, symbol, detection, measures, technical)
-            review = await request_review(reviewer.gateway, request, RegimeReview)
-            answer = review.answer
+        refinement_note = ""
+        refiner = self._refiner
+        if detection is not None and refiner is not None and context.allow_llm:
+            request = self._refinement_request(refiner.prompts, output_id, symbol, detection, measures, technical)
+            refinement = await request_refinement(refiner.gateway, request, RegimeRefinement)
+            answer = refinement.answer
             if answer is not None:
                 revised = (
                     f"baseline {detection.regime.value} at {detection.confidence:.2f} ({detection.reasoning}), "
-                    f"revised by the LLM review to {answer.regime.value} at {answer.confidence:.2f}"
+                    f"revised by the LLM refinement to {answer.regime.value} at {answer.confidence:.2f}"
                 )
                 detection = Detection(answer.regime, answer.confidence, revised)
-                llm_call_id = review.call_id
-            review_note = review.explain("", answer.reasoning if answer is not None else None)
+                llm_call_id = refinement.call_id
+            refinement_note = refinement.explain("", answer.reasoning if answer is not None else None)
         state = self._states.get(symbol)
         if detection is not None:
             state = self._states[symbol] = next_regime_state(
                 state, detection, frame.latest.open_time, self._settings.confirmations
             )
-        return self._output(output_id, context, measures, detection, state, review_note, llm_call_id)
+        return self._output(output_id, context, measures, detection, state, refinement_note, llm_call_id)
 
     def _check(self, context: RegimeContext) -> None:
         if context.frame.symbol != context.symbol:
@@ -339,9 +339,9 @@ class RegimeAgent:
                 f"regime analysis of {context.symbol} was given a {technical.agent.value} view of {technical.symbol}"
             )
 
-    def _review_request(
+    def _refinement_request(
         self,
-        prompts: ReviewPrompts,
+        prompts: RefinementPrompts,
         output_id: UUID,
         symbol: str,
         detection: Detection,
@@ -362,7 +362,7 @@ class RegimeAgent:
             },
         }
         return LLMRequest(
-            purpose=REVIEW_PURPOSE,
+            purpose=REFINEMENT_PURPOSE,
             system_prompt=prompts.system_prompt(),
             user_prompt=prompts.user.render(
                 symbol=symbol,
@@ -381,7 +381,7 @@ class RegimeAgent:
         measures: RegimeMeasures,
         detection: Detection | None,
         state: RegimeState | None,
-        review_note: str,
+        refinement_note: str,
         llm_call_id: UUID | None,
     ) -> RegimeOutput:
         confirmations = self._settings.confirmations
@@ -416,6 +416,6 @@ class RegimeAgent:
             timestamp=self._clock.now(),
             confidence=confidence,
             body=body,
-            reasoning=reasoning + review_note,
+            reasoning=reasoning + refinement_note,
             llm_call_id=llm_call_id,
         )

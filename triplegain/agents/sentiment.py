@@ -16,9 +16,9 @@ Over the items the lexicon has an opinion on (at least one hit):
     bias       = long if score ≥ neutral_band, short if ≤ −neutral_band, else neutral
 
 The drivers are the ``max_drivers`` items with the largest weight·|s|. Item text is untrusted: the reasoning names
-drivers by id and source only (their titles are in the body, as data), and an LLM review sees the items only
-inside a ``data_block``. The review may revise the score and confidence within their bounds; the bias then
-follows the revised score by the same band. With no relevant item there is nothing to review and no call.
+drivers by id and source only (their titles are in the body, as data), and an LLM refinement sees the items only
+inside a ``data_block``. The refinement may revise the score and confidence within their bounds; the bias then
+follows the revised score by the same band. With no relevant item there is nothing to refine and no call.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentOutput, Baseline, bias_of
 from triplegain.agents.lexicon import lexicon_score, words_of
-from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
+from triplegain.agents.refinement import REASONING_MAX_CHARS, RefinementPrompts, configured_refiner, request_refinement
 from triplegain.agents.settings import SentimentSettings
 from triplegain.agents.sources import ItemPool, TextItem
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest, data_block
 from triplegain.model import AgentName, Bias
 
-REVIEW_PURPOSE = "sentiment_review"
+REFINEMENT_PURPOSE = "sentiment_refinement"
 DRIVER_TITLE_CHARS = 200
 _SECONDS_PER_HOUR = 3600.0
 
@@ -77,8 +77,8 @@ class SentimentOutput(AgentOutput[SentimentView]):
     """What the sentiment agent publishes."""
 
 
-class SentimentReview(BaseModel):
-    """What an LLM reviewing the baseline must answer; the bounds are the body's."""
+class SentimentRefinement(BaseModel):
+    """What an LLM refining the baseline must answer; the bounds are the body's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -210,13 +210,13 @@ class SentimentAgent:
         clock: Clock,
         pool: ItemPool,
         gateway: LLMGateway | None = None,
-        prompts: ReviewPrompts | None = None,
+        prompts: RefinementPrompts | None = None,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._pool = pool
-        self._reviewer = configured_reviewer("sentiment", REVIEW_PURPOSE, settings.llm_provider, gateway, prompts)
+        self._refiner = configured_refiner("sentiment", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
 
@@ -234,16 +234,16 @@ class SentimentAgent:
         baseline = assess_sentiment(scored, self._settings)
         output_id = self._new_id()
         body, confidence, reasoning, llm_call_id = baseline.body, baseline.confidence, baseline.reasoning, None
-        reviewer = self._reviewer
-        if reviewer is not None and context.allow_llm and scored:
-            request = self._review_request(reviewer.prompts, output_id, context.symbol, baseline, scored)
-            review = await request_review(reviewer.gateway, request, SentimentReview)
-            answer = review.answer
+        refiner = self._refiner
+        if refiner is not None and context.allow_llm and scored:
+            request = self._refinement_request(refiner.prompts, output_id, context.symbol, baseline, scored)
+            refinement = await request_refinement(refiner.gateway, request, SentimentRefinement)
+            answer = refinement.answer
             if answer is not None:
                 bias = bias_of(answer.score, self._settings.neutral_band)
                 body = body.model_copy(update={"score": answer.score, "bias": bias})
-                confidence, llm_call_id = answer.confidence, review.call_id
-            reasoning = review.explain(reasoning, answer.reasoning if answer is not None else None)
+                confidence, llm_call_id = answer.confidence, refinement.call_id
+            reasoning = refinement.explain(reasoning, answer.reasoning if answer is not None else None)
         return SentimentOutput(
             id=output_id,
             agent=AgentName.SENTIMENT,
@@ -255,9 +255,9 @@ class SentimentAgent:
             llm_call_id=llm_call_id,
         )
 
-    def _review_request(
+    def _refinement_request(
         self,
-        prompts: ReviewPrompts,
+        prompts: RefinementPrompts,
         output_id: UUID,
         symbol: str,
         baseline: Baseline[SentimentView],
@@ -280,7 +280,7 @@ class SentimentAgent:
             for entry in shown
         ]
         return LLMRequest(
-            purpose=REVIEW_PURPOSE,
+            purpose=REFINEMENT_PURPOSE,
             system_prompt=prompts.system_prompt(),
             user_prompt=prompts.user.render(
                 symbol=symbol, baseline=json.dumps(numbers, sort_keys=True), items=data_block("items", lines)

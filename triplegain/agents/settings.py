@@ -31,7 +31,7 @@ ProviderName = Annotated[str | None, AfterValidator(_known_provider)]
 """A provider under ``llm.providers``, or None."""
 
 _LLM_PROVIDER_DESCRIPTION = (
-    "LLM provider (a name under llm.providers, e.g. deepseek or offline) that reviews the deterministic baseline; "
+    "LLM provider (a name under llm.providers, e.g. deepseek or offline) that refines the deterministic baseline; "
     "null: the baseline alone"
 )
 

@@ -48,14 +48,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentOutput, Baseline, bias_of
 from triplegain.agents.frames import Frame, Swing
-from triplegain.agents.review import REASONING_MAX_CHARS, ReviewPrompts, configured_reviewer, request_review
+from triplegain.agents.refinement import REASONING_MAX_CHARS, RefinementPrompts, configured_refiner, request_refinement
 from triplegain.agents.settings import TechnicalSettings, TechnicalWeights
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
 from triplegain.market import IndicatorSnapshot, Timeframe
 from triplegain.model import AgentName, Bias
 
-REVIEW_PURPOSE = "technical_review"
+REFINEMENT_PURPOSE = "technical_refinement"
 MACD_ATR_SCALE = 0.1
 """A MACD histogram of a tenth of an ATR is a clear signal (tanh(1) ≈ 0.76)."""
 _INDICATORS_PER_TIMEFRAME = 5  # the four components and ADX
@@ -140,8 +140,8 @@ class TechnicalOutput(AgentOutput[TechnicalView]):
     """What the technical agent publishes."""
 
 
-class TechnicalReview(BaseModel):
-    """What an LLM reviewing the baseline must answer; the bounds are the body's."""
+class TechnicalRefinement(BaseModel):
+    """What an LLM refining the baseline must answer; the bounds are the body's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -365,7 +365,7 @@ def _levels_by_price(frame: Frame, lookback: int) -> list[_Candidate]:
 
 @dataclass(frozen=True, slots=True)
 class TechnicalContext:
-    """One symbol's frames, shortest timeframe first; ``allow_llm`` False skips the review (degraded modes)."""
+    """One symbol's frames, shortest timeframe first; ``allow_llm`` False skips the refinement (degraded modes)."""
 
     symbol: str
     frames: tuple[Frame, ...]
@@ -373,7 +373,7 @@ class TechnicalContext:
 
 
 class TechnicalAgent:
-    """Publishes on ta_signals; a thin shell around ``assess_technical`` and the optional review."""
+    """Publishes on ta_signals; a thin shell around ``assess_technical`` and the optional refinement."""
 
     def __init__(
         self,
@@ -381,14 +381,14 @@ class TechnicalAgent:
         *,
         clock: Clock,
         gateway: LLMGateway | None = None,
-        prompts: ReviewPrompts | None = None,
+        prompts: RefinementPrompts | None = None,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         """``gateway``: the provider ``settings.llm_provider`` names (needed when it is set, refused when it is
         not); ``prompts`` default to the shipped templates."""
         self._settings = settings
         self._clock = clock
-        self._reviewer = configured_reviewer("technical", REVIEW_PURPOSE, settings.llm_provider, gateway, prompts)
+        self._refiner = configured_refiner("technical", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
 
@@ -406,26 +406,26 @@ class TechnicalAgent:
             raise ValueError(f"technical analysis of {context.symbol} was given frames of {', '.join(foreign)}")
         baseline = assess_technical(context.frames, self._settings)
         output_id = self._new_id()
-        reviewer = self._reviewer
-        if reviewer is None or not context.allow_llm:
+        refiner = self._refiner
+        if refiner is None or not context.allow_llm:
             return self._output(output_id, context.symbol, baseline.body, baseline.confidence, baseline.reasoning)
         request = LLMRequest(
-            purpose=REVIEW_PURPOSE,
-            system_prompt=reviewer.prompts.system_prompt(),
-            user_prompt=reviewer.prompts.user.render(
-                symbol=context.symbol, baseline=json.dumps(_review_facts(baseline), sort_keys=True)
+            purpose=REFINEMENT_PURPOSE,
+            system_prompt=refiner.prompts.system_prompt(),
+            user_prompt=refiner.prompts.user.render(
+                symbol=context.symbol, baseline=json.dumps(_refinement_facts(baseline), sort_keys=True)
             ),
-            context={"symbol": context.symbol, "baseline": _review_baseline(baseline)},
+            context={"symbol": context.symbol, "baseline": _refinement_baseline(baseline)},
             served_id=output_id,
         )
-        review = await request_review(reviewer.gateway, request, TechnicalReview)
-        answer = review.answer
+        refinement = await request_refinement(refiner.gateway, request, TechnicalRefinement)
+        answer = refinement.answer
         if answer is None:
-            reasoning = review.explain(baseline.reasoning, None)
+            reasoning = refinement.explain(baseline.reasoning, None)
             return self._output(output_id, context.symbol, baseline.body, baseline.confidence, reasoning)
         body = baseline.body.model_copy(update={"bias": answer.bias, "strength": answer.strength})
-        reasoning = review.explain(baseline.reasoning, answer.reasoning)
-        return self._output(output_id, context.symbol, body, answer.confidence, reasoning, review.call_id)
+        reasoning = refinement.explain(baseline.reasoning, answer.reasoning)
+        return self._output(output_id, context.symbol, body, answer.confidence, reasoning, refinement.call_id)
 
     def _output(
         self,
@@ -448,15 +448,15 @@ class TechnicalAgent:
         )
 
 
-def _review_baseline(baseline: Baseline[TechnicalView]) -> dict[str, JsonValue]:
+def _refinement_baseline(baseline: Baseline[TechnicalView]) -> dict[str, JsonValue]:
     view = baseline.body
     return {"bias": view.bias.value, "strength": view.strength, "confidence": baseline.confidence}
 
 
-def _review_facts(baseline: Baseline[TechnicalView]) -> dict[str, object]:
+def _refinement_facts(baseline: Baseline[TechnicalView]) -> dict[str, object]:
     view = baseline.body
     return {
-        **_review_baseline(baseline),
+        **_refinement_baseline(baseline),
         "price": view.price,
         "timeframe_agreement": view.timeframe_agreement,
         "support": [level.price for level in view.support],

@@ -38,11 +38,11 @@ Full queues
 
 Unsubscribe and close
     ``unsubscribe()`` stops deliveries at once and dead-letters what is queued (``unsubscribed``); a handler
-    call in progress finishes on its own. ``close()`` refuses new publishes and subscriptions (``BusClosed``,
+    call in progress finishes on its own. ``aclose()`` refuses new publishes and subscriptions (``BusClosed``,
     also raised in publishers waiting for room), drains for up to ``close_timeout_seconds`` (a handler
     publishing meanwhile gets ``BusClosed``, which fails its message), then cancels the workers and
     dead-letters what is left (``closed``). ``drain()`` returns once every queue is empty, no handler is
-    running and no publisher waits for room. Neither ``drain()`` nor ``close()`` may be awaited by a
+    running and no publisher waits for room. Neither ``drain()`` nor ``aclose()`` may be awaited by a
     handler (it would wait for itself): that raises ``RuntimeError``.
 
 Reading

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,6 +13,7 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
+import structlog
 from pydantic import BaseModel
 
 from triplegain.bus.dead_letters import DeadLetter, DeadLetterBox, DeadLetterHook, DeadLetterReason, LogThinner
@@ -22,9 +22,9 @@ from triplegain.bus.queue import Envelope, SubscriptionQueue
 from triplegain.bus.settings import BusSettings, Overflow, TopicSettings
 from triplegain.bus.stats import BusStats, Counters, LatencySummary, SubscriptionStats
 from triplegain.clock import Clock, WallClock
-from triplegain.errors import TriplegainError
+from triplegain.errors import ResourceClosed
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 Handler = Callable[[Message], Awaitable[None]]
 MessageFilter = Callable[[Message], bool]
@@ -53,7 +53,7 @@ _OUTCOME_OF: Mapping[DeadLetterReason, str] = {
 }
 
 
-class BusClosed(TriplegainError):
+class BusClosed(ResourceClosed):
     """The bus was closed: it accepts no more publishes or subscriptions."""
 
 
@@ -94,7 +94,7 @@ class Subscription:
         """Stop deliveries now; what is still queued is dead-lettered with reason ``unsubscribed``.
 
         A handler call already in progress is not interrupted: it finishes on its own (``drain()`` and
-        ``close()`` wait for it). Returns without waiting for it, so a handler may unsubscribe any
+        ``aclose()`` wait for it). Returns without waiting for it, so a handler may unsubscribe any
         subscription, its own included. Unsubscribing twice does nothing.
         """
         self._bus._retire(self, DeadLetterReason.UNSUBSCRIBED)
@@ -156,7 +156,7 @@ class MessageBus:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
     @property
     def clock(self) -> Clock:
@@ -189,7 +189,7 @@ class MessageBus:
         """Put ``message`` in the queue of every matching subscription and return; never awaits a handler.
 
         Waits only for a full ``block`` queue (and never when called from a handler). Raises ``BusClosed``
-        once ``close()`` has begun, including in a publisher that was waiting for room.
+        once ``aclose()`` has begun, including in a publisher that was waiting for room.
         """
         if self._closed:
             raise BusClosed(f"cannot publish {message.topic.value} message {message.id}: the bus is closed")
@@ -311,7 +311,7 @@ class MessageBus:
             self._idle_waiters.append(idle)
             await idle
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Refuse new publishes (waiting publishers get ``BusClosed``), drain for up to
         ``close_timeout_seconds``, then stop the workers and dead-letter whatever is left with reason
         ``closed``. Afterwards ``stats().accounted == stats().enqueued``. Calling it again waits for the first.
@@ -445,13 +445,13 @@ class MessageBus:
             trace = "".join(traceback.format_exception(error))
             if subscription._error_log.due():
                 logger.warning(
-                    "subscription %s: %s for message %s: %s (error %d of this subscription; the 1st, 10th, "
-                    "100th… are logged, every one is a dead letter)",
-                    subscription.name,
-                    reason.value,
-                    message.id,
-                    error_text,
-                    subscription._error_log.count,
+                    "message not delivered (the 1st, 10th, 100th… error of a subscription is logged; every one is "
+                    "a dead letter)",
+                    subscription=subscription.name,
+                    reason=reason.value,
+                    message_id=str(message.id),
+                    error=error_text,
+                    error_number=subscription._error_log.count,
                 )
         self._dead_letters.add(
             DeadLetter(

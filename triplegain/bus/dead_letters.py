@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 
+import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from triplegain.bus.message import Message
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 class DeadLetterReason(StrEnum):
@@ -82,12 +82,11 @@ class DeadLetterBox:
         except Exception:
             if self._hook_error_log.due():
                 logger.exception(
-                    "on_dead_letter hook raised for message %s (subscription %s, reason %s); error %d of the hook "
-                    "(the 1st, 10th, 100th… are logged)",
-                    letter.message.id,
-                    letter.subscription,
-                    letter.reason.value,
-                    self._hook_error_log.count,
+                    "on_dead_letter hook raised (the 1st, 10th, 100th… error of the hook is logged)",
+                    message_id=str(letter.message.id),
+                    subscription=letter.subscription,
+                    reason=letter.reason.value,
+                    error_number=self._hook_error_log.count,
                 )
 
     @property

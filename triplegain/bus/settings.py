@@ -92,6 +92,6 @@ class BusSettings(Section):
     close_timeout_seconds: float = Field(
         default=5.0,
         ge=0,
-        description="close() waits this long for queues to drain, then dead-letters what is left",
+        description="aclose() waits this long for queues to drain, then dead-letters what is left",
     )
     topics: TopicsSettings = Field(default_factory=TopicsSettings, description="per-topic settings")

@@ -5,7 +5,7 @@
     await coordinator.decide(symbol, now)  # the trade_decision task
     await coordinator.housekeeping(now)    # the housekeeping task: commands, degradation, heartbeat
     await coordinator.on_equity(equity, now); await coordinator.on_trade_closed(pnl, now)   # from the broker
-    await coordinator.stop()
+    await coordinator.aclose()
 
 A decision (``decide``) reads the symbol's newest agent views from the bus's history (O(1) per agent, and in
 step with the schedule: a view published by a task that ran before is there), steps the degradation level, then
@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from types import TracebackType
 from typing import Any, Protocol, cast
 
 import asyncpg
@@ -196,7 +197,16 @@ class Coordinator:
         await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         logger.info("coordinator started", account=self.account, state=self.state.value, degradation=self.level.name)
 
-    async def stop(self) -> None:
+    async def __aenter__(self) -> Coordinator:
+        await self.start(self._clock.now())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
         """Stop listening, let command applications in flight finish, and save the snapshot."""
         self._listening = False
         if self._listener is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any
 
 from apscheduler.events import (
@@ -97,12 +98,21 @@ class LiveSchedule:
             times[name] = job.next_run_time if job is not None and not self._stopped.is_set() else None
         return times
 
-    async def shutdown(self) -> list[TaskRun]:
+    async def __aenter__(self) -> LiveSchedule:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> list[TaskRun]:
         """Stop firing, give running tasks ``shutdown_timeout_seconds``, cancel the rest; the cancelled runs."""
         running = self._scheduler.running
         if running:
             self._scheduler.pause()
-        cancelled = await self._runner.shutdown(self._settings.shutdown_timeout_seconds)
+        cancelled = await self._runner.aclose()
         if self._fires:
             await asyncio.wait(self._fires)
         if running:

@@ -24,7 +24,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from triplegain.agents.review import REASONING_MAX_CHARS
+from triplegain.agents.refinement import REASONING_MAX_CHARS
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
 from triplegain.llm import LLMRequest, OfflineRule
 from triplegain.model import Bias, ResolutionAction

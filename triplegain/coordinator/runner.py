@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
 
 import structlog
 
@@ -138,9 +139,17 @@ class TaskRunner:
             await asyncio.wait(launched)
         return [outcome if isinstance(outcome, TaskRun) else _outcome(outcome) for outcome in outcomes]
 
-    # ``timeout`` is a grace period after which the runs are cancelled, not a bound asyncio.timeout could give.
-    async def shutdown(self, timeout: float) -> list[TaskRun]:  # noqa: ASYNC109
-        """Refuse new runs, give those in flight ``timeout`` seconds, cancel the rest; the cancelled runs."""
+    async def __aenter__(self) -> TaskRunner:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> list[TaskRun]:
+        """Refuse new runs, give those in flight ``shutdown_timeout_seconds``, cancel the rest; the cancelled runs."""
+        timeout = self._settings.shutdown_timeout_seconds
         self._closing = True
         flights = list(self._in_flight.values())
         if not flights:

@@ -334,7 +334,7 @@ async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest, feed_er
     finally:
         if feed_errors is not None:  # the failures of retries a stop interrupted: counted too
             feed_errors.report(system.clock.now())
-        await live.shutdown()
+        await live.aclose()
 
 
 async def _until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]:

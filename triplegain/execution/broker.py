@@ -162,7 +162,7 @@ class PaperBroker:
             state = self._state
 
             def decide(stored: OrderRow) -> OrderUpdate:
-                return exchange.review(state, stored, self._clock.now(), self.settings, self.rules_for)
+                return exchange.assess_submission(state, stored, self._clock.now(), self.settings, self.rules_for)
 
             submission = await settle_submission(self._db, order, decide)
             settled = submission.order

@@ -1,9 +1,11 @@
 """The paper exchange: what happens to an order at submission, at each candle, and in a flatten. Pure.
 
-    review(state, order, now, …)    the order's status at submission: open, or rejected naming the rule and values
-    step(state, candle, …)          everything one candle does (``CandleOutcome``); None for a candle already seen
-    flatten(state, now, reason, …)  market orders closing every holding, and every other open order cancelled
-    restore(…)                      the state recomputed from the stored fills, open orders and marks
+    assess_submission(state, order, now, …)  the order's status at submission: open, or rejected naming the rule
+                                             and values
+    step(state, candle, …)                   everything one candle does (``CandleOutcome``); None for a candle
+                                             already seen
+    flatten(state, now, reason, …)           market orders closing every holding, every other open order cancelled
+    restore(…)                               the state recomputed from the stored fills, open orders and marks
 
 A candle works on the orders of its symbol that existed before it closed (an order placed at a candle's close
 waits for the next candle), in this order:
@@ -116,7 +118,7 @@ class Sized:
     reason: str | None = None
 
 
-def size_order(
+def executable_quantity(
     order: OrderRow,
     price: float | None,
     ledger: Ledger,
@@ -177,7 +179,7 @@ def size_order(
     return Sized(qty, "; ".join(notes) or None)
 
 
-def review(
+def assess_submission(
     state: BrokerState, order: OrderRow, now: datetime, settings: ExecutionSettings, rules_for: RulesFor
 ) -> OrderUpdate:
     """The status an order gets at submission: ``open`` (with its accepted quantity) or ``rejected``."""
@@ -188,7 +190,7 @@ def review(
     price = float(order.price) if order.price is not None else ledger.last_prices.get(order.symbol)
     reserved_quote, reserved_base = _reserved(state, settings, exclude=order.client_order_id)
     base = order.symbol.partition("/")[0]
-    sized = size_order(
+    sized = executable_quantity(
         order,
         price,
         ledger,
@@ -436,7 +438,9 @@ class _CandleRun:
             price = taker_price(side, reference, float(order.qty), self.candle.volume, self.settings, self.rules)
         else:
             price = round_price(reference, self.rules.price_step, side)
-        sized = size_order(order, price, self.ledger, self.settings, self.rules, liquidity=liquidity, at_fill=True)
+        sized = executable_quantity(
+            order, price, self.ledger, self.settings, self.rules, liquidity=liquidity, at_fill=True
+        )
         if sized.qty is None:
             reason = f"at the fill ({price:.8g}): {sized.reason}"
             self.updates.append(

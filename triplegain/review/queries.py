@@ -76,7 +76,7 @@ class LLMCallFilter(_TimeWindow):
     """Which LLM calls to read (by ``started_at``). Every field narrows."""
 
     provider: str | None = Field(default=None, min_length=1)
-    purpose: str | None = Field(default=None, min_length=1, description="e.g. conflict_resolution, regime_review")
+    purpose: str | None = Field(default=None, min_length=1, description="e.g. conflict_resolution, regime_refinement")
     symbol: str | None = Field(
         default=None, min_length=1, description="the call's symbol, its decision's, or its agent view's"
     )

@@ -6,7 +6,7 @@ from triplegain.model import AccountSnapshot
 from triplegain.risk.gates import check_confidence, check_cooldown, check_reward_risk, check_stop
 from triplegain.risk.models import RiskDecision, TradeProposal, Verdict
 from triplegain.risk.settings import RiskSettings
-from triplegain.risk.sizing import size_order
+from triplegain.risk.sizing import size_proposal
 
 
 def assess_trade(proposal: TradeProposal, account: AccountSnapshot, settings: RiskSettings) -> RiskDecision:
@@ -32,7 +32,7 @@ def assess_trade(proposal: TradeProposal, account: AccountSnapshot, settings: Ri
             flat_notional=0.0,
             outcomes=gates,
         )
-    sizing = size_order(proposal, proposal.stop_price, account, settings)
+    sizing = size_proposal(proposal, proposal.stop_price, account, settings)
     return RiskDecision(
         proposal=proposal,
         approved=sizing.approved,

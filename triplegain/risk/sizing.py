@@ -58,7 +58,9 @@ def _outcome(step: _Step, notional: float, allowed: float, settings: RiskSetting
     return RuleOutcome(rule=step.rule, verdict=Verdict.CUT, detail=cut)
 
 
-def size_order(proposal: TradeProposal, stop_price: float, account: AccountSnapshot, settings: RiskSettings) -> Sizing:
+def size_proposal(
+    proposal: TradeProposal, stop_price: float, account: AccountSnapshot, settings: RiskSettings
+) -> Sizing:
     """Size a proposal that passed the gates (``stop_price`` is its stop, on the loss side of entry)."""
     entry, equity = proposal.entry_price, account.equity
     budget = equity * settings.risk_per_trade_pct / 100

@@ -6,13 +6,13 @@
 
 Batches
     A batch is written when it holds ``batch_size`` rows, ``flush_interval_seconds`` after its first row
-    arrived, on ``flush()`` and on ``close()``: in one transaction, tables in ``FLUSH_ORDER`` (referenced rows
+    arrived, on ``flush()`` and on ``aclose()``: in one transaction, tables in ``FLUSH_ORDER`` (referenced rows
     first), each table's rows by ``records.insert_rows`` (COPY, then an idempotent ``INSERT … SELECT``), so
     retrying a batch whose commit did reach the server stores nothing twice (``already_stored`` counts them).
 
 Nothing is lost (DESIGN §3, §7)
     Whatever goes wrong while writing keeps the rows in memory and the batch is tried again after a backoff
-    (``retry_initial_seconds`` doubling up to ``retry_max_seconds``; ``flush()`` and ``close()`` cut a wait
+    (``retry_initial_seconds`` doubling up to ``retry_max_seconds``; ``flush()`` and ``aclose()`` cut a wait
     short). ``stats()`` and ``healthy`` show the failures for the degradation manager, ``stats().disconnected``
     whether the server is out of reach. When it is back, what waited is written, in submission order within a
     table; a batch whose commit reached the server before the connection dropped is simply sent again
@@ -22,7 +22,7 @@ The bound (DESIGN §7: buffer, never drop)
     At most ``max_buffered_rows`` rows wait in memory. Past the bound ``submit`` raises ``WriteBufferFull``
     (naming the bound and the rows held) rather than drop a row, and ``overflowed`` is set for good: the caller
     lost a row's log, so the daemon must stop (``await writer.overflowed.wait()``, then ``overflow_error`` is
-    the message). The rows already held are still written when the server comes back, and ``close()`` reports
+    the message). The rows already held are still written when the server comes back, and ``aclose()`` reports
     any it could not write.
 
 Rows the database refuses
@@ -35,7 +35,7 @@ Rows the database refuses
     batch, at most once per flush interval, until ``missing_parent_wait_seconds`` after it was submitted.
 
 Accounting
-    ``submitted == written + already_stored + rejected + buffered`` at all times. ``close()`` that cannot
+    ``submitted == written + already_stored + rejected + buffered`` at all times. ``aclose()`` that cannot
     write everything within ``close_timeout_seconds`` raises ``RowsNotWritten``; the rows are still in
     ``unwritten()``, and submitting them to a writer again is safe.
 """
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,15 +52,16 @@ from types import TracebackType
 from typing import Any
 
 import asyncpg
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from triplegain.clock import Clock, WallClock
-from triplegain.errors import DatabaseError, TriplegainError
+from triplegain.errors import DatabaseError, ResourceClosed, TriplegainError
 from triplegain.store.database import Database, error_reason
 from triplegain.store.records import FLUSH_ORDER, USE_LZ4, Row, insert_rows, lz4_supported
 from triplegain.store.settings import WriterSettings
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -81,12 +81,12 @@ class WriteBufferFull(TriplegainError):
         self.held = held
 
 
-class WriterClosed(TriplegainError):
+class WriterClosed(ResourceClosed):
     """The writer was closed: it accepts no more rows."""
 
 
 class RowsNotWritten(DatabaseError):
-    """``flush()`` or ``close()`` ran out of time with rows still in memory (``rows`` of them)."""
+    """``flush()`` or ``aclose()`` ran out of time with rows still in memory (``rows`` of them)."""
 
     def __init__(self, message: str, rows: int) -> None:
         super().__init__(message)
@@ -159,7 +159,7 @@ class BatchWriter:
         self._waiting_since = 0.0  # when rows last started waiting for a parent
         self._next_seq = 0
         self._flush_target = -1  # the newest row a flush() waits for
-        self._hurry_waiting = False  # flush() or close(): try the rows waiting for a parent once, now
+        self._hurry_waiting = False  # flush() or aclose(): try the rows waiting for a parent once, now
         self._rejected: deque[RejectedRow] = deque(maxlen=self._settings.rejected_limit)
         self._written = 0
         self._already_stored = 0
@@ -172,8 +172,8 @@ class BatchWriter:
         self._last_error: str | None = None
         self._overflowed = asyncio.Event()
         self._overflow_error: WriteBufferFull | None = None
-        self._wake = asyncio.Event()  # a batch may be due: rows arrived, a batch filled, flush() or close()
-        self._retry_now = asyncio.Event()  # flush() or close(): cut a backoff short
+        self._wake = asyncio.Event()  # a batch may be due: rows arrived, a batch filled, flush() or aclose()
+        self._retry_now = asyncio.Event()  # flush() or aclose(): cut a backoff short
         self._progress = asyncio.Condition()  # rows left the buffer
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -190,7 +190,7 @@ class BatchWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
     def start(self) -> None:
         """Start the background task (``async with`` does it)."""
@@ -203,7 +203,7 @@ class BatchWriter:
         """Queue a row and return: no database round trip, never waits (so a sync hook may call it).
 
         Raises ``WriteBufferFull`` when ``max_buffered_rows`` rows wait already, ``WriterClosed`` after
-        ``close()``, and whatever ``row.values()`` raises for a row that cannot be encoded.
+        ``aclose()``, and whatever ``row.values()`` raises for a row that cannot be encoded.
         """
         if self._closing:
             raise WriterClosed(f"the batch writer for {self._db.server} is closed: {row.table.name} row refused")
@@ -248,10 +248,10 @@ class BatchWriter:
             ) from None
         if not self._settled(target):
             if not task.cancelled():
-                task.result()  # the task ended with rows left and was not cancelled by close(): it crashed
+                task.result()  # the task ended with rows left and was not cancelled by aclose(): it crashed
             raise WriterClosed(f"the batch writer for {self._db.server} was closed during flush()")
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Write what is buffered and stop; raises ``RowsNotWritten`` for what is left after the timeout."""
         if self._closing:
             return
@@ -345,7 +345,7 @@ class BatchWriter:
         if self._overflow_error is None:
             self._overflow_error = error
             self._overflowed.set()
-            logger.error("%s", error)
+            logger.error("write buffer full", bound=bound, held=held, error=str(error))
         return error
 
     def _running_task(self) -> asyncio.Task[None]:
@@ -358,9 +358,9 @@ class BatchWriter:
     def _report_crash(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             logger.error(
-                "the batch writer for %s stopped: %d rows stay in memory",
-                self._db.server,
-                self._buffered(),
+                "batch writer stopped",
+                server=self._db.server,
+                rows_in_memory=self._buffered(),
                 exc_info=task.exception(),
             )
 
@@ -442,7 +442,7 @@ class BatchWriter:
     async def _write_in_flight(self) -> None:
         """Write the batch in hand, trying again after each failure until every row is written or set aside."""
         while self._in_flight:
-            self._retry_now.clear()  # this attempt answers the flush() or close() that asked for one
+            self._retry_now.clear()  # this attempt answers the flush() or aclose() that asked for one
             try:
                 await self._write_splitting(list(self._in_flight.values()))
             except Exception as error:
@@ -495,14 +495,14 @@ class BatchWriter:
         row = item.row.table.describe(item.values)
         age = self._clock.monotonic() - item.submitted_at
         if isinstance(error, asyncpg.ForeignKeyViolationError) and age < self._settings.missing_parent_wait_seconds:
-            logger.info("%s waits for the row it references: %s", row, _refusal(error))
+            logger.info("row waits for the row it references", row=row, error=_refusal(error))
             self._waiting.append(item)
             self._waiting_since = self._clock.monotonic()
             return
         reason, sqlstate = _refusal(error), getattr(error, "sqlstate", None)
         self._rejected_count += 1
         self._rejected.append(RejectedRow(row=item.row, error=reason, sqlstate=sqlstate, at=self._clock.now()))
-        logger.error("%s refused %s (SQLSTATE %s): %s", self._db.server, row, sqlstate, reason)
+        logger.error("row refused", server=self._db.server, row=row, sqlstate=sqlstate, reason=reason)
 
     def _note_failure(self, error: Exception) -> None:
         self._failed_flushes += 1
@@ -512,24 +512,24 @@ class BatchWriter:
         self._disconnected = not self._connected or _lost_the_server(error)
         self._last_error = error_reason(error, self._db.command_timeout_seconds)
         logger.warning(
-            "writing %d rows to %s failed (%d in a row; %d rows in memory), trying again in %.1f s: %s",
-            len(self._in_flight),
-            self._db.server,
-            self._consecutive_failures,
-            self._buffered(),
-            self._backoff_seconds(),
-            self._last_error,
+            "write failed; trying again",
+            rows=len(self._in_flight),
+            server=self._db.server,
+            failures_in_a_row=self._consecutive_failures,
+            rows_in_memory=self._buffered(),
+            retry_in_seconds=round(self._backoff_seconds(), 1),
+            error=self._last_error,
             exc_info=not isinstance(error, _DATABASE_ERRORS),
         )
 
     def _note_success(self) -> None:
         if self._consecutive_failures:
             logger.info(
-                "writing to %s works again after %d failed writes in %.1f s; %d rows still in memory",
-                self._db.server,
-                self._consecutive_failures,
-                self._clock.monotonic() - (self._failing_since or 0.0),
-                self._buffered(),
+                "writes work again",
+                server=self._db.server,
+                failed_writes=self._consecutive_failures,
+                failing_seconds=round(self._clock.monotonic() - (self._failing_since or 0.0), 1),
+                rows_in_memory=self._buffered(),
             )
         self._consecutive_failures = 0
         self._failing_since = None

@@ -189,9 +189,8 @@ async def trading_system(
         await pipeline.restore(views or ())
         runner.restore(restored_last_runs(task_runs.values(), views))
         await record_agent_views(bus, PostgresAgentOutputLog(writer), run_id=run_id)
-        await coordinator.start(clock.now())
-        stack.push_async_callback(coordinator.stop)
-        stack.push_async_callback(runner.shutdown, schedule.shutdown_timeout_seconds)
+        await stack.enter_async_context(coordinator)
+        await stack.enter_async_context(runner)
         yield TradingSystem(
             settings=settings,
             clock=clock,

@@ -34,7 +34,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from triplegain.clock import Clock
-from triplegain.errors import UserError
+from triplegain.errors import ResourceClosed, UserError
 from triplegain.market.candle import Candle, Rejection, RejectReason, candle_from_values, ms_from_utc, utc_from_ms
 from triplegain.market.feeds import MarketDataError, Sleep
 from triplegain.market.feeds.monitor import FeedMonitor, FeedStats
@@ -54,8 +54,8 @@ _ERROR_TEXT_LIMIT = 300
 _log = structlog.get_logger("triplegain.market")
 
 
-class _FeedClosed(Exception):
-    """Raised inside the feed when ``aclose()`` interrupts a wait or a request."""
+class FeedClosed(ResourceClosed):
+    """Raised inside the feed when ``aclose()`` interrupts a wait or a request (and caught there)."""
 
 
 def create_exchange(settings: CcxtFeedSettings, *, api_url: str | None = None) -> Any:
@@ -110,7 +110,7 @@ class CcxtFeed:
         try:
             while not self._pending:
                 await self._poll_when_due()
-        except _FeedClosed:
+        except FeedClosed:
             raise StopAsyncIteration from None
         if self._closing.is_set():
             raise StopAsyncIteration
@@ -130,7 +130,7 @@ class CcxtFeed:
 
     async def _poll_when_due(self) -> None:
         if self._closing.is_set():
-            raise _FeedClosed
+            raise FeedClosed
         if self._next_poll is not None:
             await self._pause((self._next_poll - self._clock.now()).total_seconds())
         try:
@@ -246,12 +246,12 @@ class CcxtFeed:
             return await function(*args)
         except ccxt_async.BaseError as exc:
             if self._closing.is_set():
-                raise _FeedClosed from exc
+                raise FeedClosed from exc
             self._monitor.failed_requests += 1
             raise
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds`` through the injected sleep; raises ``_FeedClosed`` if ``aclose()`` comes first."""
+        """Sleep ``seconds`` through the injected sleep; raises ``FeedClosed`` if ``aclose()`` comes first."""
         if seconds > 0 and not self._closing.is_set():
             sleeper = asyncio.ensure_future(self._sleep(seconds))
             closer = asyncio.ensure_future(self._closing.wait())
@@ -262,7 +262,7 @@ class CcxtFeed:
                 closer.cancel()
                 await asyncio.gather(sleeper, closer, return_exceptions=True)
         if self._closing.is_set():
-            raise _FeedClosed
+            raise FeedClosed
 
     def _log_retry(self, what: str, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -1,6 +1,6 @@
-"""The optional LLM review of an agent's baseline: ask, validate, and say in words what came of it.
+"""The optional LLM refinement of an agent's baseline: ask, validate, and say in words what came of it.
 
-A review either returns an answer that validated against the agent's answer model (whose field bounds are the
+A refinement either returns an answer that validated against the agent's answer model (whose field bounds are the
 body's bounds, so nothing out of range gets through) with the id of the call-log record that produced it, or
 the reason the baseline stands. The gateway has already recorded every attempt in its call log either way.
 """
@@ -20,15 +20,15 @@ REASONING_MAX_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewPrompts:
-    """A review's two templates: ``prompts/<purpose>_system.txt`` and ``prompts/<purpose>_user.txt``."""
+class RefinementPrompts:
+    """A refinement's two templates: ``prompts/<purpose>_system.txt`` and ``prompts/<purpose>_user.txt``."""
 
     purpose: str
     system: PromptTemplate
     user: PromptTemplate
 
     @classmethod
-    def load(cls, purpose: str, directory: Path | None = None) -> ReviewPrompts:
+    def load(cls, purpose: str, directory: Path | None = None) -> RefinementPrompts:
         """Both templates (from the shipped ``prompts/`` unless ``directory`` is given); fails if either is absent."""
         return cls(purpose, load_template(f"{purpose}_system", directory), load_template(f"{purpose}_user", directory))
 
@@ -38,7 +38,7 @@ class ReviewPrompts:
 
 
 @dataclass(frozen=True, slots=True)
-class Review(Generic[AnswerT]):
+class Refinement(Generic[AnswerT]):
     """The validated answer and its call-log id, or why there is none."""
 
     provider: str
@@ -47,24 +47,24 @@ class Review(Generic[AnswerT]):
     failure: str | None
 
     def explain(self, baseline_reasoning: str, answer_reasoning: str | None) -> str:
-        """The output's reasoning: the baseline's, then what the review said or why the baseline stood."""
+        """The output's reasoning: the baseline's, then what the refinement said or why the baseline stood."""
         if self.answer is not None:
-            return f"{baseline_reasoning} LLM review ({self.provider}): {answer_reasoning}"
-        return f"{baseline_reasoning} LLM review ({self.provider}) failed, so the baseline stands: {self.failure}"
+            return f"{baseline_reasoning} LLM refinement ({self.provider}): {answer_reasoning}"
+        return f"{baseline_reasoning} LLM refinement ({self.provider}) failed, so the baseline stands: {self.failure}"
 
 
 @dataclass(frozen=True)
-class Reviewer:
-    """The LLM an agent asks to review its baseline, and the prompts it asks with."""
+class Refiner:
+    """The LLM an agent asks to refine its baseline, and the prompts it asks with."""
 
     gateway: LLMGateway
-    prompts: ReviewPrompts
+    prompts: RefinementPrompts
 
 
-def configured_reviewer(
-    agent: str, purpose: str, provider: str | None, gateway: LLMGateway | None, prompts: ReviewPrompts | None
-) -> Reviewer | None:
-    """The reviewer ``llm_provider`` asks for (prompts default to the shipped ones), or None without one.
+def configured_refiner(
+    agent: str, purpose: str, provider: str | None, gateway: LLMGateway | None, prompts: RefinementPrompts | None
+) -> Refiner | None:
+    """The refiner ``llm_provider`` asks for (prompts default to the shipped ones), or None without one.
 
     ``gateway`` must be the one ``llm_provider`` names: a mismatch is a wiring mistake, not a silent default.
     """
@@ -74,15 +74,17 @@ def configured_reviewer(
         raise ValueError(f"{agent} agent: llm_provider is {provider!r} but no gateway was given for it")
     if gateway.name != provider:
         raise ValueError(f"{agent} agent: llm_provider is {provider!r} but the gateway given is {gateway.name!r}")
-    return Reviewer(gateway, prompts or ReviewPrompts.load(purpose))
+    return Refiner(gateway, prompts or RefinementPrompts.load(purpose))
 
 
-async def request_review(gateway: LLMGateway, request: LLMRequest, answer_model: type[AnswerT]) -> Review[AnswerT]:
-    """Ask ``gateway``; a failed or invalid answer is a ``Review`` with ``failure`` set, never an exception."""
+async def request_refinement(
+    gateway: LLMGateway, request: LLMRequest, answer_model: type[AnswerT]
+) -> Refinement[AnswerT]:
+    """Ask ``gateway``; a failed or invalid answer is a ``Refinement`` with ``failure`` set, never an exception."""
     outcome = await gateway.complete(request, answer_model)
     if outcome.answer is not None:
         call_id = next(record.id for record in reversed(outcome.records) if record.succeeded)
-        return Review(outcome.provider, outcome.answer, call_id, None)
+        return Refinement(outcome.provider, outcome.answer, call_id, None)
     error = outcome.error
     failure = f"{type(error).__name__}: {error}" if error is not None else "no answer"
-    return Review(outcome.provider, None, None, failure)
+    return Refinement(outcome.provider, None, None, failure)

@@ -1,4 +1,4 @@
-"""The LLM review of each agent's baseline, through the real gateway and the offline provider.
+"""The LLM refinement of each agent's baseline, through the real gateway and the offline provider.
 
 A valid answer refines the view and its call id is kept; an invalid or failed one leaves the baseline standing
 and the reasoning says why; either way the gateway's call log holds the attempt, joined by the output's id.
@@ -60,22 +60,22 @@ async def test_a_confirmed_baseline_keeps_its_values_and_the_call_id() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
     frames = (rising_frames()[-1],)
     plain = await TechnicalAgent(PLAIN_TECHNICAL, clock=clock).analyze(TechnicalContext("BTC/USDT", frames))
-    reviewed = await TechnicalAgent(TECHNICAL, clock=clock, gateway=gateway(log, clock)).analyze(
+    refined = await TechnicalAgent(TECHNICAL, clock=clock, gateway=gateway(log, clock)).analyze(
         TechnicalContext("BTC/USDT", frames)
     )
     [record] = log.records
-    assert reviewed.llm_call_id == record.id
-    assert record.served_id == reviewed.id
-    assert (record.purpose, record.error_class) == ("technical_review", None)
-    assert reviewed.body == plain.body
-    assert reviewed.confidence == pytest.approx(plain.confidence)
-    assert reviewed.reasoning.startswith(plain.reasoning)
-    assert "LLM review (offline): offline review of BTC/USDT" in reviewed.reasoning
+    assert refined.llm_call_id == record.id
+    assert record.served_id == refined.id
+    assert (record.purpose, record.error_class) == ("technical_refinement", None)
+    assert refined.body == plain.body
+    assert refined.confidence == pytest.approx(plain.confidence)
+    assert refined.reasoning.startswith(plain.reasoning)
+    assert "LLM refinement (offline): offline refinement of BTC/USDT" in refined.reasoning
 
 
 async def test_a_valid_revision_replaces_bias_strength_and_confidence_only() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
-    rules = {"technical_review": answer(bias="short", strength=0.2, confidence=0.3, reasoning="a top is forming")}
+    rules = {"technical_refinement": answer(bias="short", strength=0.2, confidence=0.3, reasoning="a top is forming")}
     frames = (rising_frames()[-1],)
     plain = await TechnicalAgent(PLAIN_TECHNICAL, clock=clock).analyze(TechnicalContext("BTC/USDT", frames))
     revised = await TechnicalAgent(TECHNICAL, clock=clock, gateway=gateway(log, clock, rules)).analyze(
@@ -84,19 +84,19 @@ async def test_a_valid_revision_replaces_bias_strength_and_confidence_only() -> 
     assert plain.body.bias is Bias.LONG
     assert (revised.body.bias, revised.body.strength, revised.confidence) == (Bias.SHORT, 0.2, 0.3)
     assert (revised.body.support, revised.body.timeframes) == (plain.body.support, plain.body.timeframes)
-    assert revised.reasoning.endswith("LLM review (offline): a top is forming")
+    assert revised.reasoning.endswith("LLM refinement (offline): a top is forming")
 
 
 async def test_an_out_of_range_answer_leaves_the_baseline_standing() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
-    rules = {"technical_review": answer(bias="short", strength=3.0, confidence=1.5, reasoning="all in")}
+    rules = {"technical_refinement": answer(bias="short", strength=3.0, confidence=1.5, reasoning="all in")}
     frames = (rising_frames()[-1],)
     plain = await TechnicalAgent(PLAIN_TECHNICAL, clock=clock).analyze(TechnicalContext("BTC/USDT", frames))
     output = await TechnicalAgent(TECHNICAL, clock=clock, gateway=gateway(log, clock, rules)).analyze(
         TechnicalContext("BTC/USDT", frames)
     )
     assert (output.body, output.confidence, output.llm_call_id) == (plain.body, plain.confidence, None)
-    assert "LLM review (offline) failed, so the baseline stands: LLMOutputError:" in output.reasoning
+    assert "LLM refinement (offline) failed, so the baseline stands: LLMOutputError:" in output.reasoning
     assert "strength: input should be less than or equal to 1" in output.reasoning
     [record] = log.records
     assert (record.served_id, record.error_class) == (output.id, "LLMOutputError")
@@ -113,7 +113,7 @@ async def test_a_provider_failure_leaves_the_baseline_standing() -> None:
     assert [record.error_class for record in log.records] == ["ProviderRejectedRequest"]
 
 
-async def test_a_degraded_run_skips_the_review() -> None:
+async def test_a_degraded_run_skips_the_refinement() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
     agent = TechnicalAgent(TECHNICAL, clock=clock, gateway=gateway(log, clock))
     output = await agent.analyze(TechnicalContext("BTC/USDT", (rising_frames()[-1],), allow_llm=False))
@@ -148,7 +148,7 @@ def test_the_gateway_must_be_the_configured_provider() -> None:
 
 async def test_a_regime_revision_still_needs_its_confirmations() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
-    rules = {"regime_review": answer(regime="volatile_bear", confidence=0.9, reasoning="capitulation ahead")}
+    rules = {"regime_refinement": answer(regime="volatile_bear", confidence=0.9, reasoning="capitulation ahead")}
     agent = RegimeAgent(REGIME, clock=clock, gateway=gateway(log, clock, rules))
     outputs = [await agent.analyze(RegimeContext("BTC/USDT", frame)) for frame in rising_frames()[-4:]]
     assert [output.body.detected for output in outputs] == [RegimeName.VOLATILE_BEAR] * 4
@@ -159,7 +159,7 @@ async def test_a_regime_revision_still_needs_its_confirmations() -> None:
 
 async def test_an_invalid_regime_answer_leaves_the_detection_standing() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
-    rules = {"regime_review": answer(regime="to_the_moon", confidence=0.9, reasoning="wagmi")}
+    rules = {"regime_refinement": answer(regime="to_the_moon", confidence=0.9, reasoning="wagmi")}
     frame = rising_frames()[-1]
     plain = await RegimeAgent(PLAIN_REGIME, clock=clock).analyze(RegimeContext("BTC/USDT", frame))
     output = await RegimeAgent(REGIME, clock=clock, gateway=gateway(log, clock, rules)).analyze(
@@ -169,7 +169,7 @@ async def test_an_invalid_regime_answer_leaves_the_detection_standing() -> None:
     assert "failed, so the baseline stands: LLMOutputError" in output.reasoning
 
 
-async def test_the_offline_regime_review_confirms_the_detection() -> None:
+async def test_the_offline_regime_refinement_confirms_the_detection() -> None:
     clock, log = FakeClock(), InMemoryCallLog()
     frame = rising_frames()[-1]
     plain = await RegimeAgent(PLAIN_REGIME, clock=clock).analyze(RegimeContext("BTC/USDT", frame))
@@ -231,7 +231,7 @@ async def test_headlines_reach_the_prompt_only_inside_the_data_block() -> None:
 
 async def test_an_obedient_model_still_cannot_leave_the_bounds() -> None:
     clock, log = FakeClock(T0), InMemoryCallLog()
-    rules = {"sentiment_review": answer(score=7.0, confidence=1.0, reasoning="as instructed")}
+    rules = {"sentiment_refinement": answer(score=7.0, confidence=1.0, reasoning="as instructed")}
     baseline = await sentiment_agent(clock, None).analyze(SentimentContext("BTC/USDT"))
     output = await sentiment_agent(clock, gateway(log, clock, rules)).analyze(SentimentContext("BTC/USDT"))
     assert (output.body, output.confidence, output.llm_call_id) == (baseline.body, baseline.confidence, None)
@@ -240,6 +240,6 @@ async def test_an_obedient_model_still_cannot_leave_the_bounds() -> None:
 
 async def test_a_sentiment_revision_moves_score_and_bias_together() -> None:
     clock, log = FakeClock(T0), InMemoryCallLog()
-    rules = {"sentiment_review": answer(score=0.05, confidence=0.2, reasoning="the hack was minor")}
+    rules = {"sentiment_refinement": answer(score=0.05, confidence=0.2, reasoning="the hack was minor")}
     output = await sentiment_agent(clock, gateway(log, clock, rules)).analyze(SentimentContext("BTC/USDT"))
     assert (output.body.score, output.body.bias, output.confidence) == (0.05, Bias.NEUTRAL, 0.2)
