@@ -20,6 +20,7 @@ from triplegain.coordinator.resolver import ConflictResolver
 from triplegain.coordinator.snapshot import load_snapshot
 from triplegain.model import AccountSnapshot
 from triplegain.store import Database
+from triplegain.store.command_listener import CommandListener
 from triplegain.system import decision_rules
 
 ACCOUNT = "paper"
@@ -72,6 +73,7 @@ async def coordinator_harness(
             clock=clock,
             resolver=resolver or ConflictResolver([]),
             monitor=monitor,
+            listener=CommandListener(db, ACCOUNT),
             account_source=rich_account,
             restored=restored,
             **coordinator_options,

@@ -34,7 +34,6 @@ stops (nothing is dropped).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,7 +41,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, cast
 
-import asyncpg
 import structlog
 
 from triplegain.agents.base import AgentOutput
@@ -83,16 +81,15 @@ from triplegain.model import (
     Verb,
 )
 from triplegain.store import Database
+from triplegain.store.command_listener import CommandListener
 from triplegain.store.coordinator_snapshot import BreakerEventRow, TaskRunRow
 from triplegain.store.coordinator_state import (
-    NOTIFY_CHANNEL,
     SettledCommand,
     apply_pending,
     command_status,
     load_state,
     submit_command,
 )
-from triplegain.store.database import connection_lost
 from triplegain.store.decisions import DecisionWrite, StoredDecision, commit_decision, pending_orders
 
 logger = structlog.get_logger(__name__)
@@ -136,6 +133,7 @@ class Coordinator:
         clock: Clock,
         resolver: ConflictResolver,
         monitor: HealthMonitor,
+        listener: CommandListener,
         account_source: AccountSource,
         restored: CoordinatorSnapshot | None = None,
         order_sink: OrderSink | None = None,
@@ -178,8 +176,7 @@ class Coordinator:
         self._snapshot_interval = snapshot_interval_seconds
         self._monotonic = monotonic
         self._last_housekeeping_save: float | None = None
-        self._listener: Any = None
-        self._listening = False
+        self._listener = listener
         self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -192,9 +189,7 @@ class Coordinator:
         if self._sink is not None:
             for order in await pending_orders(self._db, self.account):
                 await self._sink.submit(order)
-        self._listening = True
-        self._listener = await self._db.pool.acquire()
-        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        await self._listener.start(self._on_notify)
         logger.info("coordinator started", account=self.account, state=self.state.value, degradation=self.level.name)
 
     async def __aenter__(self) -> Coordinator:
@@ -208,15 +203,7 @@ class Coordinator:
 
     async def aclose(self) -> None:
         """Stop listening, let command applications in flight finish, and save the snapshot."""
-        self._listening = False
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            try:
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                await self._db.pool.release(listener)
-            except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
-                # the connection was lost in an outage, and the LISTEN with it: nothing left to undo
-                logger.warning("command listener already gone", error=str(error))
+        await self._listener.aclose()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         try:
@@ -417,31 +404,7 @@ class Coordinator:
             return
         await self._flatten(now, reason)
 
-    async def _keep_listening(self) -> None:
-        """Listen again when the listener's connection was lost (a database outage takes the LISTEN with it); until
-        that works, housekeeping polls for commands at every run."""
-        listener = self._listener
-        if not self._listening or (listener is not None and not connection_lost(listener)):
-            return
-        if listener is not None:
-            self._listener = None
-            with contextlib.suppress(asyncpg.InterfaceError):  # the pool may have taken it back already
-                await self._db.pool.release(listener)
-        try:
-            connection = await self._db.pool.acquire()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            return
-        try:
-            await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            await self._db.pool.release(connection)
-            return
-        self._listener = connection
-        logger.info("listening for commands again", account=self.account)
-
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload != self.account:
-            return
+    def _on_notify(self) -> None:
         task = asyncio.get_running_loop().create_task(self._apply_notified())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -487,12 +450,12 @@ class Coordinator:
     async def housekeeping(self, _symbol: str | None, now: datetime) -> None:
         """The housekeeping task: apply pending commands, step the level, and save the snapshot with the heartbeat;
         within ``snapshot_interval_seconds`` of its last save it only steps the level."""
-        await self._keep_listening()
+        listening = await self._listener.keep_listening()
         started = self._monotonic()
         due = (
             self._last_housekeeping_save is None
             or started - self._last_housekeeping_save >= self._snapshot_interval
-            or self._listener is None
+            or not listening
         )
         failure: DatabaseError | None = None
         if due:

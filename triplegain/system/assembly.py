@@ -43,6 +43,7 @@ from triplegain.market import Candle, Timeframe
 from triplegain.model import AgentName
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
 from triplegain.store.agent_outputs import latest_agent_outputs
+from triplegain.store.command_listener import CommandListener
 from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
 
 CandleHook = Callable[[Candle], Awaitable[None]]
@@ -167,6 +168,7 @@ async def trading_system(
             clock=clock,
             resolver=ConflictResolver(resolver_gateways),
             monitor=monitor,
+            listener=CommandListener(db, account),
             account_source=account_source,
             restored=restored,
             order_sink=order_sink,
