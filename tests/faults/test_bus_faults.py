@@ -21,7 +21,7 @@ from triplegain.bus import DeadLetter, DeadLetterReason, Message, MessageBus, Pr
 from triplegain.bus.settings import BusSettings, Overflow, TopicSettings, TopicsSettings
 from triplegain.clock import WallClock
 
-CRITICAL = (Topic.RISK_ALERTS, Topic.SYSTEM_EVENTS, Topic.COORDINATOR_COMMANDS)
+CRITICAL = (Topic.RISK_ALERTS, Topic.SYSTEM_EVENTS, Topic.EXECUTION_EVENTS)
 # Publish to handler call, for the coordinator's topics, even on a loaded 2-core CI machine.
 CRITICAL_LATENCY_BOUND_SECONDS = 0.25
 DELIVERY_TIMEOUT_SECONDS = 10

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.faults.conftest import InvokeCli
 from triplegain.bus import Message, Topic
-from triplegain.model import ARGUMENTS, Command, CommandError, CoordinatorState, Verb
+from triplegain.model import ARGUMENTS, Command, CommandError, CoordinatorState, StateChanged, Verb
 from triplegain.store import Database
 from triplegain.store.coordinator_state import NOTIFY_CHANNEL, submit_command
 
@@ -65,14 +64,14 @@ async def test_a_running_coordinator_rejects_malformed_rows_and_executes_only_th
 ) -> None:
     pool = migrated_database.pool
     async with coordinator_harness(migrated_database) as harness:
-        changes: list[dict[str, Any]] = []
+        changes: list[StateChanged] = []
         paused = asyncio.Event()
 
         async def on_system_event(message: Message) -> None:
             payload = message.payload
-            if isinstance(payload, Mapping) and payload.get("event") == "state_changed":
-                changes.append(dict(payload))
-                if payload.get("to") == CoordinatorState.PAUSED.value:
+            if isinstance(payload, StateChanged):
+                changes.append(payload)
+                if payload.to_state is CoordinatorState.PAUSED:
                     paused.set()
 
         await harness.bus.subscribe(Topic.SYSTEM_EVENTS, on_system_event, name="test-state-changes")
@@ -94,7 +93,7 @@ async def test_a_running_coordinator_rejects_malformed_rows_and_executes_only_th
             assert rows[command_id]["outcome"].startswith(reason), rows[command_id]["outcome"]
         assert (rows[good]["status"], rows[good]["outcome"]) == ("applied", "RUNNING → PAUSED")
         # None of the malformed halts or resumes ran: the only state reached besides RUNNING is the good pause.
-        assert [change["to"] for change in changes if change["to"] != "RUNNING"] == ["PAUSED"]
+        assert [change.to_state for change in changes if change.to_state is not CoordinatorState.RUNNING] == ["PAUSED"]
         assert harness.coordinator.state is CoordinatorState.PAUSED
 
 

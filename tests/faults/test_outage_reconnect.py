@@ -11,7 +11,7 @@ from tests.coordinator_harness import ACCOUNT, coordinator_harness
 from tests.faults.postgres_proxy import PostgresProxy
 from tests.unit.test_consensus import T0
 from triplegain.bus import Message, Topic
-from triplegain.model import Command, CoordinatorState, Verb
+from triplegain.model import Command, CoordinatorState, StateChanged, Verb
 from triplegain.store import Database
 from triplegain.store.coordinator_state import submit_command
 from triplegain.store.runs import DaemonAlreadyRunning, account_lock, daemon_running
@@ -68,6 +68,6 @@ async def test_the_coordinator_listens_for_commands_again_after_an_outage(
         await harness.coordinator.housekeeping(None, T0)  # listens again; within the hour: no poll
         await submit_command(migrated_database, ACCOUNT, Command(verb=Verb.PAUSE, reason="test"), T0)
         async with asyncio.timeout(10):
-            while (await changes.get()).payload.get("event") != "state_changed":
+            while not isinstance((await changes.get()).payload, StateChanged):
                 pass
         assert harness.coordinator.state is CoordinatorState.PAUSED

@@ -16,13 +16,16 @@ from typing import Any
 import pytest
 
 from tests.offline_replay import btc_partly_held, offline_replay_settings
+from triplegain.agents.base import AgentOutput
+from triplegain.bus import Topic
 from triplegain.clock import FakeClock
 from triplegain.config import Settings
 from triplegain.coordinator.consensus import ConsensusInput, ConsensusSettings, Stance
 from triplegain.coordinator.decision_rows import client_order_id_for
 from triplegain.coordinator.schedule import TaskName
+from triplegain.daemon.events import RunEvents
 from triplegain.market import Candle, SyntheticFeed, SyntheticSettings, Timeframe
-from triplegain.model import AgentName, Bias
+from triplegain.model import AgentName, Bias, DecisionMade, OrderRow
 from triplegain.store import Database
 from triplegain.store.decisions import decision_details
 from triplegain.system import TradingSystem, trading_system
@@ -175,3 +178,32 @@ async def test_a_restarted_system_continues_from_what_was_committed(
     heartbeat = await db.pool.fetchval("SELECT last_heartbeat FROM coordinator_state")
     assert heartbeat is not None
     assert heartbeat <= START + timedelta(minutes=5 * (CANDLES + 24))
+
+
+async def test_every_topic_has_a_publisher_and_a_reader_and_typed_payloads(
+    settings: Settings, migrated_database: Database
+) -> None:
+    """The system reads every topic (the recorder, the daemon's ``RunEvents``) and publishes frozen typed models."""
+    clock = FakeClock(START)
+    async with system(settings, migrated_database, clock) as running:
+        events = RunEvents()
+        await events.subscribe(running.bus)
+        assert {subscription.topic for subscription in running.bus.stats().subscriptions} == set(Topic)
+        await replay(running, clock)
+        payload_types = {
+            topic: {type(message.payload) for message in running.bus.history(topic, symbol)}
+            for topic in Topic
+            for symbol in SYMBOLS
+        }
+    decisions = await migrated_database.pool.fetchval("SELECT count(*) FROM decisions")
+    orders = await migrated_database.pool.fetchval("SELECT count(*) FROM orders")
+    assert events.candles == CANDLES * len(SYMBOLS)
+    assert set(events.last_close) == set(SYMBOLS)
+    assert sum(events.decisions.values()) == decisions > 0
+    assert events.orders_placed == orders > 0
+    assert payload_types[Topic.MARKET_DATA] == {Candle}
+    assert payload_types[Topic.TRADE_INTENTS] == {DecisionMade}
+    assert payload_types[Topic.EXECUTION_EVENTS] == {OrderRow}
+    for topic in (Topic.TA_SIGNALS, Topic.REGIME_UPDATES, Topic.SENTIMENT_UPDATES):  # portfolio: needs balances
+        assert payload_types[topic]
+        assert all(issubclass(kind, AgentOutput) for kind in payload_types[topic])

@@ -18,9 +18,11 @@ from triplegain.model import (
     Bias,
     BreakerAction,
     BreakerRule,
+    BreakerTripped,
     Command,
     CoordinatorState,
     DegradationLevel,
+    LevelChanged,
     TaskStatus,
     Verb,
 )
@@ -61,8 +63,14 @@ async def test_the_breaker_trips_on_a_losing_sequence_and_a_halt_survives_a_rest
             BreakerRule.MAX_DRAWDOWN,
         }
         assert coordinator.state is CoordinatorState.HALTED
-        alerts = [message.payload["rule"] for message in harness.bus.history(Topic.RISK_ALERTS)]  # type: ignore[index]
-        assert sorted(alerts) == ["consecutive_losses", "daily_loss", "max_drawdown", "weekly_loss"]
+        alerts = [message.payload for message in harness.bus.history(Topic.RISK_ALERTS)]
+        assert all(isinstance(alert, BreakerTripped) for alert in alerts)
+        assert sorted(alert.rule for alert in alerts) == [  # type: ignore[union-attr]
+            "consecutive_losses",
+            "daily_loss",
+            "max_drawdown",
+            "weekly_loss",
+        ]
 
     events = await db.pool.fetch("SELECT rule, state, details FROM breaker_events ORDER BY id")
     assert (events[0]["rule"], events[0]["state"]) == ("consecutive_losses", "tripped")
@@ -134,7 +142,7 @@ async def test_degradation_rises_under_failures_recovers_after_them_and_survives
         assert second is not None
         assert second.to_level is DegradationLevel.EMERGENCY
         events = [message.payload for message in harness.bus.history(Topic.SYSTEM_EVENTS)]
-        assert [(e["from"], e["to"]) for e in events if e["event"] == "degradation_changed"] == [  # type: ignore[index]
+        assert [(e.from_level.name, e.to_level.name) for e in events if isinstance(e, LevelChanged)] == [
             ("NORMAL", "LIMITED"),
             ("LIMITED", "EMERGENCY"),
         ]

@@ -49,7 +49,6 @@ class Topic(StrEnum):
     RISK_ALERTS = "risk_alerts"
     EXECUTION_EVENTS = "execution_events"
     SYSTEM_EVENTS = "system_events"
-    COORDINATOR_COMMANDS = "coordinator_commands"
 
 
 # Immutable leaves a JSON-like payload may hold besides nested mappings and sequences.

@@ -34,7 +34,7 @@ class TopicsSettings(Section):
 
     market_data: TopicSettings = Field(
         default_factory=lambda: TopicSettings(ttl_seconds=120, overflow=Overflow.DROP_OLDEST_LOWEST),
-        description="candles and ticks: newest matters most, so a full queue drops the oldest",
+        description="closed candles taken in: newest matters most, so a full queue drops the oldest",
     )
     ta_signals: TopicSettings = Field(
         default_factory=lambda: TopicSettings(ttl_seconds=300), description="technical agent views"
@@ -49,19 +49,16 @@ class TopicsSettings(Section):
         default_factory=lambda: TopicSettings(ttl_seconds=7200), description="allocation drift and rebalancing"
     )
     trade_intents: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=60), description="trades the coordinator proposes"
+        default_factory=lambda: TopicSettings(ttl_seconds=60), description="every decision the coordinator makes"
     )
     risk_alerts: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=300), description="risk rule and breaker alerts"
+        default_factory=lambda: TopicSettings(ttl_seconds=300), description="circuit-breaker trips"
     )
     execution_events: TopicSettings = Field(
         default_factory=lambda: TopicSettings(ttl_seconds=3600), description="orders and fills"
     )
     system_events: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=3600), description="degradation, state changes, runs"
-    )
-    coordinator_commands: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=60), description="pause / resume / halt"
+        default_factory=lambda: TopicSettings(ttl_seconds=3600), description="coordinator state and degradation level changes"
     )
 
 

@@ -39,9 +39,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import structlog
+from pydantic import BaseModel
 
 from triplegain.agents.base import AgentOutput
 from triplegain.agents.publishing import AGENT_TOPICS
@@ -71,11 +72,15 @@ from triplegain.errors import DatabaseError
 from triplegain.model import (
     AccountSnapshot,
     BreakerAction,
+    BreakerTripped,
     Command,
     CoordinatorState,
     DecisionAction,
+    DecisionMade,
     DegradationLevel,
+    LevelChanged,
     OrderRow,
+    StateChanged,
     StateRecord,
     TaskStatus,
     Verb,
@@ -286,16 +291,18 @@ class Coordinator:
             reason=written.reason,
             already_stored=stored.already_stored,
         )
-        await self._publish(
-            Topic.TRADE_INTENTS,
-            {
-                "decision_id": str(written.id),
-                "action": written.action,
-                "confidence": written.confidence,
-                "reason": written.reason,
-            },
+        order = stored.write.order
+        made = DecisionMade(
+            decision_id=written.id,
+            account=self.account,
             symbol=symbol,
+            at=now,
+            action=written.action,
+            confidence=written.confidence,
+            reason=written.reason,
+            client_order_id=order.client_order_id if stored.order_stored and order is not None else None,
         )
+        await self._publish(Topic.TRADE_INTENTS, made, symbol=symbol)
         if stored.order_stored and stored.write.order is not None:
             await self._place(stored.write.order)
         return stored
@@ -335,16 +342,7 @@ class Coordinator:
         return stored
 
     async def _place(self, order: OrderRow) -> None:
-        await self._publish(
-            Topic.EXECUTION_EVENTS,
-            {
-                "event": "order_placed",
-                "client_order_id": order.client_order_id,
-                "side": order.side,
-                "qty": str(order.qty),
-            },
-            symbol=order.symbol,
-        )
+        await self._publish(Topic.EXECUTION_EVENTS, order, symbol=order.symbol)
         if self._sink is not None:
             try:
                 await self._sink.submit(order)
@@ -383,17 +381,15 @@ class Coordinator:
                 if command.status == "applied" and command.command is not None and command.command.flatten:
                     await self._flatten_positions(now, command.command.reason or "halt --flatten")
             if after is not None and (before is None or before.state is not after.state):
-                await self._publish(
-                    Topic.SYSTEM_EVENTS,
-                    {
-                        "event": "state_changed",
-                        "from": before.state.value if before is not None else None,
-                        "to": after.state.value,
-                        "by": after.changed_by,
-                        "reason": after.reason,
-                    },
-                    priority=Priority.HIGH,
+                changed = StateChanged(
+                    account=self.account,
+                    from_state=before.state if before is not None else None,
+                    to_state=after.state,
+                    by=after.changed_by,
+                    reason=after.reason,
+                    at=after.changed_at,
                 )
+                await self._publish(Topic.SYSTEM_EVENTS, changed, priority=Priority.HIGH)
                 if before is not None and before.state is CoordinatorState.HALTED:
                     await self._reset_breaker_halts(now, f"resumed by {after.changed_by}: {after.reason}")
             return settled
@@ -431,16 +427,14 @@ class Coordinator:
             to_level=transition.to_level.name,
             causes=causes,
         )
-        await self._publish(
-            Topic.SYSTEM_EVENTS,
-            {
-                "event": "degradation_changed",
-                "from": transition.from_level.name,
-                "to": transition.to_level.name,
-                "causes": causes,
-            },
-            priority=Priority.HIGH,
+        changed = LevelChanged(
+            account=self.account,
+            from_level=transition.from_level,
+            to_level=transition.to_level,
+            causes=tuple(cause.describe() for cause in transition.causes),
+            at=transition.at,
         )
+        await self._publish(Topic.SYSTEM_EVENTS, changed, priority=Priority.HIGH)
         try:
             await self._save(now, degradation_events=[transition])
         except DatabaseError as error:  # kept for the next save; the level has moved on regardless
@@ -525,11 +519,15 @@ class Coordinator:
             logger.warning(
                 "circuit breaker tripped", rule=trip.rule.value, action=trip.action.value, reason=trip.reason
             )
-            await self._publish(
-                Topic.RISK_ALERTS,
-                {"event": "breaker_tripped", **trip.model_dump(mode="json")},
-                priority=Priority.URGENT,
+            tripped = BreakerTripped(
+                account=self.account,
+                rule=trip.rule,
+                action=trip.action,
+                reason=trip.reason,
+                at=trip.at,
+                until=trip.until,
             )
+            await self._publish(Topic.RISK_ALERTS, tripped, priority=Priority.URGENT)
         halts = [trip for trip in trips if trip.action is BreakerAction.HALT]
         if halts:
             reason = "; ".join(trip.reason for trip in halts)
@@ -608,7 +606,7 @@ class Coordinator:
             self.overflowed.set()
 
     async def _publish(
-        self, topic: Topic, payload: dict[str, Any], *, symbol: str | None = None, priority: Priority = Priority.NORMAL
+        self, topic: Topic, payload: BaseModel, *, symbol: str | None = None, priority: Priority = Priority.NORMAL
     ) -> None:
         message = self._bus.message(topic, payload, source="coordinator", priority=priority, symbol=symbol)
         await self._bus.publish(message)

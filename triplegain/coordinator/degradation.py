@@ -246,6 +246,11 @@ class Cause(BaseModel):
     threshold: float
     level: DegradationLevel
 
+    def describe(self) -> str:
+        """One line: the signal (and what it is about), its value against the threshold, the level it calls for."""
+        about = f" ({self.subject})" if self.subject else ""
+        return f"{self.signal}{about} {self.value:.4g} ≥ {self.threshold:.4g} → {self.level.name}"
+
 
 class DegradationState(BaseModel):
     """The current level, since when, why, and since when a recovery has been waiting."""

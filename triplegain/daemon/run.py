@@ -38,6 +38,7 @@ from typing import Literal
 
 import structlog
 
+from triplegain.bus import Topic
 from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
@@ -190,7 +191,7 @@ async def _trade(
             writer_bound=settings.database.writer.max_buffered_rows,
             coordinator_bound=settings.coordinator.max_unsaved_rows,
         )
-        tracker = board.track(system, broker)
+        tracker = await board.track(system, broker)
         tracker.database = watch.status
         feed_errors = FeedErrors(feed, system.monitor)
         lock_lost: list[DaemonAlreadyRunning] = []
@@ -209,10 +210,13 @@ async def _trade(
             except UnstoredCandlesFull as full:
                 stop_for(watch.full(Bound("execution.max_unstored_candles", full.bound)))
                 return
+            for fill in update.fills:
+                filled = system.bus.message(Topic.EXECUTION_EVENTS, fill, source="broker", symbol=fill.symbol)
+                await system.bus.publish(filled)
             for trade in update.closed_trades:
                 await system.coordinator.on_trade_closed(trade.pnl, trade.closed_at)
             await system.coordinator.on_equity(update.equity, candle.close_time)
-            tracker.candle(candle, update.equity)
+            tracker.equity(update.equity)
             stop_for(watch.observe())
             if not watch.failing():
                 await keep_the_lock()

@@ -1,8 +1,8 @@
 """What the running daemon shows: a rich panel on a terminal, else a short status line every few seconds.
 
 Both say the coordinator's state, the degradation level, equity, open positions, the last decision and the
-replay's progress. ``RunTracker`` also keeps what the summary needs: candles seen, equity's peak and deepest
-drawdown, and each symbol's first and last close (for buy-and-hold).
+replay's progress. ``RunTracker`` keeps what the summary needs besides the stored rows: what the bus said
+(``RunEvents``: candles, closes for buy-and-hold, decisions, breaker trips) and equity's peak and deepest drawdown.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from triplegain.clock import WallClock
-from triplegain.market import Candle
+from triplegain.daemon.events import RunEvents
 from triplegain.system import TradingSystem
 
 
@@ -32,24 +32,18 @@ class Portfolio(Protocol):
 
 @dataclass
 class RunTracker:
-    """The run as it goes: candles, equity extremes, prices for buy-and-hold."""
+    """The run as it goes: what the bus said (``events``) and equity's extremes."""
 
     system: TradingSystem
     broker: Portfolio
-    candles: int = 0
+    events: RunEvents = field(default_factory=RunEvents)
     peak_equity: float | None = None
     max_drawdown: float = 0.0
-    first_close: dict[str, float] = field(default_factory=dict)
-    last_close: dict[str, float] = field(default_factory=dict)
-    last_candle_time: str = ""
     database: Callable[[], str] | None = None
     """The database's part of the status (``StoreWatch.status``); not shown when None."""
 
-    def candle(self, candle: Candle, equity: float) -> None:
-        self.candles += 1
-        self.first_close.setdefault(candle.symbol, candle.close)
-        self.last_close[candle.symbol] = candle.close
-        self.last_candle_time = f"{candle.close_time:%Y-%m-%d %H:%M}"
+    def equity(self, equity: float) -> None:
+        """Equity after a candle: the peak and the deepest drawdown from it."""
         self.peak_equity = max(self.peak_equity or equity, equity)
         if self.peak_equity > 0:
             self.max_drawdown = max(self.max_drawdown, (self.peak_equity - equity) / self.peak_equity)
@@ -57,11 +51,10 @@ class RunTracker:
     def fields(self) -> dict[str, str]:
         """The status, as label → text."""
         coordinator = self.system.coordinator
-        last = coordinator.last_decision
-        decision = "none yet"
-        if last is not None:
-            row = last.write.decision
-            decision = f"{row.symbol} {row.action} ({row.reason[:60]})"
+        events = self.events
+        last = events.last_decision
+        decision = "none yet" if last is None else f"{last.symbol} {last.action.value} ({last.reason[:60]})"
+        at = f"{events.last_candle_close:%Y-%m-%d %H:%M}" if events.last_candle_close is not None else "-"
         held = {asset: qty for asset, qty in self.broker.balances().items() if qty and asset != self._quote}
         return {
             "state": coordinator.state.value,
@@ -69,7 +62,7 @@ class RunTracker:
             "equity": f"{self.broker.equity():,.2f}",
             "positions": ", ".join(f"{asset} {qty:.6g}" for asset, qty in sorted(held.items())) or "none",
             "last decision": decision,
-            "candles": f"{self.candles:,} (at {self.last_candle_time or '-'})",
+            "candles": f"{events.candles:,} (at {at})",
         } | ({"database": self.database()} if self.database is not None else {})
 
     @property
@@ -88,8 +81,11 @@ class StatusBoard:
     def say(self, line: str) -> None:
         self._console.print(line, markup=False)
 
-    def track(self, system: TradingSystem, broker: Portfolio) -> RunTracker:
-        return RunTracker(system=system, broker=broker)
+    async def track(self, system: TradingSystem, broker: Portfolio) -> RunTracker:
+        """A tracker of the run, hearing ``system``'s bus from now on."""
+        tracker = RunTracker(system=system, broker=broker)
+        await tracker.events.subscribe(system.bus)
+        return tracker
 
     @asynccontextmanager
     async def showing(self, tracker: RunTracker, interval_seconds: float) -> AsyncIterator[None]:

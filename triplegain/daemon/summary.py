@@ -75,14 +75,15 @@ async def summarize(
         )
     quote = tracker.system.settings.execution.quote_asset
     starting = tracker.system.settings.execution.starting_balances.get(quote)
-    held = [symbol for symbol in tracker.first_close if symbol.endswith(f"/{quote}")]
+    events = tracker.events
+    held = [symbol for symbol in events.first_close if symbol.endswith(f"/{quote}")]
     hold = None
     if starting is not None and held:
         share = starting / len(held)
-        hold = sum(share / tracker.first_close[s] * tracker.last_close[s] for s in held)
+        hold = sum(share / events.first_close[s] * events.last_close[s] for s in held)
     return RunSummary(
         run_id=run_id,
-        candles=tracker.candles,
+        candles=events.candles,
         decisions=decisions,
         trades=trades,
         llm_calls={row["provider"]: ProviderUse(calls=row["calls"], cost_usd=float(row["cost"])) for row in rows},
@@ -91,5 +92,5 @@ async def summarize(
         buy_and_hold_equity=hold,
         max_drawdown_pct=tracker.max_drawdown * 100,
         wall_seconds=wall_seconds,
-        candles_per_second=tracker.candles / wall_seconds if wall_seconds > 0 else 0.0,
+        candles_per_second=events.candles / wall_seconds if wall_seconds > 0 else 0.0,
     )

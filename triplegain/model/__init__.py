@@ -14,6 +14,7 @@ This package sits at the bottom of the import layers (``docs/ARCHITECTURE.md``) 
 
 from triplegain.model.account import AccountSnapshot, ClosedTrade
 from triplegain.model.control import ARGUMENTS, Applied, Command, CommandError, Outcome, Refused, StateRecord
+from triplegain.model.events import BreakerTripped, DecisionMade, LevelChanged, StateChanged
 from triplegain.model.names import (
     OPEN_STATUSES,
     AgentName,
@@ -52,14 +53,17 @@ __all__ = [
     "Bias",
     "BreakerAction",
     "BreakerRule",
+    "BreakerTripped",
     "CandleWrite",
     "ClosedTrade",
     "Command",
     "CommandError",
     "CoordinatorState",
     "DecisionAction",
+    "DecisionMade",
     "DegradationLevel",
     "FillRow",
+    "LevelChanged",
     "Liquidity",
     "MarkRow",
     "OrderRow",
@@ -73,6 +77,7 @@ __all__ = [
     "Refused",
     "RegimeName",
     "ResolutionAction",
+    "StateChanged",
     "StateRecord",
     "StoredFill",
     "TaskStatus",

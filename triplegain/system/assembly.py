@@ -25,7 +25,7 @@ from triplegain.agents import AGENT_OFFLINE_RULES
 from triplegain.agents.base import AgentOutput
 from triplegain.agents.pipeline import AgentPipeline, Balances
 from triplegain.agents.recording import output_from_record, record_agent_views
-from triplegain.bus import MessageBus
+from triplegain.bus import MessageBus, Topic
 from triplegain.clock import Clock, FakeClock
 from triplegain.config import Settings
 from triplegain.coordinator.coordinator import AccountSource, Coordinator, Flatten, Holdings, OrderSink
@@ -83,10 +83,11 @@ class TradingSystem:
         return effects(self.monitor.level, self.settings.coordinator.degradation)
 
     async def ingest(self, candle: Candle) -> None:
-        """Take a closed candle in: the agents' frames, the market's price, market-data freshness, then the
-        ``candle_hook`` (the broker's fills, before any task of this candle's time runs)."""
+        """Take a closed candle in: the agents' frames, the market's price, market-data freshness, the candle on
+        ``market_data``, then the ``candle_hook`` (the broker's fills, before any task of this candle's time runs)."""
         self.pipeline.ingest(candle)
         self.monitor.candle(candle.symbol, candle.close_time, candle.timeframe.duration)
+        await self.bus.publish(self.bus.message(Topic.MARKET_DATA, candle, source="market", symbol=candle.symbol))
         if self.candle_hook is not None:
             await self.candle_hook(candle)
 

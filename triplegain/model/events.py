@@ -1,0 +1,68 @@
+"""What the coordinator tells the rest of the system on the bus: the payloads of its topics, frozen and typed.
+
+| topic              | payload                                  |
+|--------------------|------------------------------------------|
+| ``trade_intents``  | ``DecisionMade``                         |
+| ``system_events``  | ``StateChanged``, ``LevelChanged``       |
+| ``risk_alerts``    | ``BreakerTripped``                       |
+
+(``execution_events`` carries the orders and fills themselves, ``OrderRow`` and ``FillRow``; the market and agent
+topics carry ``Candle`` and the agents' ``AgentOutput``: see docs/ARCHITECTURE.md for the whole table.)
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from triplegain.model.names import BreakerAction, BreakerRule, CoordinatorState, DecisionAction, DegradationLevel
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DecisionMade(_Event):
+    """A trade decision on a symbol, as stored (``decisions``); ``client_order_id`` of the order it placed, if any."""
+
+    decision_id: UUID
+    account: str
+    symbol: str
+    at: AwareDatetime
+    action: DecisionAction
+    confidence: float
+    reason: str
+    client_order_id: str | None = None
+
+
+class StateChanged(_Event):
+    """The coordinator's state changed: who asked and why (``from_state`` None: the account's first state)."""
+
+    account: str
+    from_state: CoordinatorState | None
+    to_state: CoordinatorState
+    by: str
+    reason: str
+    at: AwareDatetime
+
+
+class LevelChanged(_Event):
+    """The degradation level changed, with each cause as a line (signal, subject, value against threshold)."""
+
+    account: str
+    from_level: DegradationLevel
+    to_level: DegradationLevel
+    causes: tuple[str, ...]
+    at: AwareDatetime
+
+
+class BreakerTripped(_Event):
+    """A circuit-breaker rule tripped: what it does (pause until ``until``, or halt) and why."""
+
+    account: str
+    rule: BreakerRule
+    action: BreakerAction
+    reason: str
+    at: AwareDatetime
+    until: AwareDatetime | None
