@@ -8,7 +8,7 @@ then N times: resume it, let it trade for a moment, and pause it through the sam
 NOTIFY sent, the daemon applied it, the CLI saw it applied). After each pause returns, the orders table is
 watched for ``--watch-seconds`` while the replay goes on: any entry order inserted then was placed after the
 pause returned, and is counted (it must be none). PAUSED stops new entries only: exits, stops and targets go on
-closing positions (DESIGN.md), so they are counted apart. Prints one JSON document.
+closing positions (README.md, "Controlling the running daemon"), so they are counted apart. Prints one JSON document.
 
 The database is a throwaway one: on TRIPLEGAIN_DATABASE_URL's server when that is set, else on an embedded
 server in a temporary data directory (started by the daemon; the benchmark connects to it once it runs).

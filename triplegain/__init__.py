@@ -1,3 +1,3 @@
-"""triplegain: a multi-agent LLM trading coordinator (see DESIGN.md and README.md)."""
+"""triplegain: a multi-agent LLM trading coordinator (see README.md and docs/ARCHITECTURE.md)."""
 
 __version__ = "0.1.0"

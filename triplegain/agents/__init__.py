@@ -1,4 +1,4 @@
-"""The four analysis agents (DESIGN §5): technical, regime, sentiment and portfolio.
+"""The four analysis agents (docs/ARCHITECTURE.md): technical, regime, sentiment and portfolio.
 
 Every agent follows one protocol, ``Agent``: ``await agent.analyze(context) -> AgentOutput[Body]`` (concretely
 ``TechnicalOutput``, ``RegimeOutput``, ``SentimentOutput``, ``PortfolioOutput``). An output carries the agent,

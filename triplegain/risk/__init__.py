@@ -1,4 +1,4 @@
-"""Deterministic risk rules (DESIGN §3, §6): they size, cut and veto every entry, and nothing overrides them.
+"""Deterministic risk rules (docs/ARCHITECTURE.md, "What is pure"): they size, cut and veto every entry, and nothing overrides them.
 
     decision = assess_trade(proposal, account, settings.risk)     # TradeProposal, AccountSnapshot, RiskSettings
     decision.approved, decision.quantity, decision.notional, decision.leverage

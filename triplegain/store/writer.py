@@ -10,7 +10,7 @@ Batches
     first), each table's rows by ``records.insert_rows`` (COPY, then an idempotent ``INSERT … SELECT``), so
     retrying a batch whose commit did reach the server stores nothing twice (``already_stored`` counts them).
 
-Nothing is lost (DESIGN §3, §7)
+Nothing is lost
     Whatever goes wrong while writing keeps the rows in memory and the batch is tried again after a backoff
     (``retry_initial_seconds`` doubling up to ``retry_max_seconds``; ``flush()`` and ``aclose()`` cut a wait
     short). ``stats()`` and ``healthy`` show the failures for the degradation manager, ``stats().disconnected``
@@ -18,7 +18,7 @@ Nothing is lost (DESIGN §3, §7)
     table; a batch whose commit reached the server before the connection dropped is simply sent again
     (idempotent, see ``records``).
 
-The bound (DESIGN §7: buffer, never drop)
+The bound (buffer, never drop)
     At most ``max_buffered_rows`` rows wait in memory. Past the bound ``submit`` raises ``WriteBufferFull``
     (naming the bound and the rows held) rather than drop a row, and ``overflowed`` is set for good: the caller
     lost a row's log, so the daemon must stop (``await writer.overflowed.wait()``, then ``overflow_error`` is
