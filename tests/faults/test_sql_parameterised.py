@@ -27,12 +27,15 @@ NOT_DATABASE = {("agents/sources/pool.py", "source"): "a news source's fetch(sin
 ALLOWED = {
     # The review queries' WHERE builder: fragments are string literals at every call site (checked below) and each
     # value becomes a $n parameter; .sql() joins the fragments, .param() returns "$n".
-    ("review/queries.py", "where.sql()"): "_Where: constant fragments, values as $n",
-    ("review/queries.py", "where.param(decisions.limit)"): "_Where.param returns a placeholder",
-    ("review/queries.py", "where.param(size)"): "_Where.param returns a placeholder",
-    ("review/queries.py", "where.param(calls.limit)"): "_Where.param returns a placeholder",
-    ("review/queries.py", "fill_where.sql()"): "_Where: constant fragments, values as $n",
-    ("review/queries.py", "order_where.sql()"): "_Where: constant fragments, values as $n",
+    ("review/decision_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
+    ("review/decision_queries.py", "where.param(decisions.limit)"): "Where.param returns a placeholder",
+    ("review/decision_queries.py", "where.param(size)"): "Where.param returns a placeholder",
+    ("review/call_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
+    ("review/call_queries.py", "where.param(calls.limit)"): "Where.param returns a placeholder",
+    ("review/call_queries.py", "where.param(size)"): "Where.param returns a placeholder",
+    ("review/report_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
+    ("review/report_queries.py", "fill_where.sql()"): "Where: constant fragments, values as $n",
+    ("review/report_queries.py", "order_where.sql()"): "Where: constant fragments, values as $n",
     # Bulk inserts: a Table declared in code (store/*.py) names the table, its columns and key; rows go by COPY.
     ("store/records.py", "table.create_staging_statement"): "identifiers from a Table declared in code",
     ("store/records.py", "table.move_statement"): "identifiers from a Table declared in code",
@@ -232,16 +235,24 @@ def test_every_allowed_site_still_exists() -> None:
 
 
 def test_the_where_builder_is_only_given_literal_fragments() -> None:
-    """``_Where.add(fragment, *values)``: the fragment is SQL, so it must be a constant like any statement.
+    """``Where.add(fragment, *values)``: the fragment is SQL, so it must be a constant like any statement.
 
     A fragment that is a parameter of its function (``_run_where(scope, run_fragment)``) must be a constant at
-    every call of that function.
+    every call of that function. Every module that imports ``Where`` is checked, and must add a fragment.
     """
-    module = MODULES["review/queries.py"]
+    builders = {name for name, module in MODULES.items() if "Where" in module.imports}
+    assert builders, "no module builds a WHERE clause, so this test checks nothing"
+    checked = {name for name, module in MODULES.items() if _where_fragments_checked(module)}
+    assert builders <= checked, builders - checked
+
+
+def _where_fragments_checked(module: Module) -> int:
+    """Check every ``….add(fragment, …)`` on a ``*where`` name in ``module``; how many there are."""
     functions = {
         node.name: node for node in ast.walk(module.tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
     calls = [node for node in ast.walk(module.tree) if isinstance(node, ast.Call)]
+    sites = 0
     for function in functions.values():
         for node in ast.walk(function):
             if not (
@@ -252,6 +263,7 @@ def test_the_where_builder_is_only_given_literal_fragments() -> None:
                 and node.func.value.id.endswith("where")
             ):
                 continue
+            sites += 1
             checker = Checker(module, function)
             if checker.part(node.args[0]):
                 continue
@@ -264,5 +276,6 @@ def test_the_where_builder_is_only_given_literal_fragments() -> None:
                     if isinstance(call.func, ast.Name) and call.func.id == function.name:
                         given = call.args[index] if index < len(call.args) else None
                         given = given or next(k.value for k in call.keywords if k.arg == name)
-                        where = f"review/queries.py:{call.lineno}: {function.name}(…, {ast.unparse(given)})"
+                        where = f"{module.name}:{call.lineno}: {function.name}(…, {ast.unparse(given)})"
                         assert Checker(module, None).constant(given), where
+    return sites

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.state_rows import write_state_row
 from triplegain.coordinator.breaker import PortfolioBreakerSettings, PortfolioBreakerState, on_equity
 from triplegain.coordinator.degradation import (
     Cause,
@@ -29,7 +30,7 @@ from triplegain.coordinator.state import apply_command
 from triplegain.errors import DatabaseError
 from triplegain.model import BreakerAction, BreakerRule, Command, CoordinatorState, DegradationLevel, StateRecord, Verb
 from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
-from triplegain.store.coordinator_state import apply_pending, load_state, save_state, submit_command
+from triplegain.store.coordinator_state import apply_pending, load_state, submit_command
 from triplegain.store.database import Database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
@@ -239,7 +240,7 @@ async def test_commands_and_saved_states_never_change_the_degradation(migrated_d
     await submit_command(migrated_database, ACCOUNT, Command(Verb.HALT), T0)
     await apply_pending(migrated_database, ACCOUNT, T0, NORMAL, apply_command)  # its level is for a new row only
     record = StateRecord(state=CoordinatorState.PAUSED, changed_at=T0, changed_by="op", reason="x")
-    await save_state(migrated_database, ACCOUNT, record, NORMAL)
+    await write_state_row(migrated_database, ACCOUNT, record)
 
     snapshot = await load_snapshot(migrated_database, ACCOUNT)
     assert snapshot is not None

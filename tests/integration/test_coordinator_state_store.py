@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.state_rows import write_state_row
 from triplegain.coordinator.state import apply_command
 from triplegain.model import Applied, Command, CoordinatorState, DegradationLevel, StateRecord, Verb
 from triplegain.store.coordinator_state import (
@@ -15,9 +16,6 @@ from triplegain.store.coordinator_state import (
     SettledCommand,
     apply_pending,
     load_state,
-    pending_commands,
-    save_state,
-    settle_command,
     submit_command,
 )
 from triplegain.store.database import Database, open_database_at
@@ -33,7 +31,7 @@ NORMAL = DegradationLevel.NORMAL
 async def command_rows(pool: Any, account: str = ACCOUNT) -> list[Any]:
     return list(
         await pool.fetch(
-            "SELECT id, verb, args, status, outcome, applied_at FROM coordinator_commands"
+            "SELECT id, verb, args, requested_by, status, outcome, applied_at FROM coordinator_commands"
             " WHERE account = $1 ORDER BY id",
             account,
         )
@@ -42,19 +40,23 @@ async def command_rows(pool: Any, account: str = ACCOUNT) -> list[Any]:
 
 async def test_a_halt_survives_a_reload(migrated_database: Database) -> None:
     assert await load_state(migrated_database, ACCOUNT) is None
+    halt = Command(Verb.HALT, reason="max drawdown", requested_by="breaker")
+    await submit_command(migrated_database, ACCOUNT, halt, T0)
+    await apply_pending(migrated_database, ACCOUNT, T0, DegradationLevel.LIMITED, apply_command)
     halted = StateRecord(state=CoordinatorState.HALTED, changed_at=T0, changed_by="breaker", reason="max drawdown")
-    await save_state(migrated_database, ACCOUNT, halted, DegradationLevel.LIMITED)
     assert await load_state(migrated_database, ACCOUNT) == halted
     assert await load_state(migrated_database, "other") is None
     level = await migrated_database.pool.fetchval(
         "SELECT degradation_level FROM coordinator_state WHERE account = $1", ACCOUNT
     )
-    assert level == "LIMITED"
+    assert level == "LIMITED"  # the level given is the new row's
 
-    running = StateRecord(
-        state=CoordinatorState.RUNNING, changed_at=T0 + timedelta(hours=1), changed_by="op", reason="ok"
+    later = T0 + timedelta(hours=1)
+    await submit_command(
+        migrated_database, ACCOUNT, Command(Verb.RESUME, force=True, reason="ok", requested_by="op"), T0
     )
-    await save_state(migrated_database, ACCOUNT, running, NORMAL)
+    await apply_pending(migrated_database, ACCOUNT, later, NORMAL, apply_command)
+    running = StateRecord(state=CoordinatorState.RUNNING, changed_at=later, changed_by="op", reason="ok")
     assert await load_state(migrated_database, ACCOUNT) == running
 
 
@@ -68,11 +70,10 @@ async def test_commands_without_an_applier_stay_pending_and_apply_in_order_later
     await submit_command(migrated_database, "other", Command(Verb.HALT), T0)
 
     rows = await command_rows(migrated_database.pool)
+    assert [r["id"] for r in rows] == submitted
     assert [r["status"] for r in rows] == ["pending"] * 4
     assert rows[2]["args"] == {"force": True}
-    pending = await pending_commands(migrated_database, ACCOUNT, now=T0)
-    assert [i for i, _ in pending] == submitted
-    assert pending[1][1] == Command(Verb.HALT, requested_by="alice")
+    assert rows[1]["requested_by"] == "alice"
 
     later = T0 + timedelta(minutes=10)
     settled = await apply_pending(migrated_database, ACCOUNT, later, NORMAL, apply_command)
@@ -82,6 +83,7 @@ async def test_commands_without_an_applier_stay_pending_and_apply_in_order_later
         (submitted[2], "applied", "HALTED → RUNNING"),
         (submitted[3], "applied", "RUNNING → PAUSED"),
     ]
+    assert settled[1].command == Command(Verb.HALT, requested_by="alice")
     assert await load_state(migrated_database, ACCOUNT) == StateRecord(
         state=CoordinatorState.PAUSED, changed_at=later, changed_by="operator", reason="pause requested"
     )
@@ -89,12 +91,12 @@ async def test_commands_without_an_applier_stay_pending_and_apply_in_order_later
     assert [(r["status"], r["applied_at"]) for r in rows] == [("applied", later)] * 4
     assert await apply_pending(migrated_database, ACCOUNT, later, NORMAL, apply_command) == []
     assert await load_state(migrated_database, "other") is None
-    assert len(await pending_commands(migrated_database, "other", now=later)) == 1
+    assert [r["status"] for r in await command_rows(migrated_database.pool, "other")] == ["pending"]
 
 
 async def test_resume_from_halted_without_force_is_refused_and_recorded(migrated_database: Database) -> None:
     halted = StateRecord(state=CoordinatorState.HALTED, changed_at=T0, changed_by="breaker", reason="daily loss")
-    await save_state(migrated_database, ACCOUNT, halted, NORMAL)
+    await write_state_row(migrated_database, ACCOUNT, halted)
     command_id = await submit_command(migrated_database, ACCOUNT, Command(Verb.RESUME), T0)
 
     settled = await apply_pending(migrated_database, ACCOUNT, T0 + timedelta(minutes=1), NORMAL, apply_command)
@@ -129,33 +131,9 @@ async def test_a_malformed_command_is_rejected_and_never_executed(migrated_datab
     assert record.state is CoordinatorState.PAUSED  # the halt with an unknown argument never ran
     rows = {r["id"]: r for r in await command_rows(pool)}
     assert rows[bad_force]["status"] == "rejected"
-    assert "force must be true or false" in rows[bad_force]["outcome"]
+    assert rows[bad_force]["outcome"] == "rejected: force must be true or false, got 'yes please'"
     assert "JSON object" in rows[bad_args]["outcome"]
     assert "unknown argument(s) when" in rows[bad_later]["outcome"]
-
-
-async def test_pending_commands_rejects_malformed_rows_and_settle_records_the_outcome(
-    migrated_database: Database,
-) -> None:
-    pool = migrated_database.pool
-    bad = await pool.fetchval(
-        "INSERT INTO coordinator_commands (account, verb, args, requested_by, requested_at)"
-        " VALUES ($1, 'pause', $2, 'x', $3) RETURNING id",
-        ACCOUNT,
-        {"force": "yes please"},
-        T0,
-    )
-    good = await submit_command(migrated_database, ACCOUNT, Command(Verb.HALT, reason="manual"), T0)
-
-    assert await pending_commands(migrated_database, ACCOUNT, now=T0) == [(good, Command(Verb.HALT, reason="manual"))]
-    assert await settle_command(migrated_database, good, "applied", "RUNNING → HALTED", T0)
-    assert not await settle_command(migrated_database, good, "refused", "again", T0)
-    assert [(r["id"], r["status"], r["outcome"]) for r in await command_rows(pool)] == [
-        (bad, "rejected", "rejected: force must be true or false, got 'yes please'"),
-        (good, "applied", "RUNNING → HALTED"),
-    ]
-    with pytest.raises(ValueError, match="applied or refused"):
-        await settle_command(migrated_database, good, "pending", "x", T0)  # type: ignore[arg-type]
 
 
 def fifty_commands() -> list[Command]:
@@ -177,7 +155,7 @@ async def test_concurrent_appliers_settle_each_command_once_and_end_where_a_seri
 ) -> None:
     start = StateRecord(state=CoordinatorState.RUNNING, changed_at=T0, changed_by="test", reason="start")
     if stored:
-        await save_state(migrated_database, ACCOUNT, start, NORMAL)
+        await write_state_row(migrated_database, ACCOUNT, start)
     commands = fifty_commands()
     ids = [await submit_command(migrated_database, ACCOUNT, c, T0) for c in commands]
 

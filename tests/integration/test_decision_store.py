@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.state_rows import write_state_row
 from triplegain.coordinator.state import apply_command as real_apply
 from triplegain.errors import DatabaseError
 from triplegain.model import Command, CoordinatorState, DegradationLevel, OrderRow, StateRecord, Verb
-from triplegain.store.coordinator_state import apply_pending, load_state, save_state, submit_command
+from triplegain.store.coordinator_state import apply_pending, load_state, submit_command
 from triplegain.store.database import Database, open_database_at
 from triplegain.store.decisions import (
     ConflictRow,
@@ -236,7 +237,7 @@ async def test_build_sees_the_paused_state_and_no_order_is_stored(migrated_datab
 
 async def test_build_sees_halted(migrated_database: Database) -> None:
     halted = StateRecord(state=HALTED, changed_at=T0, changed_by="breaker", reason="max drawdown")
-    await save_state(migrated_database, ACCOUNT, halted, DegradationLevel.NORMAL)
+    await write_state_row(migrated_database, ACCOUNT, halted)
     seen: list[CoordinatorState] = []
 
     await commit_decision(migrated_database, ACCOUNT, builder(uuid.uuid4(), seen=seen))
@@ -410,7 +411,7 @@ async def test_a_pause_waits_for_a_decision_in_flight_and_later_decisions_see_it
     migrated_database: Database, migrated_database_url: str, release: threading.Event
 ) -> None:
     running = StateRecord(state=RUNNING, changed_at=T0, changed_by="test", reason="start")
-    await save_state(migrated_database, ACCOUNT, running, DegradationLevel.NORMAL)  # the row to hold
+    await write_state_row(migrated_database, ACCOUNT, running)  # the row to hold
     entered = threading.Event()
     in_flight = uuid.uuid4()
     seen: list[CoordinatorState] = []

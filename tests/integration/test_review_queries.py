@@ -21,8 +21,7 @@ from pydantic import ValidationError
 
 from tests.conftest import TEST_DATABASE_CONFIG
 from tests.review_data import MARKUP_PROMPT, SPLIT, START, ReviewData, ReviewTemplate, review_database_url
-from triplegain.review.export import DECISION_COLUMNS, LLM_CALL_COLUMNS, write_csv, write_jsonl, write_parquet
-from triplegain.review.queries import (
+from triplegain.review import (
     DecisionFilter,
     LLMCallFilter,
     PricePoint,
@@ -41,6 +40,7 @@ from triplegain.review.queries import (
     report_scope,
     trade_points,
 )
+from triplegain.review.export import DECISION_COLUMNS, LLM_CALL_COLUMNS, write_csv, write_jsonl, write_parquet
 from triplegain.review.report import buy_and_hold, level_steps, render_html, report_data, thin
 from triplegain.store import Database, open_database_at
 
@@ -165,8 +165,10 @@ async def test_a_decision_record_holds_everything_behind_it(db: Database, ids: R
     [order] = record.orders
     assert order.order.status == "filled"
     [fill] = order.fills
-    assert fill.qty == order.order.qty
-    assert fill.price == round(Decimal(repr(decision.intent["entry_price"])), 8)
+    assert (fill.order_id, fill.client_order_id) == (order.order.id, order.order.client_order_id)
+    assert (fill.account, fill.symbol, fill.side) == (order.order.account, order.order.symbol, order.order.side)
+    assert Decimal(repr(fill.qty)) == order.order.qty  # a fill's numbers are the broker's floats
+    assert Decimal(repr(fill.price)) == round(Decimal(repr(decision.intent["entry_price"])), 8)
 
 
 async def test_a_decisions_llm_attempts_are_whole_rows_in_order(db: Database, ids: ReviewData) -> None:

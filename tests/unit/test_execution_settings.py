@@ -1,11 +1,10 @@
-"""The ``execution`` settings and market rules from ccxt's market data."""
+"""The ``execution`` settings and their market rules."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from triplegain.execution.markets import DECIMAL_PLACES, TICK_SIZE, rules_from_ccxt
 from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
 
 pytestmark = pytest.mark.timeout(30)
@@ -40,23 +39,3 @@ def test_negative_starting_balances_and_unknown_keys_are_refused() -> None:
 def test_configured_markets_override_the_default() -> None:
     rules = MarketRules(min_qty=0.0001, qty_step=0.0001, price_step=0.1, min_notional=10.0)
     assert ExecutionSettings(markets={"BTC/USDT": rules}).rules_for("BTC/USDT") == rules
-
-
-def test_ccxt_tick_sizes_become_rules() -> None:
-    markets = {
-        "BTC/USDT": {
-            "precision": {"amount": 1e-08, "price": 0.1},
-            "limits": {"amount": {"min": 5e-05}, "cost": {"min": 0.5}},
-        },
-        "XRP/USDT": {"precision": {"amount": None, "price": 1e-05}, "limits": {"amount": {"min": None}}},
-    }
-    rules = rules_from_ccxt(markets, TICK_SIZE, FALLBACK)
-    assert rules["BTC/USDT"] == MarketRules(min_qty=5e-05, qty_step=1e-08, price_step=0.1, min_notional=0.5)
-    assert rules["XRP/USDT"] == MarketRules(min_qty=1e-8, qty_step=1e-8, price_step=1e-05, min_notional=5.0)
-
-
-def test_ccxt_decimal_places_become_steps() -> None:
-    markets = {"ETH/USDT": {"precision": {"amount": 4, "price": 2}, "limits": {}}}
-    rules = rules_from_ccxt(markets, DECIMAL_PLACES, FALLBACK)["ETH/USDT"]
-    assert rules.qty_step == pytest.approx(1e-4)
-    assert rules.price_step == pytest.approx(0.01)

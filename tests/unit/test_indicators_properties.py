@@ -10,26 +10,8 @@ from typing import Any, TypeVar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triplegain.market.indicators import (
-    Adx,
-    Atr,
-    Bollinger,
-    Ema,
-    Macd,
-    RealisedVolatility,
-    Rsi,
-    Sma,
-    Vwap,
-    adx,
-    atr,
-    bollinger,
-    ema,
-    macd,
-    realised_volatility,
-    rsi,
-    sma,
-    vwap,
-)
+from tests.reference_indicators import adx, atr, bollinger, ema, macd, realised_volatility, rsi, sma, vwap
+from triplegain.market.indicators import Adx, Atr, Bollinger, Ema, Macd, RealisedVolatility, Rsi, Sma, Vwap
 
 RELATIVE = 1e-9
 T = TypeVar("T")

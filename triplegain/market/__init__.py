@@ -5,8 +5,8 @@
 - ``feeds``: the ``Feed`` interface (``async for candle in feed``, ``stats()``, ``aclose()``) and three feeds:
   ``ReplayFeed`` (CSV files), ``SyntheticFeed`` (seeded generator) and ``CcxtFeed`` (live, in
   ``triplegain.market.feeds.ccxt_feed``; not imported here because importing ccxt takes about a second).
-- ``indicators``: batch functions over numpy arrays, incremental O(1) classes, and ``IndicatorSet`` which keeps
-  every indicator of one (symbol, timeframe) and returns an ``IndicatorSnapshot`` per candle.
+- ``indicators``: incremental O(1) classes, and ``IndicatorSet`` which keeps every indicator of one (symbol,
+  timeframe) and returns an ``IndicatorSnapshot`` per candle.
 - ``settings``: the settings sections of the feeds and indicators.
 """
 

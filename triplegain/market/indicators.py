@@ -1,26 +1,25 @@
-"""Technical indicators, twice: batch functions over numpy arrays, and incremental classes that cost O(1) a candle.
+"""Technical indicators computed incrementally: one candle's values per ``update``, O(1) a candle, for an agent
+that sees candles one at a time. ``update`` returns the new value, None during warm-up. ``IndicatorSet`` keeps
+every indicator of one (symbol, timeframe) and returns an ``IndicatorSnapshot`` per candle.
 
-The batch functions take 1-D array-likes and return float64 arrays of the same length, NaN where the indicator
-has no value yet; they suit backtests, notebooks and tests. The incremental classes take one candle's values per
-``update`` and return the new value, None during warm-up; they suit a live agent. After warm-up the two agree
-(tests check it within a relative 1e-9 on random price series).
+The tests hold batch definitions over whole arrays (``tests/reference_indicators.py``); after warm-up the two
+agree within a relative 1e-9 on random price series.
 
 Warm-up, as the index of the first value when candles are counted from 0:
 
 ==========================  ==============================================================================
-sma(n), bollinger(n)        n − 1
-ema(n)                      n − 1: the first value is the SMA of the first n values, then α = 2 / (n + 1)
-rsi(n), atr(n)              n: both need n price changes; Wilder smoothing (α = 1 / n) seeded with a mean
-macd(f, s, g)               line s − 1; signal and histogram s + g − 2 (the signal is the EMA of the line)
-adx(n)                      +DI and −DI n; ADX 2n − 1 (Wilder smoothing of DX, seeded with the mean of n DX)
-realised_volatility(n)      n: the sample standard deviation of the last n log returns
-vwap(n)                     n − 1; no value while the window's volume is zero
+Sma(n), Bollinger(n)        n − 1
+Ema(n)                      n − 1: the first value is the SMA of the first n values, then α = 2 / (n + 1)
+Rsi(n), Atr(n)              n: both need n price changes; Wilder smoothing (α = 1 / n) seeded with a mean
+Macd(f, s, g)               line s − 1; signal and histogram s + g − 2 (the signal is the EMA of the line)
+Adx(n)                      +DI and −DI n; ADX 2n − 1 (Wilder smoothing of DX, seeded with the mean of n DX)
+RealisedVolatility(n)       n: the sample standard deviation of the last n log returns
+Vwap(n)                     n − 1; no value while the window's volume is zero
 ==========================  ==============================================================================
 
 Recursive indicators (EMA, RSI, ATR, ADX, MACD) keep their last value. Windowed ones (SMA, Bollinger,
 volatility, VWAP) keep a ring buffer and running sums, re-centred and recomputed exactly once per window length,
-so rounding never accumulates over a long run (O(1) amortised). Batch versions of the recursive indicators run
-one loop over the array, as each value depends on the previous one; the rest are vectorised.
+so rounding never accumulates over a long run (O(1) amortised).
 
 Edge cases: RSI is 50 when prices did not move over the whole smoothing (no gains, no losses); +DI, −DI and DX
 are 0 when the true range is 0.
@@ -33,157 +32,13 @@ from collections import deque
 from datetime import datetime
 from typing import NamedTuple
 
-import numpy as np
-import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
-
 from triplegain.market.candle import SECONDS_PER_YEAR, Candle, Timeframe
 from triplegain.market.settings import IndicatorSettings
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def periods_per_year(timeframe: Timeframe) -> float:
     """Candles of ``timeframe`` in a year of continuous trading: multiply a variance by this to annualise it."""
     return SECONDS_PER_YEAR / timeframe.seconds
-
-
-# ---------------------------------------------------------------------------------------------------- batch
-
-
-class MacdSeries(NamedTuple):
-    line: FloatArray
-    signal: FloatArray
-    histogram: FloatArray
-
-
-class BollingerSeries(NamedTuple):
-    mid: FloatArray
-    upper: FloatArray
-    lower: FloatArray
-    bandwidth: FloatArray
-    """(upper − lower) / mid."""
-
-
-class AdxSeries(NamedTuple):
-    adx: FloatArray
-    plus_di: FloatArray
-    minus_di: FloatArray
-
-
-def sma(values: npt.ArrayLike, period: int) -> FloatArray:
-    """Simple moving average."""
-    x = _series(values)
-    _check_period(period)
-    out = _empty(len(x))
-    if len(x) >= period:
-        out[period - 1 :] = sliding_window_view(x, period).mean(axis=1)
-    return out
-
-
-def ema(values: npt.ArrayLike, period: int) -> FloatArray:
-    """Exponential moving average, α = 2 / (period + 1), seeded with the SMA of the first ``period`` values."""
-    _check_period(period)
-    return _ema(_series(values), period)
-
-
-def rsi(close: npt.ArrayLike, period: int = 14) -> FloatArray:
-    """Relative strength index (Wilder): 100 · average gain / (average gain + average loss)."""
-    x = _series(close)
-    _check_period(period)
-    changes = np.diff(x, prepend=np.nan)
-    gains = _wilder(np.where(changes > 0, changes, 0.0), period, first=1)
-    losses = _wilder(np.where(changes < 0, -changes, 0.0), period, first=1)
-    return 100.0 * _ratio(gains, gains + losses, when_zero=0.5)
-
-
-def macd(close: npt.ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9) -> MacdSeries:
-    """MACD line (EMA fast − EMA slow), its signal line (EMA of the line) and the histogram (line − signal)."""
-    x = _series(close)
-    _check_macd_periods(fast, slow, signal)
-    line = _ema(x, fast) - _ema(x, slow)
-    signal_line = _empty(len(x))
-    if len(x) >= slow:
-        signal_line[slow - 1 :] = _ema(line[slow - 1 :], signal)
-    return MacdSeries(line, signal_line, line - signal_line)
-
-
-def true_range(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> FloatArray:
-    """max(high − low, |high − previous close|, |low − previous close|); NaN for the first candle."""
-    highs, lows, closes = _series(high), _series(low), _series(close)
-    previous = np.concatenate(([np.nan], closes[:-1]))
-    ranges: FloatArray = np.maximum.reduce([highs - lows, np.abs(highs - previous), np.abs(lows - previous)])
-    return ranges
-
-
-def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, period: int = 14) -> FloatArray:
-    """Average true range (Wilder smoothing of ``true_range``)."""
-    _check_period(period)
-    return _wilder(true_range(high, low, close), period, first=1)
-
-
-def bollinger(close: npt.ArrayLike, period: int = 20, width: float = 2.0) -> BollingerSeries:
-    """Bollinger bands: SMA ± ``width`` population standard deviations, and the bandwidth."""
-    x = _series(close)
-    _check_period(period)
-    mid = sma(x, period)
-    deviation = _empty(len(x))
-    if len(x) >= period:
-        deviation[period - 1 :] = sliding_window_view(x, period).std(axis=1)
-    upper, lower = mid + width * deviation, mid - width * deviation
-    return BollingerSeries(mid, upper, lower, (upper - lower) / mid)
-
-
-def adx(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, period: int = 14) -> AdxSeries:
-    """Average directional index with +DI and −DI (Wilder)."""
-    highs, lows = _series(high), _series(low)
-    _check_period(period)
-    up = np.diff(highs, prepend=np.nan)
-    down = -np.diff(lows, prepend=np.nan)
-    plus_dm = np.where((up > down) & (up > 0), up, 0.0)
-    minus_dm = np.where((down > up) & (down > 0), down, 0.0)
-    ranges = _wilder(true_range(highs, lows, close), period, first=1)
-    plus_di = 100.0 * _ratio(_wilder(plus_dm, period, first=1), ranges, when_zero=0.0)
-    minus_di = 100.0 * _ratio(_wilder(minus_dm, period, first=1), ranges, when_zero=0.0)
-    dx = 100.0 * _ratio(np.abs(plus_di - minus_di), plus_di + minus_di, when_zero=0.0)
-    return AdxSeries(_wilder(dx, period, first=period), plus_di, minus_di)
-
-
-def realised_volatility(close: npt.ArrayLike, window: int = 20, periods_per_year: float | None = None) -> FloatArray:
-    """Sample standard deviation of the last ``window`` log returns; × √periods_per_year if given (annualised)."""
-    x = _series(close)
-    _check_period(window, minimum=2, name="window")
-    returns = np.diff(np.log(x))
-    out = _empty(len(x))
-    if len(returns) >= window:
-        out[window:] = sliding_window_view(returns, window).std(axis=1, ddof=1)
-    return out * math.sqrt(periods_per_year) if periods_per_year is not None else out
-
-
-def vwap(
-    high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, volume: npt.ArrayLike, window: int = 20
-) -> FloatArray:
-    """Rolling volume-weighted average of the typical price (high + low + close) / 3 over ``window`` candles."""
-    highs, lows, closes, volumes = _series(high), _series(low), _series(close), _series(volume)
-    _check_period(window, name="window")
-    out = _empty(len(closes))
-    if len(closes) >= window:
-        weighted = sliding_window_view((highs + lows + closes) / 3.0 * volumes, window).sum(axis=1)
-        traded = sliding_window_view(volumes, window).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[window - 1 :] = np.where(traded > 0, weighted / traded, np.nan)
-    return out
-
-
-def _series(values: npt.ArrayLike) -> FloatArray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise ValueError(f"expected a 1-D series of numbers, got an array of shape {array.shape}")
-    return array
-
-
-def _empty(length: int) -> FloatArray:
-    return np.full(length, np.nan)
 
 
 def _check_period(period: int, *, minimum: int = 1, name: str = "period") -> None:
@@ -196,45 +51,6 @@ def _check_macd_periods(fast: int, slow: int, signal: int) -> None:
     _check_period(signal, name="signal period")
     if fast >= slow:
         raise ValueError(f"the fast period ({fast}) must be less than the slow period ({slow})")
-
-
-def _ratio(numerator: FloatArray, denominator: FloatArray, *, when_zero: float) -> FloatArray:
-    """numerator / denominator; ``when_zero`` where the denominator is 0, NaN where it is NaN (warm-up)."""
-    out = np.full(len(denominator), when_zero)
-    positive = denominator > 0
-    out[positive] = numerator[positive] / denominator[positive]
-    out[np.isnan(denominator)] = np.nan
-    return out
-
-
-def _ema(x: FloatArray, period: int) -> FloatArray:
-    out = _empty(len(x))
-    if len(x) < period:
-        return out
-    alpha = 2.0 / (period + 1)
-    value = float(np.mean(x[:period]))
-    out[period - 1] = value
-    for index, item in enumerate(x[period:].tolist(), start=period):
-        value += alpha * (item - value)
-        out[index] = value
-    return out
-
-
-def _wilder(x: FloatArray, period: int, *, first: int) -> FloatArray:
-    """Wilder's smoothing of ``x[first:]``: the mean of the first ``period`` values, then α = 1 / period."""
-    out = _empty(len(x))
-    seed_end = first + period
-    if len(x) < seed_end:
-        return out
-    value = float(np.mean(x[first:seed_end]))
-    out[seed_end - 1] = value
-    for index, item in enumerate(x[seed_end:].tolist(), start=seed_end):
-        value = (value * (period - 1) + item) / period
-        out[index] = value
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- incremental
 
 
 class _RollingWindow:

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from triplegain.errors import UserError
 from triplegain.model import DecisionAction
-from triplegain.review.queries import ID_PREFIX_MIN
+from triplegain.review.id_prefixes import ID_PREFIX_MIN
 
 ACTIONS: tuple[str, ...] = tuple(DecisionAction)
 _TIME_EXAMPLES = (

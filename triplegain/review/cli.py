@@ -30,6 +30,8 @@ from triplegain.review.args import (
     parse_text,
     parse_window,
 )
+from triplegain.review.call_queries import count_llm_calls, list_llm_calls, llm_call, llm_call_pages
+from triplegain.review.decision_queries import count_decisions, decision_pages, decision_record, list_decisions
 from triplegain.review.export import (
     DECISION_COLUMNS,
     LLM_CALL_COLUMNS,
@@ -41,29 +43,12 @@ from triplegain.review.export import (
     write_jsonl,
     write_parquet,
 )
-from triplegain.review.queries import (
-    DEFAULT_LIMIT,
-    DecisionFilter,
-    DecisionRecord,
-    DecisionSummary,
-    LLMCall,
-    LLMCallFilter,
-    LLMCallSummary,
-    count_decisions,
-    count_llm_calls,
-    decision_ids_starting_with,
-    decision_pages,
-    decision_record,
-    find_run,
-    latest_run,
-    list_decisions,
-    list_llm_calls,
-    llm_call,
-    llm_call_ids_starting_with,
-    llm_call_pages,
-)
+from triplegain.review.filters import DEFAULT_LIMIT, DecisionFilter, LLMCallFilter
+from triplegain.review.id_prefixes import decision_ids_starting_with, llm_call_ids_starting_with
+from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary
 from triplegain.review.render import call_block, call_table, decision_table, print_decision
 from triplegain.review.report import TABLE_LIMIT, render_html, report_data
+from triplegain.review.report_queries import find_run, latest_run
 from triplegain.store import Database, interrupt_on_sigterm, open_database
 from triplegain.store.settings import DatabaseSettings
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
 
-from triplegain.review.queries import DECISION_EXPORT_COLUMNS, LLM_CALL_EXPORT_COLUMNS
+from triplegain.review.call_queries import LLM_CALL_EXPORT_COLUMNS
+from triplegain.review.decision_queries import DECISION_EXPORT_COLUMNS
 
 Pages = AsyncIterator[list[dict[str, Any]]]
 

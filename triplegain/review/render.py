@@ -21,13 +21,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from triplegain.review.queries import (
-    DecisionRecord,
-    DecisionSummary,
-    LLMCall,
-    LLMCallSummary,
-    OrderWithFills,
-)
+from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary, OrderWithFills
 from triplegain.store.decisions import ConflictRow
 from triplegain.store.records import AgentOutputRecord
 

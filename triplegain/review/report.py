@@ -4,7 +4,7 @@ Self-contained means it opens anywhere, offline, and can be mailed or archived: 
 is an inline SVG drawn by matplotlib (text kept as text, so it stays small and searchable). Nothing is loaded
 from a CDN and no script runs.
 
-The plots and where their data comes from (see ``queries``): equity against buy-and-hold and the drawdown from
+The plots and where their data comes from (see ``report_queries``): equity against buy-and-hold and the drawdown from
 ``portfolio_snapshots``; buy-and-hold and the price under the trades from the technical agent's views (there is
 no candle table); trades from ``fills`` and unfilled orders; the degradation level from ``degradation_events``;
 LLM cost per day from ``llm_calls``. A plot without data says so in words instead.
@@ -23,7 +23,8 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from triplegain import __version__
-from triplegain.review.queries import (
+from triplegain.review.decision_queries import decision_counts, list_decisions
+from triplegain.review.records import (
     DailyCost,
     DecisionCounts,
     DecisionSummary,
@@ -32,11 +33,11 @@ from triplegain.review.queries import (
     PricePoint,
     ReportScope,
     TradePoint,
+)
+from triplegain.review.report_queries import (
     daily_llm_costs,
-    decision_counts,
     equity_series,
     level_changes,
-    list_decisions,
     price_series,
     report_scope,
     scope_decisions,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from triplegain.review.queries import DaemonRun
+    from triplegain.review.records import DaemonRun
 
 TABLE_LIMIT = 500
 """Decisions the report's table lists (the newest); ``decisions export`` gives all of them."""

@@ -88,16 +88,6 @@ async def load_state(db: Database, account: str) -> StateRecord | None:
     return None if row is None else _record(row)
 
 
-async def save_state(db: Database, account: str, record: StateRecord, degradation_level: DegradationLevel) -> None:
-    """Store ``record`` as the state of ``account`` (insert or replace).
-
-    ``degradation_level`` is stored only when the account has no row yet: an existing row's level belongs to
-    the coordinator's snapshot, and overwriting it here would lose a concurrent change.
-    """
-    with db.errors(f"saving the coordinator state of {account}"):
-        await _save(db.pool, account, record, degradation_level)
-
-
 async def submit_command(db: Database, account: str, command: Command, now: datetime) -> int:
     """Queue ``command`` for ``account`` and notify listeners, in one transaction; the new row's id."""
     with db.errors(f"submitting the {command.verb.value} command for {account}"):
@@ -122,28 +112,6 @@ async def command_status(db: Database, command_id: int) -> tuple[str, str | None
     with db.errors(f"reading command {command_id}"):
         row = await db.pool.fetchrow("SELECT status, outcome FROM coordinator_commands WHERE id = $1", command_id)
     return None if row is None else (row["status"], row["outcome"])
-
-
-async def pending_commands(db: Database, account: str, *, now: datetime) -> list[tuple[int, Command]]:
-    """The pending commands of ``account``, oldest first.
-
-    Rows that do not parse are marked ``rejected`` (with the reason, settled at ``now``) and left out.
-    """
-    with db.errors(f"reading the pending commands of {account}"):
-        async with db.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(_PENDING + " FOR UPDATE SKIP LOCKED", account)
-            return await _parse_or_reject(connection, rows, now)
-
-
-async def settle_command(
-    db: Database, command_id: int, status: Literal["applied", "refused"], outcome: str, now: datetime
-) -> bool:
-    """Record what became of a pending command; False if it was not pending (already settled, or unknown)."""
-    if status not in ("applied", "refused"):
-        raise ValueError(f"a command is settled as applied or refused, not {status!r}")
-    with db.errors(f"settling command {command_id}"):
-        result: str = await db.pool.execute(_SETTLE, command_id, status, outcome, now)
-    return result == "UPDATE 1"
 
 
 CommandRule = Callable[[StateRecord, Command, datetime], Outcome]
@@ -241,16 +209,6 @@ async def _save(executor: Any, account: str, record: StateRecord, degradation_le
         record.reason,
         degradation_level.name,
     )
-
-
-async def _parse_or_reject(connection: Any, rows: list[Any], now: datetime) -> list[tuple[int, Command]]:
-    commands: list[tuple[int, Command]] = []
-    for row in rows:
-        try:
-            commands.append((row["id"], _parse(row)))
-        except CommandError as exc:
-            await connection.execute(_SETTLE, row["id"], "rejected", f"rejected: {exc}", now)
-    return commands
 
 
 def _parse(row: Any) -> Command:
