@@ -58,7 +58,8 @@ class TopicsSettings(Section):
         default_factory=lambda: TopicSettings(ttl_seconds=3600), description="orders and fills"
     )
     system_events: TopicSettings = Field(
-        default_factory=lambda: TopicSettings(ttl_seconds=3600), description="coordinator state and degradation level changes"
+        default_factory=lambda: TopicSettings(ttl_seconds=3600),
+        description="coordinator state and degradation level changes",
     )
 
 

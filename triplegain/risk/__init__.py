@@ -1,4 +1,5 @@
-"""Deterministic risk rules (docs/ARCHITECTURE.md, "What is pure"): they size, cut and veto every entry, and nothing overrides them.
+"""Deterministic risk rules: they size, cut and veto every entry, and nothing overrides them (a pure core:
+docs/ARCHITECTURE.md, "What is pure").
 
     decision = assess_trade(proposal, account, settings.risk)     # TradeProposal, AccountSnapshot, RiskSettings
     decision.approved, decision.quantity, decision.notional, decision.leverage
