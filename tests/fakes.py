@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from triplegain.clock import FakeClock
+from triplegain.llm.models import LLMCallRecord
 
 
 class ClockSleep:
@@ -18,3 +19,13 @@ class ClockSleep:
         self.waits.append(seconds)
         self.clock.advance(seconds)
         await asyncio.sleep(0)
+
+
+class InMemoryCallLog:
+    """An LLM ``CallLog`` keeping the records in a list, in the order they were written."""
+
+    def __init__(self) -> None:
+        self.records: list[LLMCallRecord] = []
+
+    async def record(self, call: LLMCallRecord) -> None:
+        self.records.append(call)

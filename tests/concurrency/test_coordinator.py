@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from tests.coordinator_harness import ACCOUNT, Harness, coordinator_harness
+from tests.fakes import InMemoryCallLog
 from tests.stubs.llm_server import STUB_KEYS, Answer, Hang, LLMStubServer, stub_providers
 from tests.unit.test_consensus import T0, regime_view, view
 from triplegain.clock import FakeClock
@@ -20,10 +21,7 @@ from triplegain.coordinator.consensus import AgentView
 from triplegain.coordinator.degradation import DegradationSettings, effects
 from triplegain.coordinator.resolver import ConflictResolver, ResolverSettings, build_resolver_gateways
 from triplegain.coordinator.state import apply_command
-from triplegain.llm import (
-    InMemoryCallLog,
-    LLMSettings,
-)
+from triplegain.llm import LLMSettings
 from triplegain.model import AgentName, Bias, Command, CoordinatorState, DegradationLevel, RegimeName, StateRecord, Verb
 from triplegain.store import Database
 from triplegain.store.coordinator_state import INITIAL_CHANGED_BY, INITIAL_REASON

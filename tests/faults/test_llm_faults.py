@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import InMemoryCallLog
 from tests.stubs.llm_server import (
     STUB_KEYS,
     Answer,
@@ -43,14 +44,7 @@ from triplegain.clock import FakeClock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.resolution import ResolutionAnswer
 from triplegain.coordinator.resolver import CONSERVATIVE_RULE, ResolverSettings, build_resolver_gateways
-from triplegain.llm import (
-    UNTRUSTED_DATA_RULE,
-    InMemoryCallLog,
-    LLMRequest,
-    LLMSettings,
-    ProvidersSettings,
-    RetrySettings,
-)
+from triplegain.llm import UNTRUSTED_DATA_RULE, LLMRequest, LLMSettings, ProvidersSettings, RetrySettings
 from triplegain.market import Timeframe
 from triplegain.model import AccountSnapshot, AgentName, Bias, RegimeName
 from triplegain.risk import RiskSettings, TradeProposal, assess_trade

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.builders import rising_frames
+from tests.fakes import InMemoryCallLog
 from tests.stubs.llm_server import Answer, Failure, LLMStubServer
 from triplegain.agents import TechnicalAgent, TechnicalContext, TechnicalSettings
 from triplegain.clock import FakeClock
 from triplegain.llm import (
-    InMemoryCallLog,
     LLMGateway,
     LLMSettings,
     ProviderKind,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.agent_replay import replay_agents
+from tests.fakes import InMemoryCallLog
 from triplegain.agents import (
     AGENT_OFFLINE_RULES,
     AgentOutput,
@@ -30,7 +31,7 @@ from triplegain.agents.sentiment import SentimentOutput
 from triplegain.agents.technical import TechnicalOutput
 from triplegain.bus import Message, MessageBus, Topic
 from triplegain.clock import FakeClock
-from triplegain.llm import InMemoryCallLog, LLMSettings, build_gateway
+from triplegain.llm import LLMSettings, build_gateway
 from triplegain.market import SyntheticFeed, SyntheticSettings, Timeframe
 
 HEADLINES = Path(__file__).resolve().parents[1] / "data" / "headlines.jsonl"

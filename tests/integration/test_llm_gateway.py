@@ -16,6 +16,7 @@ import pytest
 import structlog
 from pydantic import BaseModel, Field
 
+from tests.fakes import InMemoryCallLog
 from tests.stubs.llm_server import (
     Answer,
     Delayed,
@@ -35,7 +36,6 @@ from triplegain.llm import (
     BudgetExceeded,
     CacheKey,
     CallOutcome,
-    InMemoryCallLog,
     LLMGateway,
     LLMOutputError,
     LLMRequest,

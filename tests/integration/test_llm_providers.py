@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.fakes import InMemoryCallLog
 from tests.stubs.llm_server import (
     Answer,
     Delayed,
@@ -23,7 +24,6 @@ from tests.stubs.llm_server import (
 from triplegain.clock import FakeClock
 from triplegain.llm import (
     CallOutcome,
-    InMemoryCallLog,
     LLMGateway,
     LLMOutputError,
     LLMRequest,

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from tests.fakes import InMemoryCallLog
 from tests.stubs.llm_server import STUB_KEYS, Answer, Delayed, Failure, Hang, LLMStubServer, RawBody, stub_providers
 from triplegain.clock import WallClock
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
@@ -19,11 +20,7 @@ from triplegain.coordinator.resolver import (
     ResolverSettings,
     build_resolver_gateways,
 )
-from triplegain.llm import (
-    InMemoryCallLog,
-    LLMGateway,
-    LLMSettings,
-)
+from triplegain.llm import LLMGateway, LLMSettings
 from triplegain.model import Bias, ResolutionAction
 
 DECISION = UUID("00000000-0000-4000-8000-00000000d002")

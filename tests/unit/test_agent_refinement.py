@@ -13,6 +13,7 @@ import pytest
 from pydantic import JsonValue
 
 from tests.builders import rising_frames
+from tests.fakes import InMemoryCallLog
 from triplegain.agents import (
     AGENT_OFFLINE_RULES,
     ItemPool,
@@ -28,7 +29,7 @@ from triplegain.agents import (
     TextItem,
 )
 from triplegain.clock import FakeClock
-from triplegain.llm import UNTRUSTED_DATA_RULE, InMemoryCallLog, LLMGateway, LLMRequest, LLMSettings, build_gateway
+from triplegain.llm import UNTRUSTED_DATA_RULE, LLMGateway, LLMRequest, LLMSettings, build_gateway
 from triplegain.llm.providers.offline import OfflineRule
 from triplegain.market import Timeframe
 from triplegain.model import Bias, RegimeName

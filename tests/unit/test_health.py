@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fakes import InMemoryCallLog
 from triplegain.clock import FakeClock
 from triplegain.coordinator.degradation import DegradationSettings, DegradationState, Threshold, WindowFigures
 from triplegain.coordinator.health import MAX_WINDOW_EVENTS, HealthMonitor, ObservingCallLog
-from triplegain.llm import BreakerOpen, BudgetExceeded, CallLog, InMemoryCallLog, ProviderTimeout
+from triplegain.llm import BreakerOpen, BudgetExceeded, CallLog, ProviderTimeout
 from triplegain.llm.models import LLMCallRecord
 from triplegain.model import DegradationLevel
 

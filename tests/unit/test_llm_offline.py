@@ -9,11 +9,11 @@ from uuid import UUID
 import pytest
 from pydantic import BaseModel, Field, JsonValue
 
+from tests.fakes import InMemoryCallLog
 from triplegain.clock import FakeClock
 from triplegain.llm import (
     BudgetExceeded,
     DailySpend,
-    InMemoryCallLog,
     LLMGateway,
     LLMOutputError,
     LLMRequest,

@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
+from tests.fakes import InMemoryCallLog
 from triplegain.clock import FakeClock
 from triplegain.coordinator.conflicts import Conflict, ConflictRule
 from triplegain.coordinator.resolution import (
@@ -24,7 +25,7 @@ from triplegain.coordinator.resolver import (
     ResolverSettings,
     build_resolver_gateways,
 )
-from triplegain.llm import UNTRUSTED_DATA_RULE, InMemoryCallLog, LLMRequest, LLMSettings
+from triplegain.llm import UNTRUSTED_DATA_RULE, LLMRequest, LLMSettings
 from triplegain.model import Bias, ResolutionAction
 
 DECISION = UUID("00000000-0000-4000-8000-00000000d001")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import candles_from_closes, rising_closes
+from tests.fakes import InMemoryCallLog
 from triplegain.agents import AGENT_OFFLINE_RULES, AgentsSettings
 from triplegain.agents.pipeline import AgentPipeline
 from triplegain.bus import MessageBus, Topic
@@ -15,7 +16,7 @@ from triplegain.clock import FakeClock
 from triplegain.coordinator.degradation import DegradationSettings, effects
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.tasks import agent_tasks
-from triplegain.llm import InMemoryCallLog, LLMSettings, build_gateway
+from triplegain.llm import LLMSettings, build_gateway
 from triplegain.market import Timeframe
 from triplegain.model import DegradationLevel
 

@@ -95,13 +95,11 @@ class PaperBroker:
         *,
         account: str,
         clock: Clock,
-        market_rules: Mapping[str, MarketRules] | None = None,
         quiet_candles_per_write: int = 1,
         on_write: WriteOutcome | None = None,
     ) -> None:
-        """``market_rules``: symbol → rules from the exchange's market data (ccxt, see ``markets``); a symbol not
-        in it takes ``settings.markets``, then ``settings.default_market``. ``quiet_candles_per_write`` and
-        ``on_write``: see the module docstring; the bound is ``settings.max_unstored_candles``."""
+        """``quiet_candles_per_write`` and ``on_write``: see the module docstring; the bound is
+        ``settings.max_unstored_candles``."""
         if quiet_candles_per_write < 1:
             raise ValueError(f"quiet_candles_per_write must be ≥ 1, got {quiet_candles_per_write}")
         if not account:
@@ -110,7 +108,6 @@ class PaperBroker:
         self.account_name = account
         self._db = db
         self._clock = clock
-        self._market_rules = dict(market_rules or {})
         self._lock = asyncio.Lock()
         self._quiet_per_write = quiet_candles_per_write
         self._held: list[CandleWrite] = []
@@ -274,9 +271,8 @@ class PaperBroker:
     # ------------------------------------------------------------------------------------------ reading
 
     def rules_for(self, symbol: str) -> MarketRules:
-        """``symbol``'s market rules: the exchange's market data, else ``settings.markets``, else the default."""
-        rules = self._market_rules.get(symbol)
-        return rules if rules is not None else self.settings.rules_for(symbol)
+        """``symbol``'s market rules: ``settings.markets``, else the default."""
+        return self.settings.rules_for(symbol)
 
     def account(self, now: datetime) -> AccountSnapshot:
         """The account as the risk rules see it at ``now``: equity, free cash (less what open buys would spend),

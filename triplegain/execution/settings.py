@@ -1,8 +1,7 @@
 """Settings of the paper broker, a section for ``triplegain.config`` (nested there as ``execution``).
 
 Basis points: 1 bp = 0.01 %. Fees are charged in the quote currency of the symbol traded. A market's rules
-(minimum size, steps) come from the exchange's market data (ccxt) when the daemon has it, else from ``markets``,
-else from ``default_market``.
+(minimum size, steps) come from ``markets``, else from ``default_market``.
 """
 
 from __future__ import annotations
@@ -95,11 +94,11 @@ class ExecutionSettings(Section):
     )
     markets: dict[str, MarketRules] = Field(
         default_factory=dict,
-        description="symbol → its rules, used when the exchange's market data does not give them",
+        description="symbol → its rules (minimum quantity and notional, quantity and price steps)",
     )
     default_market: MarketRules = Field(
         default_factory=lambda: MarketRules(min_qty=1e-8, qty_step=1e-8, price_step=1e-8, min_notional=5.0),
-        description="the rules of a symbol found neither in the exchange's market data nor in markets",
+        description="the rules of a symbol not in markets",
     )
     replay_quiet_candles_per_write: int = Field(
         default=256,

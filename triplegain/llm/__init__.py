@@ -18,7 +18,7 @@ Prompts are templates in ``prompts/`` rendered strictly (``load_template``); unt
 from triplegain.llm.breaker import BreakerPhase, BreakerState
 from triplegain.llm.budget import DailySpend
 from triplegain.llm.cache import CacheKey, ResponseCache
-from triplegain.llm.calllog import CallLog, InMemoryCallLog
+from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import (
     BreakerOpen,
     BudgetExceeded,
@@ -65,7 +65,6 @@ __all__ = [
     "CallOutcome",
     "DailySpend",
     "FallbackOutcome",
-    "InMemoryCallLog",
     "LLMCallRecord",
     "LLMError",
     "LLMGateway",

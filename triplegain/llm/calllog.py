@@ -1,4 +1,4 @@
-"""Where every attempt's ``LLMCallRecord`` goes: the ``llm_calls`` table in production, a list in tests."""
+"""Where every attempt's ``LLMCallRecord`` goes: the ``llm_calls`` table in production (``store.llm_calls``)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,3 @@ class CallLog(Protocol):
     """
 
     async def record(self, call: LLMCallRecord) -> None: ...
-
-
-class InMemoryCallLog:
-    """Records in a list, in the order they were written."""
-
-    def __init__(self) -> None:
-        self.records: list[LLMCallRecord] = []
-
-    async def record(self, call: LLMCallRecord) -> None:
-        self.records.append(call)
