@@ -1,15 +1,34 @@
 """What the bus is measured against: the design it replaces, and the floor of what asyncio can do.
 
-Both offer the slice of ``MessageBus``'s interface the benchmark drives (``FanOut``).
+Both offer the slice of ``MessageBus``'s interface the benchmark drives (``FanOut``). ``SeedMessage`` is the
+message of the design the bus replaces: a plain frozen dataclass with ``Message``'s fields, built without checks
+and with its payload as given.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID, uuid4
 
-from triplegain.bus import Handler, Message, Topic
+from triplegain.bus import Handler, Message, Priority, Topic
+
+
+@dataclass(frozen=True)
+class SeedMessage:
+    topic: Topic
+    source: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    priority: Priority = Priority.NORMAL
+    ttl: timedelta | None = None
+    correlation_id: UUID | None = None
+    symbol: str | None = None
+    id: UUID = field(default_factory=uuid4)
 
 
 class FanOut(Protocol):
@@ -19,27 +38,27 @@ class FanOut(Protocol):
 
     async def drain(self) -> None: ...
 
-    async def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class InlineBus:
     """The design the bus replaces: ``publish()`` awaits every subscriber's handler in turn."""
 
     def __init__(self) -> None:
-        self._handlers: dict[Topic, list[Handler]] = defaultdict(list)
+        self._handlers: dict[Topic, list[Callable[[Any], Awaitable[None]]]] = defaultdict(list)
 
-    async def subscribe(self, topic: Topic, handler: Handler, *, name: str) -> object:
+    async def subscribe(self, topic: Topic, handler: Callable[[Any], Awaitable[None]], *, name: str) -> object:
         self._handlers[topic].append(handler)
         return name
 
-    async def publish(self, message: Message) -> None:
+    async def publish(self, message: Message | SeedMessage) -> None:
         for handler in self._handlers[message.topic]:
             await handler(message)
 
     async def drain(self) -> None:
         """Nothing to wait for: every handler has returned by the time publish() does."""
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._handlers.clear()
 
 
@@ -67,7 +86,7 @@ class QueueFanOut:
             for queue in queues:
                 await queue.join()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         for consumer in self._consumers:
             consumer.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)

@@ -1,22 +1,26 @@
-"""Message bus figures, with the same figures for two baselines measured in the same run.
+"""Message bus figures, with the same figures for baselines measured in the same run.
 
     python -m benchmarks.bus [--messages N] [--repeats K] [--loop uvloop] [--memory-messages M | --skip-memory]
 
 Prints one JSON document. Each figure is the median of K runs.
 
 - ``fan_out.<S>`` (S = 1 and 10 subscribers, no-op handlers):
-  ``messages_per_s``: N messages published back to back, until every subscriber has handled every one
-  (queues bounded at ``BusSettings.default_maxsize``, so a fast publisher meets backpressure);
+  ``messages_per_s``: N messages, built beforehand, published back to back, until every subscriber has handled
+  every one (queues bounded at ``BusSettings.default_maxsize``, so a fast publisher meets backpressure);
   ``delivery_latency_us``: publish() called to handler called, over ``--latency-messages`` messages sent one
   at a time (the next one once every handler has seen the previous one), so it measures the delivery path
   rather than time spent queued behind a burst.
+- ``build_and_publish.<S>``: ``messages_per_s`` as above, but each message is built inside the publish loop, as
+  producers do: ``bus.message(...)`` for the bus, a ``SeedMessage`` (a plain frozen dataclass) for
+  ``inline_dataclass``, the inline bus with the seed system's messages.
 - ``slow_handler``: how long ``publish()`` takes to return while one of two subscribers sleeps
   ``--slow-handler-ms`` in every call; the publisher yields to the loop between publishes.
 - ``memory``: RSS after the first 10 % of ``--memory-messages`` market-data messages (built and published one
   by one, 10 symbols) and after all of them, through three subscribers: a no-op one, one that raises on every
   100th message and one stuck forever in its first call (its queue fills, then every message is dropped), so
   history, latency windows, dead letters and a full queue all reach their bounds within the first 10 %.
-- ``targets``: each target of issue 6 with the figure it is judged on and whether it is met.
+- ``targets``: each target (issue 6's, and the message-cost issue's) with the figure it is judged on and
+  whether it is met.
 
 Baselines (``benchmarks/baselines.py``): ``inline`` awaits each handler inside publish() (the design the bus
 replaces); ``asyncio_queue`` is one bounded ``asyncio.Queue`` and consumer task per subscriber (the floor).
@@ -29,18 +33,18 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
 import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.baselines import FanOut, InlineBus, QueueFanOut
+from benchmarks.baselines import FanOut, InlineBus, QueueFanOut, SeedMessage
 from benchmarks.figures import percentiles, positive, resident_bytes, use_uvloop
 from triplegain.bus import Message, MessageBus, Topic
 from triplegain.bus.settings import BusSettings
 from triplegain.clock import WallClock
+from triplegain.logs import LoggingSettings, configure_logging
 
 TOPIC = Topic.TA_SIGNALS
 MEMORY_TOPIC = Topic.MARKET_DATA  # drop_oldest_lowest: a stuck subscriber cannot hold the publisher back
@@ -53,6 +57,22 @@ FACTORIES: dict[str, Factory] = {
     "inline": InlineBus,
     "asyncio_queue": lambda: QueueFanOut(MAXSIZE),
 }
+Build = Callable[[int], Any]
+
+
+def bus_building() -> tuple[FanOut, Build]:
+    """The bus, and its producers' way of building a message."""
+    bus = MessageBus(BusSettings(close_timeout_seconds=0), clock=WallClock())
+    return bus, lambda n: bus.message(TOPIC, {"n": n}, source="benchmark")
+
+
+def seed_building() -> tuple[FanOut, Build]:
+    """The seed system: the inline bus, and a plain frozen dataclass per message."""
+    clock = WallClock()
+    return InlineBus(), lambda n: SeedMessage(topic=TOPIC, source="benchmark", payload={"n": n}, created_at=clock.now())
+
+
+BUILDERS: dict[str, Callable[[], tuple[FanOut, Build]]] = {"bus": bus_building, "inline_dataclass": seed_building}
 
 
 async def ignore(message: Message) -> None:
@@ -74,6 +94,20 @@ async def throughput(factory: Factory, subscribers: int, messages: Sequence[Mess
     elapsed = time.perf_counter() - started
     await target.aclose()
     return len(messages) / elapsed
+
+
+async def build_and_publish(building: Callable[[], tuple[FanOut, Build]], subscribers: int, count: int) -> float:
+    """Messages per second when each one is built inside the publish loop."""
+    target, build = building()
+    for number in range(subscribers):
+        await target.subscribe(TOPIC, ignore, name=f"noop-{number}")
+    started = time.perf_counter()
+    for n in range(count):
+        await target.publish(build(n))
+    await target.drain()
+    elapsed = time.perf_counter() - started
+    await target.aclose()
+    return count / elapsed
 
 
 async def delivery_latency(factory: Factory, subscribers: int, messages: Sequence[Message]) -> list[float]:
@@ -171,9 +205,21 @@ def target(goal: str, measured: Any, met: bool) -> dict[str, Any]:
     return {"target": goal, "measured": measured, "met": met}
 
 
-def targets(fan_out: dict[str, Any], slow: dict[str, Any], memory: dict[str, Any] | None) -> dict[str, Any]:
-    """Issue 6's bus targets (1, and the bus half of 5), each with its figure from this run."""
+def targets(
+    fan_out: dict[str, Any], built: dict[str, Any], slow: dict[str, Any], memory: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Issue 6's bus targets (1, and the bus half of 5) and the cheaper-messages ones, each with its figure from
+    this run."""
     judged: dict[str, Any] = {}
+    for subscribers, figures in built.items():
+        versus_seed = figures["ratios"]["bus/inline_dataclass"]["messages_per_s"]
+        judged[f"build_and_publish_{subscribers}_subscribers_vs_inline_dataclass"] = target(
+            "bus/inline_dataclass msg/s >= 1.0", versus_seed, versus_seed >= 1.0
+        )
+    latency_ratio = fan_out["1"]["ratios"]["bus/asyncio_queue"]["delivery_latency_us"]["p50"]
+    judged["delivery_latency_1_subscriber_p50_vs_asyncio_queue"] = target(
+        "bus/asyncio_queue p50 <= 2.0", latency_ratio, latency_ratio <= 2.0
+    )
     for subscribers, figures in fan_out.items():
         versus_inline = figures["ratios"]["bus/inline"]["messages_per_s"]
         versus_queue = figures["ratios"]["bus/asyncio_queue"]["messages_per_s"]
@@ -250,6 +296,17 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
             figures[name] = median_of(runs)
         fan_out[str(subscribers)] = figures | {"ratios": ratios(figures)}
 
+    built: dict[str, Any] = {}
+    for subscribers in SUBSCRIBER_COUNTS:
+        figures = {}
+        for name, building in BUILDERS.items():
+            runs = []
+            for _ in range(arguments.repeats):
+                gc.collect()
+                runs.append({"messages_per_s": await build_and_publish(building, subscribers, arguments.messages)})
+            figures[name] = median_of(runs)
+        built[str(subscribers)] = figures | {"ratios": ratios(figures)}
+
     slow: dict[str, Any] = {}
     for name, factory in FACTORIES.items():
         runs = []
@@ -271,9 +328,10 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "repeats": arguments.repeats,
         "queue_maxsize": MAXSIZE,
         "fan_out": fan_out,
+        "build_and_publish": built,
         "slow_handler": slow | {"ratios": ratios(slow)},
         "memory": memory,
-        "targets": targets(fan_out, slow, memory),
+        "targets": targets(fan_out, built, slow, memory),
     }
 
 
@@ -292,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     if arguments.loop == "uvloop":
         use_uvloop()
-    logging.getLogger("triplegain.bus").setLevel(logging.ERROR)  # the memory run fails handlers on purpose
+    configure_logging(LoggingSettings(level="error"))  # the memory run fails handlers on purpose; stdout is JSON
     print(json.dumps(asyncio.run(measure(arguments)), indent=2))
 
 

@@ -187,3 +187,43 @@ async def test_drain_or_close_from_a_handler_fails_that_message_only(clock: Fake
             "RuntimeError: close() called from a bus handler would wait for that handler to return; "
             "call it from outside the bus's handlers",
         ]
+
+
+async def test_drain_or_close_awaited_through_wait_for_in_a_handler_is_refused_at_once(clock: FakeClock) -> None:
+    """``asyncio.wait_for`` runs what it waits for in a task of its own, which must be refused as the handler is."""
+    async with MessageBus(bus_config(), clock=clock) as bus:
+
+        async def waits_for_itself(message: Message) -> None:
+            waited = bus.drain() if label(message) == "drain" else bus.aclose()
+            await asyncio.wait_for(waited, timeout=3600)
+
+        await bus.subscribe(Topic.TA_SIGNALS, waits_for_itself, name="self-waiter")
+        await bus.publish(make_message(clock, "drain"))
+        await bus.publish(make_message(clock, "close"))
+        async with asyncio.timeout(5):
+            await bus.drain()
+
+        errors = [letter.error for letter in bus.dead_letters()]
+        assert errors == [
+            "RuntimeError: drain() called from a bus handler would wait for that handler to return; "
+            "call it from outside the bus's handlers",
+            "RuntimeError: close() called from a bus handler would wait for that handler to return; "
+            "call it from outside the bus's handlers",
+        ]
+
+
+async def test_a_handler_of_one_bus_may_drain_another(clock: FakeClock) -> None:
+    async with MessageBus(bus_config(), clock=clock) as first, MessageBus(bus_config(), clock=clock) as second:
+        downstream = Recorder()
+
+        async def forwards(message: Message) -> None:
+            await second.publish(make_message(clock, label(message)))
+            await second.drain()
+
+        await first.subscribe(Topic.TA_SIGNALS, forwards, name="forwards")
+        await second.subscribe(Topic.TA_SIGNALS, downstream, name="downstream")
+        await first.publish(make_message(clock, "hop"))
+        await first.drain()
+
+        assert downstream.labels == ["hop"]
+        assert first.dead_letters() == []

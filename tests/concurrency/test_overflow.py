@@ -87,6 +87,39 @@ async def test_cancelled_blocked_publisher_leaves_the_others_running(clock: Fake
         assert (stats.enqueued, stats.delivered, stats.accounted) == (4, 4, 4)
 
 
+async def test_a_publisher_waiting_for_room_when_the_subscription_goes_ends_its_message_as_unsubscribed(
+    clock: FakeClock,
+) -> None:
+    config = bus_config(ta_signals=topic_settings(maxsize=1))
+    async with MessageBus(config, clock=clock) as bus:
+        gate, other = Gate(), Recorder()
+        held = await bus.subscribe(Topic.TA_SIGNALS, gate, name="held")
+        await bus.subscribe(Topic.TA_SIGNALS, other, name="other")
+        await bus.publish(make_message(clock, "in-hand"))
+        await gate.entered.wait()
+        await bus.publish(make_message(clock, "queued"))  # the queue is now full
+        started = asyncio.Event()
+
+        async def publisher() -> None:
+            started.set()  # then blocks in publish() before anything else runs
+            await bus.publish(make_message(clock, "waiting"))
+
+        waiting = asyncio.create_task(publisher())
+        await started.wait()
+        await held.unsubscribe()
+        await waiting  # returns: the message went to every subscription still there
+
+        gate.open()
+        await bus.drain()
+        assert other.labels == ["in-hand", "queued", "waiting"]
+        assert [(label(letter.message), letter.reason) for letter in bus.dead_letters()] == [
+            ("queued", DeadLetterReason.UNSUBSCRIBED),
+            ("waiting", DeadLetterReason.UNSUBSCRIBED),
+        ]
+        stats = bus.stats()
+        assert (stats.enqueued, stats.delivered, stats.discarded, stats.accounted) == (6, 4, 2, 6)
+
+
 async def test_drop_oldest_lowest_drops_and_counts(clock: FakeClock) -> None:
     config = bus_config(market_data=topic_settings(maxsize=3, overflow=Overflow.DROP_OLDEST_LOWEST))
     async with MessageBus(config, clock=clock) as bus:

@@ -38,6 +38,20 @@ class TwoClocks:
         self.seconds += monotonic_seconds
 
 
+class PausedAfterWallReads(TwoClocks):
+    """Real time passes (both clocks move by ``pause``) right after each reading of the wall clock, as when the
+    thread is descheduled between two readings."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.pause = pause
+
+    def now(self) -> datetime:
+        wall = super().now()
+        self.advance(self.pause, self.pause)
+        return wall
+
+
 class Gate:
     """Holds its first call until ``open()``, so what is published meanwhile waits in the queue."""
 
@@ -99,5 +113,18 @@ async def test_a_wall_clock_step_counts_for_messages_published_after_it() -> Non
     async with MessageBus(config(), clock=clocks) as bus:
         clocks.advance(TTL_SECONDS, CALIBRATION_INTERVAL + 1)  # the wall clock is stepped an hour ahead
         gate = await deliver_after(clocks, bus, TTL_SECONDS, TTL_SECONDS)
+        assert len(gate.received) == 1
+        assert [letter.reason for letter in bus.dead_letters()] == [DeadLetterReason.EXPIRED]
+
+
+async def test_a_pause_between_the_two_calibration_readings_makes_deadlines_early_never_late() -> None:
+    pause = 10.0  # more than the drift allowance at this TTL (TTL_SECONDS * WALL_CLOCK_DRIFT = 3.6 s)
+    clocks = PausedAfterWallReads(pause)
+    bus = MessageBus(config(), clock=clocks)  # reads both clocks; the pause follows its wall-clock reading
+    clocks.pause = 0
+    async with bus:
+        # Taken from the queue half the pause past its deadline: a pair read wall clock first would put the
+        # deadline a whole pause later on the monotonic clock, and deliver it without reading the wall clock.
+        gate = await deliver_after(clocks, bus, TTL_SECONDS + pause / 2, TTL_SECONDS + pause / 2)
         assert len(gate.received) == 1
         assert [letter.reason for letter in bus.dead_letters()] == [DeadLetterReason.EXPIRED]

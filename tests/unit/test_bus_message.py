@@ -1,5 +1,10 @@
 """Message: immutable, payload deep-frozen, TTL defaulting to the topic's."""
 
+import copy
+import json
+import random
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -33,8 +38,13 @@ def make(payload: object, **fields: object) -> Message:
 
 def test_message_is_frozen() -> None:
     message = make({"close": 1.0})
-    with pytest.raises(ValidationError, match="frozen"):
-        message.source = "someone else"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="frozen"):
+        message.source = "someone else"
+    with pytest.raises(AttributeError, match="frozen"):
+        del message.symbol
+    assert message.source == "test"
+    assert copy.copy(message) is message
+    assert copy.deepcopy({"kept": message})["kept"] is message
 
 
 def test_mapping_payload_is_a_deep_frozen_copy() -> None:
@@ -59,9 +69,7 @@ def test_frozen_model_payload_is_kept_as_is() -> None:
 
 
 def test_non_frozen_model_payload_is_refused_with_the_fix() -> None:
-    with pytest.raises(
-        ValidationError, match=r"MutableCandle is not frozen; declare model_config = ConfigDict\(frozen"
-    ):
+    with pytest.raises(ValueError, match=r"MutableCandle is not frozen; declare model_config = ConfigDict\(frozen"):
         make(MutableCandle(close=1.0))
 
 
@@ -76,19 +84,48 @@ def test_non_frozen_model_payload_is_refused_with_the_fix() -> None:
     ],
 )
 def test_payload_that_could_change_or_is_not_json_like_is_refused(payload: object, problem: str) -> None:
-    with pytest.raises(ValidationError, match=problem):
+    with pytest.raises(ValueError, match=problem):
         make(payload)
+    with pytest.raises(ValidationError, match=problem):
+        Message.from_wire(make({}).to_wire() | {"payload": payload})
 
 
 def test_created_at_must_be_timezone_aware() -> None:
-    with pytest.raises(ValidationError, match="created_at"):
+    with pytest.raises(ValueError, match="created_at"):
         Message(topic=Topic.MARKET_DATA, source="test", payload={}, created_at=datetime(2024, 1, 1))
 
 
 @pytest.mark.parametrize("ttl", [timedelta(0), timedelta(seconds=-1)])
 def test_ttl_must_be_positive(ttl: timedelta) -> None:
-    with pytest.raises(ValidationError, match="ttl"):
+    with pytest.raises(ValueError, match="ttl"):
         make({}, ttl=ttl)
+
+
+@pytest.mark.parametrize("ttl", [timedelta.max, timedelta(days=3_000_000)])
+def test_a_ttl_whose_deadline_cannot_be_represented_is_refused_when_the_message_is_built(ttl: timedelta) -> None:
+    with pytest.raises(
+        ValueError, match=rf"ttl {re.escape(repr(ttl))} is too long: created_at 2024-01-01T00:00:00\+00:00"
+    ):
+        make({}, ttl=ttl)
+
+
+async def test_publish_refuses_a_deadline_past_the_last_representable_time_before_keeping_anything() -> None:
+    clock = FakeClock(datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1))
+    received: list[Message] = []
+
+    async def receive(message: Message) -> None:
+        received.append(message)
+
+    async with MessageBus(clock=clock) as bus:
+        await bus.subscribe(Topic.TA_SIGNALS, receive, name="ta")
+        message = bus.message(Topic.TA_SIGNALS, {}, source="ta")  # no ttl of its own: the topic's 300 s apply
+        with pytest.raises(ValueError, match="is too long"):
+            await bus.publish(message)
+        await bus.drain()
+
+        assert (bus.history(Topic.TA_SIGNALS), bus.latest(Topic.TA_SIGNALS), received) == ([], None, [])
+        stats = bus.stats()
+        assert (stats.published, stats.enqueued, stats.accounted) == (0, 0, 0)
 
 
 def test_create_stamps_the_clock_time_and_a_fresh_id() -> None:
@@ -105,9 +142,9 @@ def test_create_stamps_the_clock_time_and_a_fresh_id() -> None:
 def test_message_is_hashable_and_round_trips_through_json() -> None:
     message = make({"levels": [1.0, {"kind": "support"}]}, symbol="BTC", priority=Priority.URGENT)
     assert len({message, message}) == 1
-    again = Message.model_validate_json(message.model_dump_json())
+    again = Message.from_wire(json.dumps(message.to_wire()))
     assert again == message
-    assert message.model_dump(mode="json")["payload"] == {"levels": [1.0, {"kind": "support"}]}
+    assert message.to_wire()["payload"] == {"levels": [1.0, {"kind": "support"}]}
 
 
 def test_expires_at_uses_its_own_ttl_or_the_default() -> None:
@@ -132,3 +169,65 @@ async def test_default_ttl_comes_from_the_topic_config() -> None:
 def test_topics_match_the_config_sections_and_priorities_are_ordered() -> None:
     assert {topic.value for topic in Topic} == set(TopicsSettings.model_fields)
     assert Priority.LOW < Priority.NORMAL < Priority.HIGH < Priority.URGENT
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"topic": "market_data"}, r"topic: 'market_data' is not a Topic"),
+        ({"id": "0" * 32}, r"id: '0{32}' is not a UUID"),
+        ({"priority": 7}, r"priority: 7 is not a Priority"),
+        ({"ttl": 5}, r"ttl: must be a positive timedelta, got 5"),
+        ({"created_at": "2024-01-01T00:00:00Z"}, r"created_at: '2024-01-01T00:00:00Z' is not a timezone-aware"),
+    ],
+)
+def test_what_is_cheap_to_check_is_checked_naming_the_field(fields: dict[str, object], problem: str) -> None:
+    built = {
+        "topic": Topic.MARKET_DATA,
+        "source": "test",
+        "payload": {},
+        "created_at": datetime(2024, 1, 1, tzinfo=UTC),
+    }
+    with pytest.raises(ValueError, match=problem):
+        Message(**(built | fields))  # type: ignore[arg-type]
+
+
+def test_a_priority_given_as_its_number_is_the_priority() -> None:
+    assert make({}, priority=2).priority is Priority.HIGH
+
+
+def test_ids_are_fresh_random_version_4_uuids_whoever_seeds_random() -> None:
+    random.seed(7)
+    first = make({}).id
+    random.seed(7)
+    ids = {first} | {make({}).id for _ in range(10_000)}
+    assert len(ids) == 10_001
+    assert {(identifier.version, identifier.variant) for identifier in ids} == {(4, uuid.RFC_4122)}
+    assert all(uuid.UUID(str(identifier)) == identifier for identifier in ids)
+
+
+def test_replace_keeps_the_identity_and_checks_the_new_fields() -> None:
+    message = make({"close": 1.0}, ttl=timedelta(seconds=5))
+    later = message.replace(created_at=datetime(2024, 1, 2, tzinfo=UTC))
+    assert (later.id, later.payload, later.created_at) == (
+        message.id,
+        message.payload,
+        datetime(2024, 1, 2, tzinfo=UTC),
+    )
+    with pytest.raises(ValueError, match="is too long"):
+        message.replace(created_at=datetime.max.replace(tzinfo=UTC))
+
+
+def test_from_wire_keeps_every_field_and_validates_them() -> None:
+    message = make({"close": "1.5"}, ttl=timedelta(seconds=90), correlation_id=uuid.uuid4(), symbol="BTC")
+    wire = message.to_wire()
+    assert wire["ttl"] == "PT1M30S"
+    assert Message.from_wire(wire) == Message.from_wire(json.dumps(wire).encode()) == message
+
+    for missing in ("id", "created_at"):
+        with pytest.raises(ValidationError, match=missing):
+            Message.from_wire({key: value for key, value in wire.items() if key != missing})
+    with pytest.raises(ValidationError, match=r"ttl\n.*is too long"):
+        Message.from_wire(wire | {"ttl": "P999999999D"})
+    with pytest.raises(ValidationError, match="topic"):
+        Message.from_wire(wire | {"topic": "gossip"})

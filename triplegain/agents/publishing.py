@@ -47,6 +47,6 @@ async def publish_output(
         symbol=output.symbol,
     )
     if as_formed:
-        message = message.model_copy(update={"created_at": output.timestamp})
+        message = message.replace(created_at=output.timestamp)
     await bus.publish(message)
     return message

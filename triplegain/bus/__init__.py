@@ -9,11 +9,17 @@ Usage::
         await sub.unsubscribe()
 
 Messages
-    ``Message`` is a frozen pydantic model. Its payload is a frozen pydantic model (a non-frozen one is
-    refused) or a JSON-like mapping, deep-frozen when the message is built (mappings become read-only
-    views over a private copy, lists become tuples), so no handler can change what another one sees.
-    ``Message.create(clock, ...)`` or ``bus.message(...)`` stamps ``created_at``. A ``ttl`` of None means
-    the topic's ``ttl_seconds``; a message is deliverable while ``now < created_at + ttl``.
+    ``Message`` is a cheap immutable value (slots; setting a field raises, ``replace()`` makes a changed copy).
+    Its payload is a frozen pydantic model (a non-frozen one is refused) or a JSON-like mapping, deep-frozen
+    when the message is built (mappings become read-only views over a private copy, lists become tuples), so
+    no handler can change what another one sees. ``Message.create(clock, ...)`` or ``bus.message(...)`` stamps
+    ``created_at`` and a fresh random id. Building one checks only what is cheap (topic, priority, an aware
+    ``created_at``, the payload, a positive ``ttl``) and raises ``ValueError`` naming the field; data from
+    outside the process (JSON from the network or a file) comes in through ``Message.from_wire``, which
+    validates every field with pydantic; ``to_wire()`` is that JSON form (what a dead letter stores). A
+    ``ttl`` of None means the topic's ``ttl_seconds``; a message is deliverable while
+    ``now < created_at + ttl``. A deadline past the last representable time is refused: a message's own
+    ``ttl`` when it is built, the topic's by ``publish()``, before anything is kept or counted.
 
 Delivery
     ``publish()`` routes a message to every active subscription of its topic whose ``filter`` (a sync
@@ -24,9 +30,13 @@ Delivery
     included). At delivery an expired message is not handed over but dead-lettered (``expired``; the worker
     reads ``now()`` only near the deadline, see ``bus.EXPIRY_MARGIN``); a handler that raises only costs its
     own message (dead letter ``handler_error`` with the error and traceback; the log gets the 1st, 10th,
-    100th… error of each subscription) and the worker carries on. A filter that raises is treated the same
-    way (``filter_error``). Cancelling a worker is honoured: the message in hand is dead-lettered
-    (``closed``) and the cancellation propagates.
+    100th… error of each subscription) and the worker carries on, whatever it raised: an ``Exception``, a
+    ``CancelledError`` of its own, or a library's own ``BaseException`` subclass. ``KeyboardInterrupt`` and
+    ``SystemExit`` fail their message the same way and then propagate, so the program still stops; the worker
+    stops with them and its subscription is closed (what it queued is dead-lettered ``closed``). A filter that
+    raises is treated like a handler (``filter_error``). Cancelling a worker is honoured: the message in hand
+    is dead-lettered (``closed``) and the cancellation propagates. Whatever stops a worker, its subscription
+    is closed with it, so ``drain()`` never waits for a worker that is gone.
 
 Full queues
     ``drop_oldest_lowest``: the oldest message of the lowest priority present, counting the incoming one, is
@@ -34,7 +44,9 @@ Full queues
     ``block``: the publisher waits for room, in turn with other waiting publishers, whatever its message's
     priority. A publish made from inside a handler (or from a task a handler started) never waits: two
     handlers publishing into each other's full queues would deadlock. Such a message is admitted over the
-    bound and counted in ``overflow_admitted``.
+    bound and counted in ``overflow_admitted``. A publisher waiting for room in a subscription that is
+    unsubscribed meanwhile goes on to the other subscriptions; its message is dead-lettered for that one
+    (``unsubscribed``).
 
 Unsubscribe and close
     ``unsubscribe()`` stops deliveries at once and dead-letters what is queued (``unsubscribed``); a handler
@@ -43,7 +55,8 @@ Unsubscribe and close
     publishing meanwhile gets ``BusClosed``, which fails its message), then cancels the workers and
     dead-letters what is left (``closed``). ``drain()`` returns once every queue is empty, no handler is
     running and no publisher waits for room. Neither ``drain()`` nor ``aclose()`` may be awaited by a
-    handler (it would wait for itself): that raises ``RuntimeError``.
+    handler, or by a task it started (``asyncio.wait_for`` starts one), for it would wait for itself: that
+    raises ``RuntimeError`` at once. A handler may drain another bus.
 
 Reading
     ``latest(topic, symbol)`` is O(1): the newest message for that key, or None when it has expired.

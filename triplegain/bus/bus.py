@@ -17,7 +17,7 @@ import structlog
 from pydantic import BaseModel
 
 from triplegain.bus.dead_letters import DeadLetter, DeadLetterBox, DeadLetterHook, DeadLetterReason, LogThinner
-from triplegain.bus.message import Message, Priority, Topic
+from triplegain.bus.message import Message, Priority, Topic, new_message, too_long
 from triplegain.bus.queue import Envelope, SubscriptionQueue
 from triplegain.bus.settings import BusSettings, Overflow, TopicSettings
 from triplegain.bus.stats import BusStats, Counters, LatencySummary, SubscriptionStats
@@ -29,16 +29,23 @@ logger = structlog.get_logger(__name__)
 Handler = Callable[[Message], Awaitable[None]]
 MessageFilter = Callable[[Message], bool]
 
-# True in a worker task, and in every task started from one (they inherit the context): a publish made there
-# must not wait for room, or two handlers publishing into each other's full queues would deadlock.
-_in_delivery: ContextVar[bool] = ContextVar("triplegain_bus_in_delivery", default=False)
+# The bus whose worker runs this task, in a worker and in every task started from one (they inherit the context,
+# ``asyncio.wait_for``'s included). A publish made there must not wait for room, or two handlers publishing into
+# each other's full queues would deadlock; and drain() or aclose() of that bus would wait for the handler itself.
+_delivering: ContextVar[MessageBus | None] = ContextVar("triplegain_bus_delivering", default=None)
+
+# A handler that raises one of these fails its message like any error, then the error propagates and the worker
+# stops: Ctrl-C or sys.exit() in a handler still stops the program, and a worker whose coroutine is being closed
+# (GeneratorExit) lets it close.
+_STOPS_THE_WORKER = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 # Reading the wall clock (``now()``) for every delivery costs more than the rest of a no-op delivery, so a
 # message's deadline is also put on the clock's cheap ``monotonic()`` scale, through a pair of readings of both
-# clocks taken at most ``CALIBRATION_INTERVAL`` seconds before publish. A worker reads ``now()`` only from
-# ``EXPIRY_MARGIN`` seconds plus ``WALL_CLOCK_DRIFT`` of the distance to that pair before the deadline: the
-# drift covers NTP slewing one clock against the other (at most 500 ppm). So a message is never delivered
-# at or past its deadline, unless the wall clock is *stepped* forward after the pair was read.
+# clocks taken at most ``CALIBRATION_INTERVAL`` seconds before publish (monotonic first: time passing between the
+# two readings can only move deadlines earlier). A worker reads ``now()`` only from ``EXPIRY_MARGIN`` seconds plus
+# ``WALL_CLOCK_DRIFT`` of the distance to that pair before the deadline: the drift covers NTP slewing one clock
+# against the other (at most 500 ppm). So a message is never delivered at or past its deadline, unless the wall
+# clock is *stepped* forward after the pair was read.
 CALIBRATION_INTERVAL = 1.0
 EXPIRY_MARGIN = 0.001
 WALL_CLOCK_DRIFT = 0.001
@@ -81,9 +88,12 @@ class Subscription:
         self._queue = SubscriptionQueue(maxsize)
         self._counts = Counters()
         self._latencies: deque[float] = deque(maxlen=latency_window)
-        self._running = False
+        # The envelope the worker has taken and not yet given an outcome; a handler call is in progress meanwhile.
+        self._in_hand: Envelope | None = None
         self._worker: asyncio.Task[None] | None = None
         self._error_log = LogThinner()
+        # Why it stopped (unsubscribed or closed): also the fate of a message whose publisher was waiting for room.
+        self._retired_as = DeadLetterReason.UNSUBSCRIBED
 
     @property
     def active(self) -> bool:
@@ -107,7 +117,7 @@ class Subscription:
             maxsize=self._queue.maxsize,
             depth=len(self._queue),
             high_water=self._queue.high_water,
-            running=self._running,
+            running=self._in_hand is not None,
             latency=LatencySummary.of(self._latencies),
             **self._counts.snapshot(),
         )
@@ -139,8 +149,8 @@ class MessageBus:
         self._retiring: set[Subscription] = set()
         self._retired_counts = Counters()
         self._published = 0
-        self._calibrated_now = self._clock.now()
-        self._calibrated_monotonic = self._clock.monotonic()
+        self._monotonic = self._clock.monotonic
+        self._calibrate()
         self._waiting_publishers = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._workers: set[asyncio.Task[None]] = set()
@@ -174,27 +184,26 @@ class MessageBus:
         symbol: str | None = None,
     ) -> Message:
         """A new message stamped with this bus's clock."""
-        return Message.create(
-            self._clock,
-            topic=topic,
-            source=source,
-            payload=payload,
-            priority=priority,
-            ttl=ttl,
-            correlation_id=correlation_id,
-            symbol=symbol,
-        )
+        return new_message(topic, source, payload, self._clock.now(), priority, ttl, correlation_id, symbol)
 
     async def publish(self, message: Message) -> None:
         """Put ``message`` in the queue of every matching subscription and return; never awaits a handler.
 
-        Waits only for a full ``block`` queue (and never when called from a handler). Raises ``BusClosed``
-        once ``aclose()`` has begun, including in a publisher that was waiting for room.
+        Waits only for a full ``block`` queue (and never when called from a handler); if that subscription is
+        unsubscribed meanwhile, the message is dead-lettered for it (``unsubscribed``) and publishing goes on.
+        Raises ``BusClosed`` once ``aclose()`` has begun, including in a publisher that was waiting for room, and
+        ``ValueError``, before keeping or counting anything, when the message's deadline (with its topic's TTL)
+        is past the last representable time.
         """
         if self._closed:
             raise BusClosed(f"cannot publish {message.topic.value} message {message.id}: the bus is closed")
-        self._published += 1
         route = self._routes[message.topic]
+        ttl = message.ttl
+        try:
+            expires_at = message.created_at + (route.ttl if ttl is None else ttl)
+        except OverflowError:
+            raise too_long(message.created_at, route.ttl if ttl is None else ttl) from None
+        self._published += 1
         history = route.history.get(message.symbol)
         if history is None:
             history = route.history[message.symbol] = deque(maxlen=self._config.history_size)
@@ -202,16 +211,23 @@ class MessageBus:
         subscriptions = route.subscriptions
         if not subscriptions:
             return
-        envelope = self._envelope(message, route.ttl)
+        published_at = self._monotonic()
+        if published_at - self._calibrated_monotonic > CALIBRATION_INTERVAL:
+            self._calibrate()
+        # The deadline on the monotonic scale too, less a margin for how far the two clocks may have drifted apart.
+        until = (expires_at - self._calibrated_now).total_seconds()
+        check_expiry_at = self._calibrated_monotonic + until - abs(until) * WALL_CLOCK_DRIFT - EXPIRY_MARGIN
+        envelope = Envelope(message, expires_at, published_at, check_expiry_at)
         for subscription in subscriptions:
-            queue = subscription._queue
-            if queue.closed or (subscription._filter is not None and not self._accepts(subscription, message)):
+            if subscription._filter is not None and not self._accepts(subscription, message):
                 continue
-            if queue.offer(envelope):  # the common case; what _admit() does, inlined
+            if subscription._queue.offer(envelope):  # the common case; what _admit() does, inlined
                 subscription._counts.enqueued += 1
+            elif subscription._queue.closed:  # retired while this publisher waited for room in another queue
+                continue
             elif subscription.overflow is Overflow.DROP_OLDEST_LOWEST:
                 self._drop_for(subscription, envelope)
-            elif _in_delivery.get():
+            elif _delivering.get() is not None:
                 subscription._counts.overflow_admitted += 1
                 self._admit(subscription, envelope)
             else:
@@ -301,10 +317,10 @@ class MessageBus:
     async def drain(self) -> None:
         """Return once every queue is empty, no handler is running and no publisher waits for room.
 
-        Messages that handlers publish meanwhile are waited for too. Must not be awaited by a handler
-        (it would wait for itself): that raises ``RuntimeError``.
+        Messages that handlers publish meanwhile are waited for too. Must not be awaited by a handler of this
+        bus, nor by a task one started (it would wait for itself): that raises ``RuntimeError`` at once.
         """
-        self._refuse_from_worker("drain")
+        self._refuse_from_handler("drain")
         loop = asyncio.get_running_loop()
         while not self._idle():
             idle = loop.create_future()
@@ -316,7 +332,7 @@ class MessageBus:
         ``close_timeout_seconds``, then stop the workers and dead-letter whatever is left with reason
         ``closed``. Afterwards ``stats().accounted == stats().enqueued``. Calling it again waits for the first.
         """
-        self._refuse_from_worker("close")
+        self._refuse_from_handler("close")
         if self._closed:
             await self._close_finished.wait()
             return
@@ -339,14 +355,17 @@ class MessageBus:
 
         Taking one message per turn of the loop (not a batch) keeps priority exact: an URGENT message published
         while a handler runs goes before everything still queued. Everything the loop uses per message is
-        bound to a local first: this loop runs once per (message, subscription) pair.
+        bound to a local first: this loop runs once per (message, subscription) pair. A message taken from the
+        queue stays ``_in_hand`` until it has its outcome; if the worker stops before (cancelled by ``aclose()``),
+        ``_worker_stopped`` gives it one.
         """
-        _in_delivery.set(True)
+        _delivering.set(self)
         worker = asyncio.current_task()
         assert worker is not None
-        queue, handler, clock = subscription._queue, subscription._handler, self._clock
-        pop, monotonic, record_latency = queue.pop, clock.monotonic, subscription._latencies.append
-        counts = subscription._counts
+        cancelling = worker.cancelling
+        queue, handler, counts = subscription._queue, subscription._handler, subscription._counts
+        pop, record_latency = queue.pop, subscription._latencies.append
+        monotonic, now = self._monotonic, self._clock.now
         while True:
             envelope = pop()
             if envelope is None:
@@ -356,44 +375,36 @@ class MessageBus:
                     self._wake_idle()
                 await queue.wait_for_item()
                 continue
+            subscription._in_hand = envelope
             taken_at = monotonic()
-            if taken_at >= envelope.check_expiry_at and clock.now() >= envelope.expires_at:
+            if taken_at >= envelope.check_expiry_at and now() >= envelope.expires_at:
                 self._reject(subscription, envelope.message, DeadLetterReason.EXPIRED)
             else:
                 record_latency(taken_at - envelope.published_at)
-                subscription._running = True
                 try:
                     await handler(envelope.message)
-                except Exception as exc:
-                    self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
                 except asyncio.CancelledError as exc:
-                    if worker.cancelling():
-                        subscription._running = False
-                        self._reject(subscription, envelope.message, DeadLetterReason.CLOSED)
+                    if cancelling():
                         raise
                     # Not a request to stop this worker: the handler let a CancelledError of its own escape.
                     self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
+                except BaseException as exc:  # a library's own BaseException subclass too: it only fails its message
+                    self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
+                    if isinstance(exc, _STOPS_THE_WORKER):
+                        subscription._in_hand = None
+                        raise
                 else:
                     counts.delivered += 1
-                subscription._running = False
-            if worker.cancelling():
+            subscription._in_hand = None
+            if cancelling():
                 raise asyncio.CancelledError("a handler swallowed the cancellation that stops this worker")
 
-    def _envelope(self, message: Message, topic_ttl: timedelta) -> Envelope:
-        """Wrap ``message`` for the queues, with its deadline also on the monotonic clock (see EXPIRY_MARGIN)."""
-        published_at = self._clock.monotonic()
-        if published_at - self._calibrated_monotonic > CALIBRATION_INTERVAL:
-            self._calibrate()
-        expires_at = message.created_at + (topic_ttl if message.ttl is None else message.ttl)
-        # expires_at on the monotonic scale, less a margin for how far the two clocks may have drifted apart.
-        until = (expires_at - self._calibrated_now).total_seconds()
-        check_expiry_at = self._calibrated_monotonic + until - abs(until) * WALL_CLOCK_DRIFT - EXPIRY_MARGIN
-        return Envelope(message, expires_at, published_at, check_expiry_at)
-
     def _calibrate(self) -> None:
-        """Read both clocks together, to map wall-clock deadlines onto the monotonic clock."""
-        self._calibrated_now = self._clock.now()
+        """Read both clocks together, to map wall-clock deadlines onto the monotonic clock: the monotonic one
+        first, so that a pause between the readings makes deadlines early (a wall-clock read too many), not late
+        (an expired message delivered)."""
         self._calibrated_monotonic = self._clock.monotonic()
+        self._calibrated_now = self._clock.now()
 
     def _accepts(self, subscription: Subscription, message: Message) -> bool:
         assert subscription._filter is not None
@@ -424,6 +435,9 @@ class MessageBus:
                 self._admit(subscription, envelope)
             elif self._closed:
                 raise BusClosed(f"publish of message {envelope.message.id} stopped: the bus is closed")
+            else:  # the subscription was retired meanwhile: the message meets the fate of what it had queued
+                subscription._counts.enqueued += 1
+                self._reject(subscription, envelope.message, subscription._retired_as)
         finally:
             self._waiting_publishers -= 1
             if self._idle_waiters:
@@ -441,7 +455,7 @@ class MessageBus:
         setattr(subscription._counts, outcome, getattr(subscription._counts, outcome) + 1)
         error_text = trace = None
         if error is not None:
-            error_text = f"{type(error).__name__}: {error}"
+            error_text = _describe(error)
             trace = "".join(traceback.format_exception(error))
             if subscription._error_log.due():
                 logger.warning(
@@ -468,6 +482,7 @@ class MessageBus:
         """Remove an active subscription and dead-letter its queue."""
         if not subscription.active:
             return
+        subscription._retired_as = reason
         del self._subscriptions[subscription.name]
         route = self._routes[subscription.topic]
         route.subscriptions = tuple(other for other in route.subscriptions if other is not subscription)
@@ -478,8 +493,22 @@ class MessageBus:
             self._fold(subscription)
 
     def _worker_stopped(self, subscription: Subscription, worker: asyncio.Task[None]) -> None:
+        """A worker has stopped: its subscription was retired, or ``aclose()`` cancelled it, or it stopped on its
+        own (a handler's KeyboardInterrupt or SystemExit, a cancel from outside the bus, an error of the bus's own).
+        The message it had in hand and, if the subscription is still active, its queue are dead-lettered
+        (``closed``), so ``drain()`` never waits for a worker that is gone."""
         self._workers.discard(worker)
-        if not subscription.active:
+        # Retrieved here, or asyncio would log it again: a handler's KeyboardInterrupt or SystemExit is already on
+        # its way out of the loop; anything else is the bus's own failure, logged.
+        error = None if worker.cancelled() else worker.exception()
+        if error is not None and not isinstance(error, _STOPS_THE_WORKER):
+            logger.error("bus worker failed; its subscription closes", subscription=subscription.name, exc_info=error)
+        in_hand, subscription._in_hand = subscription._in_hand, None
+        if in_hand is not None:
+            self._reject(subscription, in_hand.message, DeadLetterReason.CLOSED)
+        if subscription.active:
+            self._retire(subscription, DeadLetterReason.CLOSED)
+        else:
             self._fold(subscription)
         if self._idle_waiters:
             self._wake_idle()
@@ -495,7 +524,8 @@ class MessageBus:
         if self._waiting_publishers or self._retiring:
             return False
         return not any(
-            subscription._running or len(subscription._queue) for subscription in self._subscriptions.values()
+            subscription._in_hand is not None or len(subscription._queue)
+            for subscription in self._subscriptions.values()
         )
 
     def _wake_idle(self) -> None:
@@ -504,12 +534,21 @@ class MessageBus:
                 idle.set_result(None)
         self._idle_waiters.clear()
 
-    def _refuse_from_worker(self, what: str) -> None:
-        if asyncio.current_task() in self._workers:
+    def _refuse_from_handler(self, what: str) -> None:
+        if _delivering.get() is self:
             raise RuntimeError(
                 f"{what}() called from a bus handler would wait for that handler to return; "
                 "call it from outside the bus's handlers"
             )
+
+
+def _describe(error: BaseException) -> str:
+    """``"Type: text"``; an error whose ``str()`` itself raises must still cost only its own message."""
+    try:
+        text = str(error)
+    except Exception:
+        text = "<str() failed>"
+    return f"{type(error).__name__}: {text}"
 
 
 class _Route:

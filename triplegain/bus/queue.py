@@ -45,6 +45,8 @@ class SubscriptionQueue:
         self.maxsize = maxsize
         self.high_water = 0
         self.closed = False
+        # What offer() lets a new publisher fill: maxsize, and 0 once closed (no separate check on the fast path).
+        self._limit = maxsize
         self._lanes: tuple[deque[Envelope], ...] = tuple(deque() for _ in Priority)
         # The lanes by name too, so pop() tests them highest first without a loop.
         self._low, self._normal, self._high, self._urgent = self._lanes
@@ -61,7 +63,7 @@ class SubscriptionQueue:
     def offer(self, envelope: Envelope) -> bool:
         """Put ``envelope`` if a new publisher may, without overtaking one already waiting; False if not."""
         size = self._size
-        if size + self._held >= self.maxsize or self._waiting:
+        if size + self._held >= self._limit or self._waiting:
             return False
         # put(), inlined: this is the publisher's path for every (message, subscription) pair.
         self._lanes[envelope.priority].append(envelope)
@@ -106,9 +108,9 @@ class SubscriptionQueue:
         """Return once the queue holds something or is closed (the one consumer calls this)."""
         if self._size or self.closed:
             return
-        self._consumer = asyncio.get_running_loop().create_future()
+        consumer = self._consumer = asyncio.get_running_loop().create_future()
         try:
-            await self._consumer
+            await consumer
         finally:
             self._consumer = None
 
@@ -143,8 +145,9 @@ class SubscriptionQueue:
                 turn.set_result(False)
 
     def close(self) -> list[Envelope]:
-        """Refuse further waiting, wake the consumer and the publishers, and hand back what was queued."""
+        """Refuse further offers and waiting, wake the consumer and the publishers, and hand back what was queued."""
         self.closed = True
+        self._limit = 0
         self.release_waiting()
         left: list[Envelope] = []
         for lane in reversed(self._lanes):
@@ -156,7 +159,8 @@ class SubscriptionQueue:
         return left
 
     def _wake_consumer(self) -> None:
-        consumer = self._consumer
+        """Wake the waiting consumer, once: the puts that follow before it runs find no one to wake."""
+        consumer, self._consumer = self._consumer, None
         if consumer is not None and not consumer.done():
             consumer.set_result(None)
 

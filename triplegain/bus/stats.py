@@ -2,8 +2,8 @@
 
 Every (message, subscription) pair that passes the subscription's filter is ``enqueued`` once and ends in
 exactly one outcome: ``delivered``, ``expired``, ``failed``, ``dropped`` or ``discarded`` (unsubscribed or
-closed while queued). ``accounted`` is their sum; it equals ``enqueued`` whenever nothing is queued or running,
-in particular after ``aclose()``.
+closed while queued, in the worker's hands, or waiting for room). ``accounted`` is their sum; it equals
+``enqueued`` whenever nothing is queued or running, in particular after ``aclose()``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Counts(_Snapshot):
     expired: int = Field(description="TTL passed before delivery")
     failed: int = Field(description="handler (or filter) raised")
     dropped: int = Field(description="dropped by a full drop_oldest_lowest queue")
-    discarded: int = Field(description="still queued at unsubscribe() or aclose()")
+    discarded: int = Field(description="still queued (or waiting for room) at unsubscribe() or aclose()")
     overflow_admitted: int = Field(description="published from a handler into a full block queue, kept anyway")
     accounted: int = Field(description="delivered + expired + failed + dropped + discarded")
 

@@ -287,7 +287,7 @@ class DeadLetterRow:
             letter.subscription,
             letter.reason.value,
             letter.message.id,
-            json_text(letter.message.model_dump(mode="json")),
+            json_text(letter.message.to_wire()),
             letter.error,
             letter.traceback,
         )
