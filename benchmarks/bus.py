@@ -298,13 +298,13 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
 
     built: dict[str, Any] = {}
     for subscribers in SUBSCRIBER_COUNTS:
-        figures = {}
-        for name, building in BUILDERS.items():
-            runs = []
-            for _ in range(arguments.repeats):
+        built_runs: dict[str, list[Any]] = {name: [] for name in BUILDERS}
+        for _ in range(arguments.repeats):  # the contenders take turns, so a busy spell of the machine hits both
+            for name, building in BUILDERS.items():
                 gc.collect()
-                runs.append({"messages_per_s": await build_and_publish(building, subscribers, arguments.messages)})
-            figures[name] = median_of(runs)
+                rate = await build_and_publish(building, subscribers, arguments.messages)
+                built_runs[name].append({"messages_per_s": rate})
+        figures = {name: median_of(runs) for name, runs in built_runs.items()}
         built[str(subscribers)] = figures | {"ratios": ratios(figures)}
 
     slow: dict[str, Any] = {}

@@ -117,6 +117,28 @@ async def test_a_base_exception_from_a_handler_fails_its_message_only_and_drain_
         assert bus.stats().subscription("explodes").delivered == 2
 
 
+async def test_a_base_exception_from_a_filter_fails_that_pair_only(clock: FakeClock) -> None:
+    def refuses(message: Message) -> bool:
+        raise Boom("from a library")
+
+    async with MessageBus(bus_config(), clock=clock) as bus:
+        other = Recorder()
+        await bus.subscribe(Topic.TA_SIGNALS, Recorder(), name="filtered", filter=refuses)
+        await bus.subscribe(Topic.TA_SIGNALS, other, name="other")
+        await bus.publish(make_message(clock, "first"))
+        await bus.drain()
+
+        assert other.labels == ["first"]
+        [letter] = bus.dead_letters()
+        assert (letter.subscription, letter.reason, letter.error) == (
+            "filtered",
+            DeadLetterReason.FILTER_ERROR,
+            "Boom: from a library",
+        )
+        stats = bus.stats()
+        assert (stats.enqueued, stats.delivered, stats.failed, stats.accounted) == (2, 1, 1, 2)
+
+
 class Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text")

@@ -1,6 +1,5 @@
 """Dead letters: bounded, evictions counted, each one handed to on_dead_letter (whose failure is contained)."""
 
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -31,9 +30,14 @@ async def test_dead_letters_are_bounded_and_evictions_counted() -> None:
         assert (stats.failed, stats.dead_letters_kept, stats.dead_letters_evicted) == (5, 3, 2)
 
 
-async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on() -> None:
+class Boom(BaseException):
+    """A library's own base class of errors: neither an Exception nor a cancellation."""
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), Boom("from a library")])
+async def test_a_raising_hook_is_counted_and_logged_and_the_bus_carries_on(error: BaseException) -> None:
     def broken_hook(letter: DeadLetter) -> None:
-        raise OSError("disk full")
+        raise error
 
     clock = FakeClock()
     delivered: list[Message] = []

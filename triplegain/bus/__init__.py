@@ -67,7 +67,8 @@ Reading
     on the bus clock's ``monotonic()``) p50/p99/p99.9 over the last ``latency_window`` deliveries.
     ``dead_letters()`` keeps the last ``dead_letter_limit`` (evictions are counted); ``on_dead_letter`` is
     called with each one, and a hook that raises is counted and logged (1st, 10th, 100th… time), never
-    propagated. Memory is bounded by ``BusSettings``: queues, history, latency windows and dead letters.
+    propagated (but for ``KeyboardInterrupt`` and ``SystemExit``). Memory is bounded by ``BusSettings``:
+    queues, history, latency windows and dead letters.
 """
 
 from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription

@@ -375,9 +375,12 @@ class MessageBus:
                     self._wake_idle()
                 await queue.wait_for_item()
                 continue
+            # In hand until its outcome is counted (each path below clears it first, so that a dead-letter hook that
+            # raises KeyboardInterrupt cannot leave it to be counted twice).
             subscription._in_hand = envelope
             taken_at = monotonic()
             if taken_at >= envelope.check_expiry_at and now() >= envelope.expires_at:
+                subscription._in_hand = None
                 self._reject(subscription, envelope.message, DeadLetterReason.EXPIRED)
             else:
                 record_latency(taken_at - envelope.published_at)
@@ -387,15 +390,16 @@ class MessageBus:
                     if cancelling():
                         raise
                     # Not a request to stop this worker: the handler let a CancelledError of its own escape.
+                    subscription._in_hand = None
                     self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
                 except BaseException as exc:  # a library's own BaseException subclass too: it only fails its message
+                    subscription._in_hand = None
                     self._reject(subscription, envelope.message, DeadLetterReason.HANDLER_ERROR, exc)
                     if isinstance(exc, _STOPS_THE_WORKER):
-                        subscription._in_hand = None
                         raise
                 else:
+                    subscription._in_hand = None
                     counts.delivered += 1
-            subscription._in_hand = None
             if cancelling():
                 raise asyncio.CancelledError("a handler swallowed the cancellation that stops this worker")
 
@@ -410,9 +414,11 @@ class MessageBus:
         assert subscription._filter is not None
         try:
             return subscription._filter(message)
-        except Exception as exc:
+        except BaseException as exc:  # as for a handler: a library's own BaseException subclass fails this pair only
             subscription._counts.enqueued += 1
             self._reject(subscription, message, DeadLetterReason.FILTER_ERROR, exc)
+            if isinstance(exc, _STOPS_THE_WORKER):
+                raise
             return False
 
     def _admit(self, subscription: Subscription, envelope: Envelope) -> None:

@@ -79,7 +79,9 @@ class DeadLetterBox:
             return
         try:
             self._hook(letter)
-        except Exception:
+        except BaseException as exc:  # a library's own BaseException subclass too; Ctrl-C and sys.exit() go on
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
             if self._hook_error_log.due():
                 logger.exception(
                     "on_dead_letter hook raised (the 1st, 10th, 100th… error of the hook is logged)",
