@@ -128,3 +128,20 @@ async def test_a_pause_between_the_two_calibration_readings_makes_deadlines_earl
         gate = await deliver_after(clocks, bus, TTL_SECONDS + pause / 2, TTL_SECONDS + pause / 2)
         assert len(gate.received) == 1
         assert [letter.reason for letter in bus.dead_letters()] == [DeadLetterReason.EXPIRED]
+
+
+async def test_a_message_created_well_before_it_is_published_expires_on_time() -> None:
+    clocks = TwoClocks()
+    async with MessageBus(config(), clock=clocks) as bus:
+        gate = Gate()
+        await bus.subscribe(Topic.TA_SIGNALS, gate, name="held")
+        await bus.publish(bus.message(Topic.TA_SIGNALS, {"n": 0}, source="t"))
+        await gate.entered.wait()
+        early = bus.message(Topic.TA_SIGNALS, {"n": 1}, source="t")
+        clocks.advance(100, 100)  # more than the drift allowance: its deadline is 100 s nearer than its TTL
+        await bus.publish(early)
+        clocks.advance(TTL_SECONDS - 100, TTL_SECONDS - 100)  # exactly its deadline
+        gate.open()
+        await bus.drain()
+        assert len(gate.received) == 1
+        assert [letter.reason for letter in bus.dead_letters()] == [DeadLetterReason.EXPIRED]

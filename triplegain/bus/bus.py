@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +50,7 @@ _STOPS_THE_WORKER = (KeyboardInterrupt, SystemExit, GeneratorExit)
 CALIBRATION_INTERVAL = 1.0
 EXPIRY_MARGIN = 0.001
 WALL_CLOCK_DRIFT = 0.001
+_DRIFTED = 1 - WALL_CLOCK_DRIFT  # a positive distance to a deadline, less the drift allowance
 
 _OUTCOME_OF: Mapping[DeadLetterReason, str] = {
     DeadLetterReason.EXPIRED: "expired",
@@ -215,8 +217,15 @@ class MessageBus:
         if published_at - self._calibrated_monotonic > CALIBRATION_INTERVAL:
             self._calibrate()
         # The deadline on the monotonic scale too, less a margin for how far the two clocks may have drifted apart.
-        until = (expires_at - self._calibrated_now).total_seconds()
-        check_expiry_at = self._calibrated_monotonic + until - abs(until) * WALL_CLOCK_DRIFT - EXPIRY_MARGIN
+        if message.created_at >= self._calibrated_now:
+            # Created since the clocks were read, as messages mostly are: the deadline is at least the TTL after the
+            # readings, so the TTL alone gives a check time that is, if anything, early (see _calibrate).
+            check_expiry_at = (
+                route.fresh_check_expiry_at if ttl is None else self._fresh_check_base + ttl.total_seconds() * _DRIFTED
+            )
+        else:
+            until = (expires_at - self._calibrated_now).total_seconds()
+            check_expiry_at = self._calibrated_monotonic + until - abs(until) * WALL_CLOCK_DRIFT - EXPIRY_MARGIN
         envelope = Envelope(message, expires_at, published_at, check_expiry_at)
         for subscription in subscriptions:
             if subscription._filter is not None and not self._accepts(subscription, message):
@@ -409,6 +418,11 @@ class MessageBus:
         (an expired message delivered)."""
         self._calibrated_monotonic = self._clock.monotonic()
         self._calibrated_now = self._clock.now()
+        # For messages created since: a deadline at least ``ttl`` after the readings is checked from
+        # ``_fresh_check_base + ttl * _DRIFTED``, worked out here once per topic for the topic's TTL.
+        self._fresh_check_base = self._calibrated_monotonic - EXPIRY_MARGIN
+        for route in self._routes.values():
+            route.fresh_check_expiry_at = self._fresh_check_base + route.ttl.total_seconds() * _DRIFTED
 
     def _accepts(self, subscription: Subscription, message: Message) -> bool:
         assert subscription._filter is not None
@@ -560,9 +574,10 @@ def _describe(error: BaseException) -> str:
 class _Route:
     """Where a topic's messages go: its subscriptions, its default TTL and its history by symbol."""
 
-    __slots__ = ("history", "subscriptions", "ttl")
+    __slots__ = ("fresh_check_expiry_at", "history", "subscriptions", "ttl")
 
     def __init__(self, ttl: timedelta) -> None:
         self.ttl = ttl
+        self.fresh_check_expiry_at = -math.inf  # see MessageBus._calibrate
         self.subscriptions: tuple[Subscription, ...] = ()
         self.history: dict[str | None, deque[Message]] = {}
