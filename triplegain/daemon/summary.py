@@ -25,6 +25,7 @@ class RunSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: int
+    account: str
     exit_reason: str = ""
     candles: int
     decisions: int
@@ -43,6 +44,7 @@ class RunSummary(BaseModel):
         hold = f"{self.buy_and_hold_equity:,.2f}" if self.buy_and_hold_equity is not None else "n/a"
         rows = [
             ("run", f"{self.run_id} ({self.exit_reason})"),
+            ("account", self.account),
             ("candles", f"{self.candles:,}"),
             ("decisions", f"{self.decisions:,}"),
             ("trades", f"{self.trades:,}"),
@@ -83,6 +85,7 @@ async def summarize(
         hold = sum(share / events.first_close[s] * events.last_close[s] for s in held)
     return RunSummary(
         run_id=run_id,
+        account=tracker.system.coordinator.account,
         candles=events.candles,
         decisions=decisions,
         trades=trades,
