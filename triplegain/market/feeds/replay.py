@@ -153,7 +153,9 @@ class _CsvReader:
 
     def __init__(self, candle_file: CandleFile, monitor: FeedMonitor) -> None:
         self._file = candle_file
-        self._name = str(candle_file.path)
+        self._name = candle_file.path.name
+        """How a candle's source names the file (``BTC_USDT-5m.csv line 4``); errors give the whole path."""
+        self._path = str(candle_file.path)
         self._monitor = monitor
         try:
             self._handle = candle_file.path.open(newline="", encoding="utf-8")
@@ -187,7 +189,7 @@ class _CsvReader:
                     continue
                 yield f"{self._name} line {self._rows.line_num}", self._parse(row)
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise ReplayFileError(f"{self._name} line {self._rows.line_num}: not CSV text ({exc})") from None
+            raise ReplayFileError(f"{self._path} line {self._rows.line_num}: not CSV text ({exc})") from None
         finally:
             self._handle.close()
 
@@ -195,23 +197,23 @@ class _CsvReader:
         try:
             return next(self._rows, None)
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise ReplayFileError(f"{self._name} line 1: not CSV text ({exc})") from None
+            raise ReplayFileError(f"{self._path} line 1: not CSV text ({exc})") from None
 
     def _check_header(self, header: list[str] | None) -> None:
         if header is None:
-            raise ReplayFileError(f"{self._name}: empty file; expected the header {','.join(HEADER)}")
+            raise ReplayFileError(f"{self._path}: empty file; expected the header {','.join(HEADER)}")
         if tuple(column.strip().lower() for column in header) != HEADER:
-            raise ReplayFileError(f"{self._name} line 1: header is {','.join(header)!r}; expected {','.join(HEADER)}")
+            raise ReplayFileError(f"{self._path} line 1: header is {','.join(header)!r}; expected {','.join(HEADER)}")
 
     def _parse(self, row: list[str]) -> tuple[int, float, float, float, float, float]:
         line = self._rows.line_num
         if len(row) != len(HEADER):
             raise ReplayFileError(
-                f"{self._name} line {line}: {len(row)} columns; expected {len(HEADER)} ({','.join(HEADER)})"
+                f"{self._path} line {line}: {len(row)} columns; expected {len(HEADER)} ({','.join(HEADER)})"
             )
-        open_ms = _parse_timestamp(f"{self._name} line {line}, column timestamp", row[0])
+        open_ms = _parse_timestamp(f"{self._path} line {line}, column timestamp", row[0])
         open_, high, low, close, volume = (
-            _parse_number(f"{self._name} line {line}, column {column}", text)
+            _parse_number(f"{self._path} line {line}, column {column}", text)
             for column, text in zip(HEADER[1:], row[1:], strict=True)
         )
         return open_ms, open_, high, low, close, volume
