@@ -1,8 +1,9 @@
 """Broken candle files (tests/faults/corpus/candles/<case>/): one line naming file, line, column and value, exit 2.
 
-A problem with the file itself (name, header, a row that does not parse) is fatal: replaying it would mislead. Every
-row is read before the database is opened, so a problem anywhere in the file stops the run before it starts. A duplicate row is a bad candle, not a bad file
-(``market/feeds/replay.py``): it is rejected with its line, counted, and the replay goes on.
+A problem with the file itself (name, header, a row that does not parse) is fatal: replaying it would mislead.
+Every row is read before the database is opened, so a problem anywhere in the file stops the run before it
+starts. A duplicate row is a bad candle, not a bad file (``market/feeds/replay.py``): it is rejected with its
+line, counted, and the replay goes on.
 """
 
 from __future__ import annotations
