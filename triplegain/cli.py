@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from triplegain import __version__
+from triplegain.accounts import account_app
 from triplegain.cli_options import CliOptions, ConfigOption
 from triplegain.config import Settings, default_config_path, load_settings, render_defaults
 from triplegain.control import coordinator_app
@@ -34,6 +35,7 @@ db_app = typer.Typer(help="The PostgreSQL database: migrations and status.", no_
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(account_app, name="account")
 app.add_typer(review_cli.decisions_app, name="decisions")
 app.add_typer(review_cli.llm_calls_app, name="llm-calls")
 app.command("run")(run)
