@@ -33,24 +33,24 @@ _SUMMARIES = f"""
 _OF_RUNS = "SELECT id FROM daemon_runs WHERE account = $1"
 _OF_DECISIONS = "SELECT id FROM decisions WHERE account = $1"
 _OF_ORDERS = "SELECT id FROM orders WHERE account = $1"
-# What deleting an account removes, children before their parents: (what it is called, the statement).
-_DELETIONS: tuple[tuple[str, str], ...] = (
-    ("fills", f"DELETE FROM fills WHERE order_id IN ({_OF_ORDERS})"),
-    ("conflicts", f"DELETE FROM conflicts WHERE decision_id IN ({_OF_DECISIONS})"),
-    ("agent views", f"DELETE FROM agent_outputs WHERE run_id IN ({_OF_RUNS})"),
-    ("LLM calls", f"DELETE FROM llm_calls WHERE run_id IN ({_OF_RUNS}) OR decision_id IN ({_OF_DECISIONS})"),
-    ("orders", "DELETE FROM orders WHERE account = $1"),
-    ("decisions", "DELETE FROM decisions WHERE account = $1"),
-    ("positions", "DELETE FROM positions WHERE account = $1"),
-    ("portfolio snapshots", "DELETE FROM portfolio_snapshots WHERE account = $1"),
-    ("marks", "DELETE FROM broker_marks WHERE account = $1"),
-    ("level changes", "DELETE FROM degradation_events WHERE account = $1"),
-    ("breaker events", "DELETE FROM breaker_events WHERE account = $1"),
-    ("task runs", "DELETE FROM task_runs WHERE account = $1"),
-    ("commands", "DELETE FROM coordinator_commands WHERE account = $1"),
-    ("coordinator state", "DELETE FROM coordinator_state WHERE account = $1"),
-    ("runs", "DELETE FROM daemon_runs WHERE account = $1"),
-)
+# What deleting an account removes, children before their parents: what it is called → the statement.
+_DELETIONS: dict[str, str] = {
+    "fills": f"DELETE FROM fills WHERE order_id IN ({_OF_ORDERS})",
+    "conflicts": f"DELETE FROM conflicts WHERE decision_id IN ({_OF_DECISIONS})",
+    "agent views": f"DELETE FROM agent_outputs WHERE run_id IN ({_OF_RUNS})",
+    "LLM calls": f"DELETE FROM llm_calls WHERE run_id IN ({_OF_RUNS}) OR decision_id IN ({_OF_DECISIONS})",
+    "orders": "DELETE FROM orders WHERE account = $1",
+    "decisions": "DELETE FROM decisions WHERE account = $1",
+    "positions": "DELETE FROM positions WHERE account = $1",
+    "portfolio snapshots": "DELETE FROM portfolio_snapshots WHERE account = $1",
+    "marks": "DELETE FROM broker_marks WHERE account = $1",
+    "level changes": "DELETE FROM degradation_events WHERE account = $1",
+    "breaker events": "DELETE FROM breaker_events WHERE account = $1",
+    "task runs": "DELETE FROM task_runs WHERE account = $1",
+    "commands": "DELETE FROM coordinator_commands WHERE account = $1",
+    "coordinator state": "DELETE FROM coordinator_state WHERE account = $1",
+    "runs": "DELETE FROM daemon_runs WHERE account = $1",
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ async def delete_account(db: Database, account: str, *, dry_run: bool = False) -
             transaction = connection.transaction()
             await transaction.start()
             try:
-                for name, statement in _DELETIONS:
-                    status = await connection.execute(statement, account)
+                for name in _DELETIONS:
+                    status = await connection.execute(_DELETIONS[name], account)
                     counts[name] = int(status.rpartition(" ")[2])
             except BaseException:
                 await transaction.rollback()
