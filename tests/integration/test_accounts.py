@@ -100,6 +100,10 @@ def test_two_accounts_a_refusal_a_list_and_a_reset_that_touches_only_its_own(
     assert row_a.split()[5:] == ["RUNNING", "-"]
     assert row_b.split()[:4] == ["b", "1", "2024-01-01", "12:25"]
 
+    # Control commands default to the account of the latest run; --account picks another.
+    assert run_main("coordinator", "status", env=env).stdout.startswith("account      a on ")
+    assert run_main("coordinator", "status", "--account", "b", env=env).stdout.startswith("account      b on ")
+
     unconfirmed = run_main("account", "reset", "a", env=env)
     assert unconfirmed.code == 2
     assert unconfirmed.stderr.startswith("error: --yes: missing, so nothing was deleted — with it, account 'a' loses ")
@@ -111,6 +115,7 @@ def test_two_accounts_a_refusal_a_list_and_a_reset_that_touches_only_its_own(
     assert reset.stdout.startswith("account 'a' reset on ")
     assert rows_of(migrated_database_url) == before_a
 
+    assert run_main("coordinator", "status", env=env).stdout.startswith("account      b on ")
     gone = run_main("account", "reset", "a", "--yes", env=env)
     assert gone.code == 2
     assert "NAME: no account 'a' on " in gone.stderr
