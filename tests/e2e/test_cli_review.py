@@ -72,7 +72,7 @@ def test_decisions_list_fits_an_80_column_terminal_and_filters(env: dict[str, st
     )
     plain, filtered = run_all((("decisions", "list"), narrow(env)), (("decisions", "list", *filters), env))
     lines = ok(plain).splitlines()
-    assert lines[0].startswith("decisions: 50 of ")
+    assert lines[0].startswith(f"decisions of run {ids.run_b} (account paper): 50 of ")  # the latest run
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     assert len(rows_of(plain.stdout)) == 50
     assert "…" in plain.stdout  # reasons are cut, not wrapped
@@ -113,6 +113,23 @@ def test_llm_calls_list_and_show(env: dict[str, str], ids: ReviewData) -> None:
     assert MARKUP_PROMPT in shown.stdout
 
 
+def test_lists_read_the_latest_run_unless_told_otherwise(env: dict[str, str], ids: ReviewData) -> None:
+    latest, every, account, first, calls = run_all(
+        (("decisions", "list", "--limit", "1"), env),
+        (("decisions", "list", "--limit", "1", "--all"), env),
+        (("decisions", "list", "--limit", "1", "--account", "paper"), env),
+        (("decisions", "list", "--limit", "1", "--run", str(ids.run_a)), env),
+        (("llm-calls", "list", "--limit", "1"), env),
+    )
+    assert ok(latest).startswith(f"decisions of run {ids.run_b} (account paper): 1 of ")
+    assert ok(every).startswith("decisions of every account and run: 1 of ")
+    assert ok(account).startswith("decisions of account paper (every run): 1 of ")
+    assert ok(first).startswith(f"decisions of run {ids.run_a} (account paper): 1 of ")
+    totals = [int(out.stdout.split(": 1 of ")[1].split()[0]) for out in (latest, every, account, first)]
+    assert totals[1] == totals[2] == totals[0] + totals[3]  # runs A and B are everything, of one account
+    assert ok(calls).startswith(f"LLM calls of run {ids.run_b} (account paper): 1 of ")
+
+
 def test_exports_to_stdout_and_files(env: dict[str, str], ids: ReviewData, tmp_path: Path) -> None:
     parquet, csv_file = tmp_path / "calls.parquet", tmp_path / "decisions.csv"
     jsonl, to_parquet, to_csv = run_all(
@@ -124,9 +141,9 @@ def test_exports_to_stdout_and_files(env: dict[str, str], ids: ReviewData, tmp_p
     assert rows
     assert {row["run_id"] for row in rows} == {ids.run_a}
     assert [row["ts"] for row in rows] == sorted(row["ts"] for row in rows)
-    assert ok(to_parquet) == f"2 LLM calls written to {parquet}\n"
+    assert ok(to_parquet) == f"2 LLM calls of run {ids.run_b} (account paper) written to {parquet}\n"
     assert pq.read_table(parquet).column("provider").to_pylist() == ["deepseek", "deepseek"]
-    assert ok(to_csv) == f"5 decisions written to {csv_file}\n"
+    assert ok(to_csv) == f"5 decisions of run {ids.run_b} (account paper) written to {csv_file}\n"
     assert len(csv_file.read_text().splitlines()) == 6
 
 
@@ -141,7 +158,7 @@ def test_the_report_is_one_html_file(env: dict[str, str], ids: ReviewData, tmp_p
     assert page.count("<svg") == 5
     assert f"run {ids.run_a}" in page
     assert 'class="decisions"' in page
-    assert (missing.returncode, missing.stderr) == (1, "error: no daemon run 999\n")
+    assert (missing.returncode, missing.stderr) == (1, "error: --run: no daemon run 999\n")
     assert not (tmp_path / "none.html").exists()
 
 
@@ -159,6 +176,9 @@ MORE_BAD_ARGUMENTS = [
     (("decisions", "export", "--format", "xml"), "--format: 'xml' is not an export format"),
     (("decisions", "export", "--out", "/no/such/folder/x.csv"), "--out: '/no/such/folder/x.csv' is in a folder"),
     (("report", "--run", "latest"), "--run: 'latest' is not a whole number"),
+    (("decisions", "list", "--run", "1", "--all"), "--all: given with --run — pick one: --run ID, --account NAME"),
+    (("llm-calls", "export", "--account", "paper", "--all"), "--all: given with --account — pick one"),
+    (("report", "--account", "no way"), "--account: 'no way' is not an account name"),
 ]
 
 

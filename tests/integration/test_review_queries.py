@@ -327,7 +327,7 @@ async def test_the_report_covers_the_latest_run_by_default(db: Database, ids: Re
     run = await latest_run(db)
     assert run is not None
     assert run.id == ids.run_b
-    data = await report_data(db, run, now=START + timedelta(days=1))
+    data = await report_data(db, await report_scope(db, run), now=START + timedelta(days=1))
     assert data.counts.total == await db.pool.fetchval("SELECT count(*) FROM decisions WHERE run_id = $1", ids.run_b)
     assert {decision.run_id for decision in data.decisions} == {ids.run_b}
     assert data.scope.first is not None
@@ -351,16 +351,22 @@ async def test_the_report_covers_the_latest_run_by_default(db: Database, ids: Re
 async def test_a_report_on_the_first_run_and_on_everything(db: Database, ids: ReviewData) -> None:
     run_a = await find_run(db, ids.run_a)
     assert run_a is not None
-    first = await report_data(db, run_a, now=START, table_limit=20)
+    first = await report_data(db, await report_scope(db, run_a), now=START, table_limit=20)
     assert len(first.decisions) == 20
     assert first.counts.total > 20
     assert all(point.ts < SPLIT + timedelta(minutes=5) for point in first.equity)
     assert [change.to_level for change in first.levels] == ["REDUCED", "NORMAL"]
     assert "The newest 20 of" in render_html(first)
-    everything = await report_data(db, None, now=START)
+    everything = await report_data(db, await report_scope(db, None), now=START)
     assert everything.counts.total == await db.pool.fetchval("SELECT count(*) FROM decisions")
     assert len(everything.levels) == 4
     assert "Every account and run" in render_html(everything)
+    account = await report_data(db, await report_scope(db, None, "paper"), now=START)
+    assert account.counts == everything.counts  # one account in this database: its runs are everything
+    assert len(account.costs) == len(everything.costs)
+    assert "Every run of account paper" in render_html(account)
+    nobody = await report_data(db, await report_scope(db, None, "nobody"), now=START)
+    assert (nobody.counts.total, nobody.costs, nobody.equity) == (0, [], [])
     assert await find_run(db, 10_000) is None
 
 
@@ -377,7 +383,7 @@ async def test_trades_are_fills_and_unfilled_orders(db: Database) -> None:
 
 async def test_a_report_on_an_empty_database_says_so(migrated_database: Database) -> None:
     assert await latest_run(migrated_database) is None
-    data = await report_data(migrated_database, None, now=START)
+    data = await report_data(migrated_database, await report_scope(migrated_database, None), now=START)
     page = render_html(data)
     assert "No decisions in this scope." in page
     assert "<svg" not in page

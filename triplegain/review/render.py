@@ -21,7 +21,14 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary, OrderWithFills
+from triplegain.review.records import (
+    DecisionRecord,
+    DecisionSummary,
+    LLMCall,
+    LLMCallSummary,
+    OrderWithFills,
+    ReportScope,
+)
 from triplegain.store.decisions import ConflictRow
 from triplegain.store.records import AgentOutputRecord
 
@@ -59,11 +66,22 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _list_table(what: str, shown: int, total: int) -> Table:
-    """An empty list table titled with how many of how many rows it shows."""
+def scope_text(scope: ReportScope) -> str:
+    """What a listing covers, for its title: ``run 7 (account paper)``, ``account paper (every run)``, ``every
+    account and run``."""
+    run = scope.run
+    if run is not None:
+        return f"run {run.id} (account {run.account})"
+    if scope.account is not None:
+        return f"account {scope.account} (every run)"
+    return "every account and run"
+
+
+def _list_table(what: str, shown: int, total: int, scope: str) -> Table:
+    """An empty list table titled with what it covers and how many of how many rows it shows."""
     counted = f"{shown} of {total}" if total > shown else f"{total}"
     return Table(
-        title=Text(f"{what}: {counted} (newest first)", style="bold"),
+        title=Text(f"{what} of {scope}: {counted} (newest first)", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -71,9 +89,9 @@ def _list_table(what: str, shown: int, total: int) -> Table:
     )
 
 
-def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
+def decision_table(rows: Sequence[DecisionSummary], total: int, scope: str) -> Table:
     """The decision list: newest first, the reason cut to the terminal's width."""
-    table = _list_table("decisions", len(rows), total)
+    table = _list_table("decisions", len(rows), total, scope)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("id", no_wrap=True)
     table.add_column("symbol", no_wrap=True, max_width=12, overflow="ellipsis")
@@ -100,9 +118,9 @@ def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
     return table
 
 
-def call_table(rows: Sequence[LLMCallSummary], total: int) -> Table:
+def call_table(rows: Sequence[LLMCallSummary], total: int, scope: str) -> Table:
     """The LLM call list: newest first."""
-    table = _list_table("LLM calls", len(rows), total)
+    table = _list_table("LLM calls", len(rows), total, scope)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("id", no_wrap=True)
     table.add_column("provider", no_wrap=True, max_width=10, overflow="ellipsis")

@@ -39,7 +39,6 @@ from triplegain.review.report_queries import (
     equity_series,
     level_changes,
     price_series,
-    report_scope,
     scope_decisions,
     trade_points,
 )
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from triplegain.review.records import DaemonRun
 
 TABLE_LIMIT = 500
 """Decisions the report's table lists (the newest); ``decisions export`` gives all of them."""
@@ -74,11 +72,8 @@ class ReportData:
     generated_at: datetime
 
 
-async def report_data(
-    db: Database, run: DaemonRun | None, *, now: datetime, table_limit: int = TABLE_LIMIT
-) -> ReportData:
-    """Read what a report on ``run`` (None: everything) shows."""
-    scope = await report_scope(db, run)
+async def report_data(db: Database, scope: ReportScope, *, now: datetime, table_limit: int = TABLE_LIMIT) -> ReportData:
+    """Read what a report on ``scope`` (``report_queries.report_scope``) shows."""
     return ReportData(
         scope=scope,
         counts=await decision_counts(db, scope_decisions(scope, limit=None)),
@@ -332,7 +327,12 @@ code { font-size: 0.85em; }
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML document."""
     scope = data.scope
-    title = f"triplegain report — run {scope.run.id}" if scope.run is not None else "triplegain report — all data"
+    if scope.run is not None:
+        title = f"triplegain report — run {scope.run.id} (account {scope.run.account})"
+    elif scope.account is not None:
+        title = f"triplegain report — account {scope.account}"
+    else:
+        title = "triplegain report — all data"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -388,6 +388,8 @@ def _scope_text(data: ReportData) -> str:
     start, end = _span(data)
     span = f"data from {_stamp(start)} to {_stamp(end)}" if start is not None and end is not None else "no data"
     run = scope.run
+    if run is None and scope.account is not None:
+        return f"Every run of account {scope.account}; {span}."
     if run is None:
         return f"Every account and run in the database; {span}."
     ended = f"ended {_stamp(run.ended_at)} ({run.exit_reason or 'no reason recorded'})" if run.ended_at else "not ended"
