@@ -40,6 +40,7 @@ app.add_typer(review_cli.decisions_app, name="decisions")
 app.add_typer(review_cli.llm_calls_app, name="llm-calls")
 app.command("run")(run)
 app.command("report")(review_cli.report)
+app.command("results")(review_cli.results)
 
 
 @app.callback()

@@ -66,6 +66,14 @@ def parse_positive(value: str | None, option: str, default: int | None) -> int |
     return number
 
 
+def parse_choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (case-insensitive)."""
+    text = value.strip().lower()
+    if text not in allowed:
+        raise UserError(f"{option}: {value!r} is not allowed — one of {', '.join(allowed)}")
+    return text
+
+
 def parse_symbol(value: str | None) -> str | None:
     """A market like ``BTC/USDT``; upper case, as exchanges' unified symbols are."""
     if value is None:

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
@@ -27,6 +27,7 @@ from triplegain.review.args import (
     IdQuery,
     ScopeChoice,
     parse_action,
+    parse_choice,
     parse_id,
     parse_positive,
     parse_scope,
@@ -53,6 +54,9 @@ from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, 
 from triplegain.review.render import call_block, call_table, decision_table, print_decision, scope_text
 from triplegain.review.report import TABLE_LIMIT, render_html, report_data
 from triplegain.review.report_queries import find_run, latest_run, report_scope
+from triplegain.review.results import Results
+from triplegain.review.results_queries import scope_results
+from triplegain.review.results_text import results_lines
 from triplegain.store import Database, interrupt_on_sigterm, open_database
 from triplegain.store.settings import DatabaseSettings
 
@@ -458,6 +462,44 @@ async def _export(pages: Pages, columns: Sequence[Column], export_format: Export
                 return await write_jsonl(pages, columns, stream)
     except OSError as error:
         raise TriplegainError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+# --- results -----------------------------------------------------------------------------------------------
+
+
+def results(
+    ctx: typer.Context,
+    run: Run = None,
+    account: Account = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="text|json", help="Output format.")] = "text",
+) -> None:
+    """The latest run's results (or --run ID, or every run of --account NAME): round trips, win rate, profit
+    factor, expectancy, fees, turnover, time in market, drawdown, Sharpe, Sortino, buy-and-hold, breaker events."""
+    choice = parse_scope(run, account, False)
+    as_json = parse_choice(fmt, "--format", ("text", "json")) == "json"
+    settings = ctx.obj.settings()
+
+    async def work(db: Database) -> tuple[Results, ReportScope]:
+        scope = await chosen_scope(db, choice)
+        return await scope_results(db, scope, **results_inputs(settings.execution)), scope
+
+    figures, scope = _run(settings.database, work)
+    if as_json:
+        typer.echo(figures.model_dump_json(indent=2))
+        return
+    for line in results_lines(figures, scope_text(scope)):
+        typer.echo(line)
+
+
+def results_inputs(execution: Any) -> dict[str, Any]:
+    """What the results need of the paper broker's settings (``execution``): the starting balance in the quote
+    asset, and each symbol's smallest order (a position below it is dust, i.e. closed)."""
+
+    def dust(symbol: str) -> float:
+        rules = execution.rules_for(symbol)
+        return float(max(rules.min_qty, rules.qty_step))
+
+    return {"starting_balance": float(execution.starting_balances.get(execution.quote_asset, 0.0)), "dust": dust}
 
 
 # --- report ------------------------------------------------------------------------------------------------

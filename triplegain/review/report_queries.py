@@ -85,7 +85,7 @@ def _run_where(scope: ReportScope, run_column: str) -> Where:
     return where
 
 
-def _window_where(scope: ReportScope, account_fragment: str, time_column: str) -> Where:
+def window_where(scope: ReportScope, account_fragment: str, time_column: str) -> Where:
     """Rows of a table without a run id: the run's account within its extent, or all.
 
     ``account_fragment`` and ``time_column`` are constants of this module (e.g. ``"o.account = {}"``, ``f.ts``).
@@ -102,7 +102,7 @@ def _window_where(scope: ReportScope, account_fragment: str, time_column: str) -
 
 async def equity_series(db: Database, scope: ReportScope) -> list[EquityPoint]:
     """Portfolio snapshots in scope, oldest first."""
-    where = _window_where(scope, "account = {}", "ts")
+    where = window_where(scope, "account = {}", "ts")
     statement = f"SELECT account, ts, equity, cash, drawdown FROM portfolio_snapshots {where.sql()} ORDER BY ts, id"
     with db.errors("reading portfolio snapshots"):
         rows = await db.pool.fetch(statement, *where.args)
@@ -140,12 +140,12 @@ async def price_series(db: Database, scope: ReportScope) -> list[PricePoint]:
 
 async def trade_points(db: Database, scope: ReportScope) -> list[TradePoint]:
     """Fills in scope, and the orders without a fill at their price or their decision's intended entry."""
-    fill_where = _window_where(scope, "o.account = {}", "f.ts")
+    fill_where = window_where(scope, "o.account = {}", "f.ts")
     fills_statement = f"""
         SELECT o.symbol, o.side, f.ts, f.price, f.qty, o.decision_id
         FROM fills f JOIN orders o ON o.id = f.order_id {fill_where.sql()} ORDER BY f.ts, f.client_fill_id
     """
-    order_where = _window_where(scope, "o.account = {}", "o.created_at")
+    order_where = window_where(scope, "o.account = {}", "o.created_at")
     order_where.add("NOT EXISTS (SELECT FROM fills f WHERE f.order_id = o.id)")
     orders_statement = f"""
         SELECT symbol, side, ts, price, qty, decision_id FROM (
@@ -167,7 +167,7 @@ async def trade_points(db: Database, scope: ReportScope) -> list[TradePoint]:
 
 async def level_changes(db: Database, scope: ReportScope) -> list[LevelChange]:
     """Degradation level changes in scope, oldest first."""
-    where = _window_where(scope, "account = {}", "ts")
+    where = window_where(scope, "account = {}", "ts")
     statement = f"SELECT account, ts, from_level, to_level, cause FROM degradation_events {where.sql()} ORDER BY ts, id"
     with db.errors("reading degradation events"):
         rows = await db.pool.fetch(statement, *where.args)

@@ -4,9 +4,10 @@
 
 **Round trips.** A symbol's fills, in the order the broker applied them, are replayed on a position of average
 cost, the way the paper broker's books keep it (``execution.accounting``): a trip opens when a fill finds no
-position (or one below ``dust``, the market's smallest order), a fill against the position realises
+position, a fill against the position realises
 ``(price − average entry) × quantity × direction`` less the entry fees of the part closed and the fill's own
-fee, and the trip closes when what is left is dust or the position changes side (the rest opens the next trip).
+fee, and the trip closes when what is left is dust (below ``dust``, the market's smallest order) or the position
+changes side (the rest opens the next trip).
 A trip's P&L is after every fee; its entry and exit are the average prices in and out; its exit reason is that of
 the order that closed it: ``stop`` (a stop-loss), ``target`` (a take-profit), ``flatten`` (an operator's
 ``halt --flatten``), ``breaker`` (a flatten the circuit breaker asked for), ``signal`` (a decision's order). A
@@ -235,7 +236,7 @@ def _trips_of(
         current.exit_qty += closing
         left = current.qty + signed
         flipped = left != 0 and (left > 0) != (current.qty > 0)
-        if not flipped and abs(left) > dust:
+        if not flipped and left != 0 and abs(left) >= dust:
             current.qty = left
             continue
         trips.append(current.trip(fill.ts, fill.exit_reason, current.realized).model_copy(update={"symbol": symbol}))
