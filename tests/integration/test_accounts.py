@@ -9,6 +9,7 @@ account), and ``b`` untouched.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import asyncpg
@@ -70,7 +71,19 @@ def replay(env: dict[str, str | None], *more: str) -> str:
 def test_two_accounts_a_refusal_a_list_and_a_reset_that_touches_only_its_own(
     env: dict[str, str | None], migrated_database_url: str, tmp_path: Path
 ) -> None:
-    assert "account       b" in replay(env, "--account", "b")
+    summary = replay(env, "--account", "b")
+    assert "account       b" in summary
+    assert "round trips   " in summary
+    # The results from the stored rows add up: every trip's P&L after fees (open ones at the last price) is what
+    # the equity gained, to the dust the broker leaves in the balance.
+    figures = run_main("results", "--format", "json", env=env)
+    assert figures.code == 0, figures.stderr
+    worked = json.loads(figures.stdout)
+    assert worked["starting_equity"] == 10_000.0
+    assert worked["trips"]
+    gained = sum(trip["pnl"] for trip in worked["trips"])
+    assert gained == pytest.approx(worked["final_equity"] - 10_000.0, abs=0.05)
+    assert worked["total"]["closed"] + worked["total"]["open"] == len(worked["trips"])
     before_a = rows_of(migrated_database_url)
     assert "account       a" in replay(env, "--account", "a")
 
