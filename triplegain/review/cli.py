@@ -526,13 +526,14 @@ def report(
     assert rows is not None
     path = _out_path(out, None)
     assert path is not None
-    database = ctx.obj.settings().database
+    settings = ctx.obj.settings()
+    inputs = results_inputs(settings.execution)
 
     async def work(db: Database) -> str:
         scope = await chosen_scope(db, choice)
-        return render_html(await report_data(db, scope, now=WallClock().now(), table_limit=rows))
+        return render_html(await report_data(db, scope, now=WallClock().now(), table_limit=rows, **inputs))
 
-    page = _run(database, work)
+    page = _run(settings.database, work)
     try:
         with atomic_path(path) as partial:
             partial.write_text(page, encoding="utf-8")
