@@ -203,6 +203,11 @@ def _describe(error: Mapping[str, Any], env_origin: Mapping[tuple[str, ...], str
     else:
         value, allowed = _shown(error["input"]), _plain(error["msg"])
     origin = env_origin.get(loc)
+    if kind == "extra_forbidden":
+        # An unknown section or key a variable set: the line starts with the variable, as the user wrote it.
+        below = [name for keys, name in env_origin.items() if keys[: len(loc)] == loc]
+        if below:
+            return f"{below[0]}: {key} is not a setting — {allowed}"
     suffix = f" (from {origin})" if origin else ""
     return f"{key}: {value} — {allowed}{suffix}"
 
