@@ -7,11 +7,14 @@ is caught before the database is opened; an id nobody has is one line, exit code
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -100,6 +103,60 @@ def test_decisions_show_prints_every_section(env: dict[str, str], ids: ReviewDat
     # An id nobody has: one line, exit 1.
     assert (unknown.returncode, unknown.stdout) == (1, "")
     assert unknown.stderr == "error: no decision 00000000-0000-4000-8000-000000000000\n"
+
+
+MARKETS = """
+execution:
+  markets:
+    BTC/USDT: {min_qty: 0.0001, qty_step: 0.0001, price_step: 0.1, min_notional: 5.0}
+    XRP/USDT: {min_qty: 1.0, qty_step: 1.0, price_step: 0.0001, min_notional: 5.0}
+"""
+
+
+def aborted_but_approved(url: str) -> str:
+    """A hold the risk rules approved and the resolver aborted."""
+
+    async def read() -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            found = await connection.fetchval(
+                """
+                SELECT id::text FROM decisions WHERE action = 'hold'
+                AND resolution -> 'resolution' ->> 'action' = 'abort'
+                AND (risk_checks -> 'decision' ->> 'approved')::boolean ORDER BY ts LIMIT 1
+                """
+            )
+        finally:
+            await connection.close()
+        assert found is not None, "the replay has no aborted, approved hold"
+        return str(found)
+
+    return asyncio.run(read())
+
+
+def test_decisions_show_rounds_to_the_market_and_says_why_an_approved_trade_is_held(
+    env: dict[str, str], ids: ReviewData, tmp_path: Path
+) -> None:
+    config = tmp_path / "markets.yaml"
+    config.write_text(MARKETS)
+    with_markets = {**env, "TRIPLEGAIN_CONFIG": str(config)}
+    filled, aborted = run_all(
+        (("decisions", "show", str(ids.filled_decision)), with_markets),
+        (("decisions", "show", aborted_but_approved(env["TRIPLEGAIN_DATABASE_URL"])), with_markets),
+    )
+    decimals = {"BTC/USDT": (1, 4), "XRP/USDT": (4, 0)}
+    symbol = next(name for name in decimals if f"  {name}  " in ok(filled).splitlines()[1])
+    price_places, qty_places = decimals[symbol]
+    [fill] = [line.strip() for line in filled.stdout.splitlines() if line.strip().startswith("fill ")]
+    qty, _, price = fill.removeprefix("fill ").partition(" at ")
+    assert len(qty.partition(".")[2]) <= qty_places, fill
+    assert len(price.split(" ")[0].partition(".")[2]) <= price_places, fill
+    intent = ok(aborted).split("── intent")[1].split("──")[0]
+    assert all(len(number.partition(".")[2]) <= 4 for number in re.findall(r"[\d,]+\.\d+", intent.split("(")[0]))
+    risk = aborted.stdout.split("── risk rules")[1]
+    assert "approved by the risk rules, but not ordered: the resolver" in " ".join(risk.split())
+    assert "answered abort" in " ".join(risk.split())
+    assert "quantity 0" not in risk
 
 
 def test_llm_calls_list_and_show(env: dict[str, str], ids: ReviewData) -> None:

@@ -51,7 +51,7 @@ from triplegain.review.export import (
 from triplegain.review.filters import DEFAULT_LIMIT, DecisionFilter, LLMCallFilter
 from triplegain.review.id_prefixes import decision_ids_starting_with, llm_call_ids_starting_with
 from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary, ReportScope
-from triplegain.review.render import call_block, call_table, decision_table, print_decision, scope_text
+from triplegain.review.render import Precision, call_block, call_table, decision_table, print_decision, scope_text
 from triplegain.review.report import TABLE_LIMIT, render_html, report_data
 from triplegain.review.report_queries import find_run, latest_run, report_scope
 from triplegain.review.results import Results
@@ -289,7 +289,7 @@ def decisions_show(
 ) -> None:
     """Show a decision: agent views, consensus terms, conflicts, every LLM attempt, risk rules, order and fills."""
     query = parse_id(decision_id, "ID", "a decision")
-    database = ctx.obj.settings().database
+    settings = ctx.obj.settings()
 
     async def work(db: Database) -> DecisionRecord:
         wanted = await _resolve(db, query, "decision", decision_ids_starting_with)
@@ -298,8 +298,10 @@ def decisions_show(
             raise NotFound(f"no decision {wanted}")
         return record
 
-    record = _run(database, work)
-    _emit(lambda console: print_decision(console, record, full=full))
+    record = _run(settings.database, work)
+    rules = settings.execution.rules_for(record.decision.symbol)
+    precision = Precision.of_steps(rules.price_step, rules.qty_step)
+    _emit(lambda console: print_decision(console, record, full=full, precision=precision))
 
 
 @decisions_app.command("export")
