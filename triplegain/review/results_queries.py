@@ -85,22 +85,23 @@ async def equity_before(db: Database, scope: ReportScope) -> float | None:
 
 async def result_events(db: Database, scope: ReportScope) -> list[ResultEvent]:
     """Breaker trips and resets, commands applied and level changes in scope, oldest first."""
-    breaker = window_where(scope, "account = {}", "ts")
-    commands = window_where(scope, "account = {}", "applied_at")
-    commands.add("status = 'applied'")
-    levels = window_where(scope, "account = {}", "ts")
+    breaker_where = window_where(scope, "account = {}", "ts")
+    command_where = window_where(scope, "account = {}", "applied_at")
+    command_where.add("status = 'applied'")
+    level_where = window_where(scope, "account = {}", "ts")
     with db.errors("reading breaker events, commands and level changes"):
         trips = await db.pool.fetch(
-            f"SELECT ts, rule, state, details FROM breaker_events {breaker.sql()} ORDER BY ts, id", *breaker.args
+            f"SELECT ts, rule, state, details FROM breaker_events {breaker_where.sql()} ORDER BY ts, id",
+            *breaker_where.args,
         )
         applied = await db.pool.fetch(
-            f"SELECT applied_at, verb, args, requested_by, outcome FROM coordinator_commands {commands.sql()} "
+            f"SELECT applied_at, verb, args, requested_by, outcome FROM coordinator_commands {command_where.sql()} "
             "ORDER BY applied_at, id",
-            *commands.args,
+            *command_where.args,
         )
         changes = await db.pool.fetch(
-            f"SELECT ts, from_level, to_level, cause FROM degradation_events {levels.sql()} ORDER BY ts, id",
-            *levels.args,
+            f"SELECT ts, from_level, to_level, cause FROM degradation_events {level_where.sql()} ORDER BY ts, id",
+            *level_where.args,
         )
     events = [_breaker_event(row) for row in trips]
     events += [_command_event(row) for row in applied]
