@@ -47,13 +47,22 @@ WaitOption = Annotated[
 
 
 @coordinator_app.command("status")
-def status(ctx: typer.Context, account: AccountOption = None) -> None:
+def status(
+    ctx: typer.Context,
+    account: AccountOption = None,
+    healthcheck: Annotated[
+        bool, typer.Option("--healthcheck", help="Exit 1 unless a daemon runs the account (a container's check).")
+    ] = False,
+) -> None:
     """Show the state, who changed it and why, degradation, breaker, heartbeat, positions and equity."""
     given = account_name(account, "--account") if account is not None else None
     settings: Settings = ctx.obj.settings()
     with interrupt_on_sigterm():
-        for line in asyncio.run(_status(settings, given)):
-            typer.echo(line)
+        lines, running = asyncio.run(_status(settings, given))
+    for line in lines:
+        typer.echo(line)
+    if healthcheck and not running:
+        raise typer.Exit(1)
 
 
 @coordinator_app.command("pause")
@@ -149,7 +158,8 @@ async def _state_line(db: Database, account: str) -> str:
     return f"state {record.state.value} since {since} by {record.changed_by}: {record.reason}"
 
 
-async def _status(settings: Settings, given: str | None) -> list[str]:
+async def _status(settings: Settings, given: str | None) -> tuple[list[str], bool]:
+    """The status lines, and whether a daemon runs the account."""
     async with open_database(settings.database) as db:
         account = await chosen_account(db, settings, given)
         running = await daemon_running(db, account)
@@ -170,7 +180,7 @@ async def _status(settings: Settings, given: str | None) -> list[str]:
             )
     lines = [f"account      {account} on {db.server}", f"daemon       {'running' if running else 'not running'}"]
     if snapshot is None:
-        return [*lines, "state        none stored yet (a new daemon starts RUNNING)"]
+        return [*lines, "state        none stored yet (a new daemon starts RUNNING)"], running
     record, degradation = snapshot.state, snapshot.degradation
     lines.append(
         f"state        {record.state.value} since {record.changed_at:%Y-%m-%d %H:%M:%S %Z} "
@@ -201,4 +211,4 @@ async def _status(settings: Settings, given: str | None) -> list[str]:
         lines.append(f"position     {row['symbol']} {float(row['qty']):g} @ {float(row['avg_price']):g}{stop}{target}")
     if not positions:
         lines.append("positions    none")
-    return lines
+    return lines, running
