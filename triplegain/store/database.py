@@ -265,7 +265,8 @@ async def _create_database_if_missing(maintenance_url: str, name: str, server: s
         connection = await asyncpg.connect(maintenance_url, timeout=config.connect_timeout_seconds)
         try:
             if not await connection.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name):
-                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                # Two processes starting at once both find it missing: the one that loses may see either error.
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                     await connection.execute(f'CREATE DATABASE "{name}"')
         finally:
             await connection.close()
