@@ -145,8 +145,8 @@ async def submit_and_wait(db: Database, account: str, command: Command, wait: fl
     state_now = await _state_line(db, account)
     status_text, outcome = settled
     if status_text == "applied":
-        return [f"{command.verb.value} (account {account!r}): {outcome}", state_now], True
-    return [f"{command.verb.value} {status_text} (account {account!r}): {outcome}", state_now], False
+        return [f"{command.verb.value}: {outcome}", state_now], True
+    return [f"{command.verb.value} {status_text}: {outcome}", state_now], False
 
 
 async def _state_line(db: Database, account: str) -> str:
@@ -155,7 +155,7 @@ async def _state_line(db: Database, account: str) -> str:
         return f"account {account!r}: no state stored yet"
     record = snapshot.state
     since = f"{record.changed_at:%Y-%m-%d %H:%M:%S %Z}"
-    return f"state {record.state.value} since {since} by {record.changed_by}: {record.reason}"
+    return f"account {account!r}: state {record.state.value} since {since} by {record.changed_by}: {record.reason}"
 
 
 async def _status(settings: Settings, given: str | None) -> tuple[list[str], bool]:
