@@ -91,6 +91,9 @@ def test_two_accounts_a_refusal_a_list_and_a_reset_that_touches_only_its_own(
     again = run_main("run", "--source", "synthetic", "--seed", "3", "--account", "a", env=env)
     assert again.code == 0, again.stderr
     assert "account 'a' has processed these candles up to 2024-01-01 12:25 UTC already" in again.stderr
+    # The status line (the panel off a terminal) names the account and the replay's progress.
+    assert "account a | state RUNNING | " in again.stderr
+    assert "progress candle 300 of 300 (100.0 %), " in again.stderr
     # Other candles starting before what a reached: refused, one line, exit 2, nothing recorded.
     other = run_main("run", "--source", "synthetic", "--seed", "4", "--account", "a", env=env)
     assert other.code == 2
