@@ -1,6 +1,7 @@
-"""Control latency: ``triplegain coordinator pause`` against a daemon replaying as fast as it can.
+"""Control latency: ``triplegain coordinator pause`` against a daemon replaying as fast as it can, and the
+start-up of the CLI process.
 
-    python -m benchmarks.control [--tries N] [--watch-seconds S]
+    python -m benchmarks.control [--tries N] [--watch-seconds S] [--cli-tries N]
 
 Starts ``triplegain run`` (a long seeded synthetic replay, ``--speed max``) as a process on a throwaway database,
 then N times: resume it, let it trade for a moment, and pause it through the same code the CLI runs
@@ -9,6 +10,11 @@ NOTIFY sent, the daemon applied it, the CLI saw it applied). After each pause re
 watched for ``--watch-seconds`` while the replay goes on: any entry order inserted then was placed after the
 pause returned, and is counted (it must be none). PAUSED stops new entries only: exits, stops and targets go on
 closing positions (README.md, "Controlling the running daemon"), so they are counted apart. Prints one JSON document.
+
+Then the command line as an operator runs it: the wall time of the whole ``triplegain coordinator status`` and
+``triplegain coordinator pause`` process (start, imports, settings, database, the answer; the daemon still
+running), ``--cli-tries`` times each, beside ``python -c pass`` measured in the same run: p50 and p99, and the
+p50 as a multiple of the bare interpreter's (target: at most 4×).
 
 The database is a throwaway one: on TRIPLEGAIN_DATABASE_URL's server when that is set, else on an embedded
 server in a temporary data directory (started by the daemon; the benchmark connects to it once it runs).
@@ -38,6 +44,8 @@ from triplegain.store import Database, open_database
 from triplegain.store.runs import daemon_running
 
 TARGET_P99_MS = 500.0
+TARGET_CLI_MULTIPLE = 4.0
+"""A control command's p50 wall time, at most this many times that of ``python -c pass`` (issue 13)."""
 
 
 def daemon_config(path: Path) -> Path:
@@ -114,6 +122,56 @@ async def measure(settings: Settings, tries: int, watch_seconds: float, trade_se
     }
 
 
+def triplegain_executable() -> str:
+    """The console script beside this interpreter (the virtualenv's), as an operator runs it."""
+    beside = Path(sys.executable).with_name("triplegain")
+    return str(beside) if beside.exists() else "triplegain"
+
+
+async def process_seconds(command: list[str], env: dict[str, str]) -> float:
+    """Wall time of one process from its start to its exit; it must succeed."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    _, err = await process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}: {err.decode()[-500:]}")
+    return seconds
+
+
+async def measure_cli(tries: int, config: Path) -> dict[str, Any]:
+    """p50 and p99 wall time of ``coordinator status`` and ``coordinator pause`` processes and of
+    ``python -c pass``, interleaved so that a busy moment of the machine weighs on all three alike."""
+    env = {**os.environ, "TRIPLEGAIN_CONFIG": str(config)}
+    cli = triplegain_executable()
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "coordinator status": [cli, "coordinator", "status"],
+        "coordinator pause": [cli, "coordinator", "pause", "--reason", "benchmark"],
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(tries):
+        for name, command in commands.items():
+            seconds[name].append(await process_seconds(command, env))
+    figures = {name: percentiles(times, (0.5, 0.99), scale=1e3, digits=1) for name, times in seconds.items()}
+    bare = figures["python -c pass"]["p50"]
+    multiples = {name: round(figures[name]["p50"] / bare, 1) for name in ("coordinator status", "coordinator pause")}
+    return {
+        "cli_tries": tries,
+        "cli_wall_ms": figures,
+        "cli_p50_over_python_c_pass": multiples,
+        "cli_targets": {
+            f"{name} p50 <= {TARGET_CLI_MULTIPLE:g}x python -c pass": {
+                "measured": multiple,
+                "met": multiple <= TARGET_CLI_MULTIPLE,
+            }
+            for name, multiple in multiples.items()
+        },
+    }
+
+
 async def run(arguments: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     settings = load_settings(None)
     async with scratch_database(settings, scratch) as where:
@@ -127,6 +185,7 @@ async def run(arguments: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         try:
             await until_running(settings, daemon)
             figures = await measure(settings, arguments.tries, arguments.watch_seconds, arguments.trade_seconds)
+            figures |= await measure_cli(arguments.cli_tries, config)
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -147,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tries", type=positive, default=50, help="pauses timed")
     parser.add_argument("--watch-seconds", type=float, default=0.5, help="how long to watch for orders after each")
     parser.add_argument("--trade-seconds", type=float, default=0.3, help="how long it runs between pauses")
+    parser.add_argument("--cli-tries", type=positive, default=30, help="CLI processes timed, of each command")
     arguments = parser.parse_args(argv)
     with scratch_directory() as scratch:
         print(json.dumps(asyncio.run(run(arguments, scratch)), indent=2))

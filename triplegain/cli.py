@@ -7,23 +7,64 @@ system (an unreachable database) in one line and exit code 1; never a traceback.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from triplegain import __version__
 from triplegain.cli_options import CliOptions, ConfigOption
-from triplegain.config import Settings, default_config_path, load_settings, render_defaults
-from triplegain.control import coordinator_app
-from triplegain.daemon.cli import run
+from triplegain.config import default_config_path, load_settings, render_defaults
 from triplegain.errors import ConfigError, TriplegainError
-from triplegain.review import cli as review_cli
-from triplegain.store import MigrationState, interrupt_on_sigterm, migrate, migration_status, open_database
+
+if TYPE_CHECKING:
+    from triplegain.config import Settings
+
+COMMANDS_BY_MODULE: dict[str, tuple[str, str]] = {
+    "run": ("triplegain.daemon.cli", "run"),
+    "coordinator": ("triplegain.control", "coordinator_app"),
+    "account": ("triplegain.accounts", "account_app"),
+    "decisions": ("triplegain.review.cli", "decisions_app"),
+    "llm-calls": ("triplegain.review.cli", "llm_calls_app"),
+    "results": ("triplegain.review.cli", "results"),
+    "report": ("triplegain.review.cli", "report"),
+}
+"""The commands defined in other modules: name → (module, the Typer app or function). Each module is imported
+only when its command runs (or ``--help`` lists them), so ``triplegain coordinator status`` does not import the
+daemon, the agents or the report's plotting (README, "Performance")."""
+
+
+class _Commands(TyperGroup):
+    """The top-level group: its own commands, and those of ``COMMANDS_BY_MODULE`` loaded when first asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in COMMANDS_BY_MODULE if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS_BY_MODULE and cmd_name not in self.commands:
+            module, attribute = COMMANDS_BY_MODULE[cmd_name]
+            self.add_command(_command(getattr(importlib.import_module(module), attribute), cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+def _command(defined: Any, name: str) -> Any:
+    """A Typer app, or a command function, as the click command it stands for (typer's own click, which recent
+    typers vendor)."""
+    if isinstance(defined, typer.Typer):
+        group = typer.main.get_group(defined)
+        group.name = name
+        return group
+    single = typer.Typer(add_completion=False)
+    single.command(name)(defined)
+    return typer.main.get_command(single)
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="Multi-agent LLM trading coordinator (paper trading). See README.md.",
     no_args_is_help=True,
     add_completion=False,
@@ -33,11 +74,6 @@ config_app = typer.Typer(help="Check settings and print the defaults.", no_args_
 db_app = typer.Typer(help="The PostgreSQL database: migrations and status.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
-app.add_typer(coordinator_app, name="coordinator")
-app.add_typer(review_cli.decisions_app, name="decisions")
-app.add_typer(review_cli.llm_calls_app, name="llm-calls")
-app.command("run")(run)
-app.command("report")(review_cli.report)
 
 
 @app.callback()
@@ -74,6 +110,8 @@ def config_defaults() -> None:
 @db_app.command("migrate")
 def db_migrate(ctx: typer.Context) -> None:
     """Apply pending migrations (starting the embedded server if no TRIPLEGAIN_DATABASE_URL is set)."""
+    from triplegain.store import interrupt_on_sigterm
+
     settings = ctx.obj.settings()
     with interrupt_on_sigterm():
         asyncio.run(_migrate(settings))
@@ -82,6 +120,8 @@ def db_migrate(ctx: typer.Context) -> None:
 @db_app.command("status")
 def db_status(ctx: typer.Context) -> None:
     """Show the server in use and each migration's state; exit 1 if an applied migration changed or is missing."""
+    from triplegain.store import interrupt_on_sigterm
+
     settings = ctx.obj.settings()
     with interrupt_on_sigterm():
         consistent = asyncio.run(_status(settings))
@@ -90,6 +130,8 @@ def db_status(ctx: typer.Context) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
+    from triplegain.store import migrate, open_database
+
     async with open_database(settings.database) as db:
         applied = await migrate(db)
     if not applied:
@@ -100,6 +142,8 @@ async def _migrate(settings: Settings) -> None:
 
 async def _status(settings: Settings) -> bool:
     """Print the server and one line per migration; False when the schema and the files disagree."""
+    from triplegain.store import MigrationState, migration_status, open_database
+
     async with open_database(settings.database) as db:
         statuses = await migration_status(db)
     typer.echo(f"server: {db.server}")

@@ -50,7 +50,13 @@ _SHOWN_KEYS = 12
 _SHOWN_CONTAINER = reprlib.Repr()  # keyword arguments only from Python 3.12
 _SHOWN_CONTAINER.maxlevel = 3
 ENV_NOT_SETTINGS = frozenset(
-    {"TRIPLEGAIN_HOME", "TRIPLEGAIN_CONFIG", "TRIPLEGAIN_DATABASE_URL", "TRIPLEGAIN_TEST_DATABASE_URL"}
+    {
+        "TRIPLEGAIN_HOME",
+        "TRIPLEGAIN_CONFIG",
+        "TRIPLEGAIN_DATABASE_URL",
+        "TRIPLEGAIN_DATABASE_PASSWORD_FILE",
+        "TRIPLEGAIN_TEST_DATABASE_URL",
+    }
 )
 
 
@@ -203,6 +209,11 @@ def _describe(error: Mapping[str, Any], env_origin: Mapping[tuple[str, ...], str
     else:
         value, allowed = _shown(error["input"]), _plain(error["msg"])
     origin = env_origin.get(loc)
+    if kind == "extra_forbidden":
+        # An unknown section or key a variable set: the line starts with the variable, as the user wrote it.
+        below = [name for keys, name in env_origin.items() if keys[: len(loc)] == loc]
+        if below:
+            return f"{below[0]}: {key} is not a setting — {allowed}"
     suffix = f" (from {origin})" if origin else ""
     return f"{key}: {value} — {allowed}{suffix}"
 

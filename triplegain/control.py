@@ -1,5 +1,8 @@
 """``triplegain coordinator status | pause | resume | halt``: the operator's hand on the running daemon.
 
+Each command works on one account: ``--account NAME``, else the account of the daemon run started last (the one
+an operator has just started, usually), else ``coordinator.account``; the output names it.
+
 A command is a ``coordinator_commands`` row plus a NOTIFY (``store.coordinator_state.submit_command``). When a
 daemon holds the account's lock, it applies the command at once and writes the outcome into the row; the CLI waits
 for that (``--wait`` seconds) and prints the resulting state (exit 0) or the refusal (exit 1). With no daemon
@@ -17,10 +20,10 @@ import typer
 from triplegain.clock import WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.snapshot import load_snapshot
-from triplegain.model import Command, Verb
+from triplegain.model import Command, Verb, account_name
 from triplegain.store import Database, interrupt_on_sigterm, open_database
 from triplegain.store.coordinator_state import command_status, submit_command
-from triplegain.store.runs import daemon_running
+from triplegain.store.runs import daemon_running, latest_run_account
 
 coordinator_app = typer.Typer(
     help="Control the running coordinator: status, pause, resume, halt.", no_args_is_help=True
@@ -29,6 +32,14 @@ coordinator_app = typer.Typer(
 POLL_SECONDS = 0.05
 
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; stored with the command and the state.")]
+AccountOption = Annotated[
+    str | None,
+    typer.Option(
+        "--account",
+        metavar="NAME",
+        help="The account. Default: that of the latest daemon run, else coordinator.account.",
+    ),
+]
 WaitOption = Annotated[
     float,
     typer.Option("--wait", min=0.1, max=3600, help="Seconds (at most 3600) to wait for a running daemon to apply it."),
@@ -36,18 +47,28 @@ WaitOption = Annotated[
 
 
 @coordinator_app.command("status")
-def status(ctx: typer.Context) -> None:
+def status(
+    ctx: typer.Context,
+    account: AccountOption = None,
+    healthcheck: Annotated[
+        bool, typer.Option("--healthcheck", help="Exit 1 unless a daemon runs the account (a container's check).")
+    ] = False,
+) -> None:
     """Show the state, who changed it and why, degradation, breaker, heartbeat, positions and equity."""
+    given = account_name(account, "--account") if account is not None else None
     settings: Settings = ctx.obj.settings()
     with interrupt_on_sigterm():
-        for line in asyncio.run(_status(settings)):
-            typer.echo(line)
+        lines, running = asyncio.run(_status(settings, given))
+    for line in lines:
+        typer.echo(line)
+    if healthcheck and not running:
+        raise typer.Exit(1)
 
 
 @coordinator_app.command("pause")
-def pause(ctx: typer.Context, reason: ReasonOption = "", wait: WaitOption = 5.0) -> None:
+def pause(ctx: typer.Context, reason: ReasonOption = "", account: AccountOption = None, wait: WaitOption = 5.0) -> None:
     """Stop opening positions (analysis, exits and stops go on)."""
-    _command(ctx, Command(verb=Verb.PAUSE, reason=reason, requested_by=_operator()), wait)
+    _command(ctx, Command(verb=Verb.PAUSE, reason=reason, requested_by=_operator()), account, wait)
 
 
 @coordinator_app.command("resume")
@@ -55,10 +76,11 @@ def resume(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Needed to leave HALTED.")] = False,
     reason: ReasonOption = "",
+    account: AccountOption = None,
     wait: WaitOption = 5.0,
 ) -> None:
     """Back to RUNNING from PAUSED (from HALTED only with --force, which also resets the breaker's halts)."""
-    _command(ctx, Command(verb=Verb.RESUME, force=force, reason=reason, requested_by=_operator()), wait)
+    _command(ctx, Command(verb=Verb.RESUME, force=force, reason=reason, requested_by=_operator()), account, wait)
 
 
 @coordinator_app.command("halt")
@@ -66,10 +88,11 @@ def halt(
     ctx: typer.Context,
     reason: ReasonOption = "",
     flatten: Annotated[bool, typer.Option("--flatten", help="Also close every position.")] = False,
+    account: AccountOption = None,
     wait: WaitOption = 5.0,
 ) -> None:
     """Stop all trading until `resume --force`; it holds across restarts."""
-    _command(ctx, Command(verb=Verb.HALT, flatten=flatten, reason=reason, requested_by=_operator()), wait)
+    _command(ctx, Command(verb=Verb.HALT, flatten=flatten, reason=reason, requested_by=_operator()), account, wait)
 
 
 def _operator() -> str:
@@ -79,19 +102,25 @@ def _operator() -> str:
         return "operator"
 
 
-def _command(ctx: typer.Context, command: Command, wait: float) -> None:
+def _command(ctx: typer.Context, command: Command, account: str | None, wait: float) -> None:
+    given = account_name(account, "--account") if account is not None else None
     settings: Settings = ctx.obj.settings()
     with interrupt_on_sigterm():
-        lines, ok = asyncio.run(_submit(settings, command, wait))
+        lines, ok = asyncio.run(_submit(settings, command, given, wait))
     for line in lines:
         typer.echo(line, err=not ok)
     if not ok:
         raise typer.Exit(1)
 
 
-async def _submit(settings: Settings, command: Command, wait: float) -> tuple[list[str], bool]:
+async def _submit(settings: Settings, command: Command, given: str | None, wait: float) -> tuple[list[str], bool]:
     async with open_database(settings.database) as db:
-        return await submit_and_wait(db, settings.coordinator.account, command, wait)
+        return await submit_and_wait(db, await chosen_account(db, settings, given), command, wait)
+
+
+async def chosen_account(db: Database, settings: Settings, given: str | None) -> str:
+    """``given``, else the account of the latest daemon run, else the configured one."""
+    return given or await latest_run_account(db) or settings.coordinator.account
 
 
 async def submit_and_wait(db: Database, account: str, command: Command, wait: float) -> tuple[list[str], bool]:
@@ -126,12 +155,13 @@ async def _state_line(db: Database, account: str) -> str:
         return f"account {account!r}: no state stored yet"
     record = snapshot.state
     since = f"{record.changed_at:%Y-%m-%d %H:%M:%S %Z}"
-    return f"state {record.state.value} since {since} by {record.changed_by}: {record.reason}"
+    return f"account {account!r}: state {record.state.value} since {since} by {record.changed_by}: {record.reason}"
 
 
-async def _status(settings: Settings) -> list[str]:
-    account = settings.coordinator.account
+async def _status(settings: Settings, given: str | None) -> tuple[list[str], bool]:
+    """The status lines, and whether a daemon runs the account."""
     async with open_database(settings.database) as db:
+        account = await chosen_account(db, settings, given)
         running = await daemon_running(db, account)
         snapshot = await load_snapshot(db, account)
         with db.errors(f"reading the positions of {account}"):
@@ -150,7 +180,7 @@ async def _status(settings: Settings) -> list[str]:
             )
     lines = [f"account      {account} on {db.server}", f"daemon       {'running' if running else 'not running'}"]
     if snapshot is None:
-        return [*lines, "state        none stored yet (a new daemon starts RUNNING)"]
+        return [*lines, "state        none stored yet (a new daemon starts RUNNING)"], running
     record, degradation = snapshot.state, snapshot.degradation
     lines.append(
         f"state        {record.state.value} since {record.changed_at:%Y-%m-%d %H:%M:%S %Z} "
@@ -181,4 +211,4 @@ async def _status(settings: Settings) -> list[str]:
         lines.append(f"position     {row['symbol']} {float(row['qty']):g} @ {float(row['avg_price']):g}{stop}{target}")
     if not positions:
         lines.append("positions    none")
-    return lines
+    return lines, running

@@ -7,11 +7,14 @@ is caught before the database is opened; an id nobody has is one line, exit code
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -72,7 +75,7 @@ def test_decisions_list_fits_an_80_column_terminal_and_filters(env: dict[str, st
     )
     plain, filtered = run_all((("decisions", "list"), narrow(env)), (("decisions", "list", *filters), env))
     lines = ok(plain).splitlines()
-    assert lines[0].startswith("decisions: 50 of ")
+    assert lines[0].startswith(f"decisions of run {ids.run_b} (account paper): 50 of ")  # the latest run
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     assert len(rows_of(plain.stdout)) == 50
     assert "…" in plain.stdout  # reasons are cut, not wrapped
@@ -102,6 +105,60 @@ def test_decisions_show_prints_every_section(env: dict[str, str], ids: ReviewDat
     assert unknown.stderr == "error: no decision 00000000-0000-4000-8000-000000000000\n"
 
 
+MARKETS = """
+execution:
+  markets:
+    BTC/USDT: {min_qty: 0.0001, qty_step: 0.0001, price_step: 0.1, min_notional: 5.0}
+    XRP/USDT: {min_qty: 1.0, qty_step: 1.0, price_step: 0.0001, min_notional: 5.0}
+"""
+
+
+def aborted_but_approved(url: str) -> str:
+    """A hold the risk rules approved and the resolver aborted."""
+
+    async def read() -> str:
+        connection = await asyncpg.connect(url)
+        try:
+            found = await connection.fetchval(
+                """
+                SELECT id::text FROM decisions WHERE action = 'hold'
+                AND resolution -> 'resolution' ->> 'action' = 'abort'
+                AND (risk_checks -> 'decision' ->> 'approved')::boolean ORDER BY ts LIMIT 1
+                """
+            )
+        finally:
+            await connection.close()
+        assert found is not None, "the replay has no aborted, approved hold"
+        return str(found)
+
+    return asyncio.run(read())
+
+
+def test_decisions_show_rounds_to_the_market_and_says_why_an_approved_trade_is_held(
+    env: dict[str, str], ids: ReviewData, tmp_path: Path
+) -> None:
+    config = tmp_path / "markets.yaml"
+    config.write_text(MARKETS)
+    with_markets = {**env, "TRIPLEGAIN_CONFIG": str(config)}
+    filled, aborted = run_all(
+        (("decisions", "show", str(ids.filled_decision)), with_markets),
+        (("decisions", "show", aborted_but_approved(env["TRIPLEGAIN_DATABASE_URL"])), with_markets),
+    )
+    decimals = {"BTC/USDT": (1, 4), "XRP/USDT": (4, 0)}
+    symbol = next(name for name in decimals if f"  {name}  " in ok(filled).splitlines()[1])
+    price_places, qty_places = decimals[symbol]
+    [fill] = [line.strip() for line in filled.stdout.splitlines() if line.strip().startswith("fill ")]
+    qty, _, price = fill.removeprefix("fill ").partition(" at ")
+    assert len(qty.partition(".")[2]) <= qty_places, fill
+    assert len(price.split(" ")[0].partition(".")[2]) <= price_places, fill
+    intent = ok(aborted).split("── intent")[1].split("──")[0]
+    assert all(len(number.partition(".")[2]) <= 4 for number in re.findall(r"[\d,]+\.\d+", intent.split("(")[0]))
+    risk = aborted.stdout.split("── risk rules")[1]
+    assert "approved by the risk rules, but not ordered: the resolver" in " ".join(risk.split())
+    assert "answered abort" in " ".join(risk.split())
+    assert "quantity 0" not in risk
+
+
 def test_llm_calls_list_and_show(env: dict[str, str], ids: ReviewData) -> None:
     listed, shown = run_all(
         (("llm-calls", "list", "--errors-only", "--decision", str(ids.deepseek_decision)[:8]), env),
@@ -111,6 +168,23 @@ def test_llm_calls_list_and_show(env: dict[str, str], ids: ReviewData) -> None:
     assert "ProviderTimeout" in row
     assert "deepseek/deepseek-chat · conflict_resolution · attempt 1 · 8000 ms" in ok(shown)
     assert MARKUP_PROMPT in shown.stdout
+
+
+def test_lists_read_the_latest_run_unless_told_otherwise(env: dict[str, str], ids: ReviewData) -> None:
+    latest, every, account, first, calls = run_all(
+        (("decisions", "list", "--limit", "1"), env),
+        (("decisions", "list", "--limit", "1", "--all"), env),
+        (("decisions", "list", "--limit", "1", "--account", "paper"), env),
+        (("decisions", "list", "--limit", "1", "--run", str(ids.run_a)), env),
+        (("llm-calls", "list", "--limit", "1"), env),
+    )
+    assert ok(latest).startswith(f"decisions of run {ids.run_b} (account paper): 1 of ")
+    assert ok(every).startswith("decisions of every account and run: 1 of ")
+    assert ok(account).startswith("decisions of account paper (every run): 1 of ")
+    assert ok(first).startswith(f"decisions of run {ids.run_a} (account paper): 1 of ")
+    totals = [int(out.stdout.split(": 1 of ")[1].split()[0]) for out in (latest, every, account, first)]
+    assert totals[1] == totals[2] == totals[0] + totals[3]  # runs A and B are everything, of one account
+    assert ok(calls).startswith(f"LLM calls of run {ids.run_b} (account paper): 1 of ")
 
 
 def test_exports_to_stdout_and_files(env: dict[str, str], ids: ReviewData, tmp_path: Path) -> None:
@@ -124,9 +198,9 @@ def test_exports_to_stdout_and_files(env: dict[str, str], ids: ReviewData, tmp_p
     assert rows
     assert {row["run_id"] for row in rows} == {ids.run_a}
     assert [row["ts"] for row in rows] == sorted(row["ts"] for row in rows)
-    assert ok(to_parquet) == f"2 LLM calls written to {parquet}\n"
+    assert ok(to_parquet) == f"2 LLM calls of run {ids.run_b} (account paper) written to {parquet}\n"
     assert pq.read_table(parquet).column("provider").to_pylist() == ["deepseek", "deepseek"]
-    assert ok(to_csv) == f"5 decisions written to {csv_file}\n"
+    assert ok(to_csv) == f"5 decisions of run {ids.run_b} (account paper) written to {csv_file}\n"
     assert len(csv_file.read_text().splitlines()) == 6
 
 
@@ -141,7 +215,7 @@ def test_the_report_is_one_html_file(env: dict[str, str], ids: ReviewData, tmp_p
     assert page.count("<svg") == 5
     assert f"run {ids.run_a}" in page
     assert 'class="decisions"' in page
-    assert (missing.returncode, missing.stderr) == (1, "error: no daemon run 999\n")
+    assert (missing.returncode, missing.stderr) == (1, "error: --run: no daemon run 999\n")
     assert not (tmp_path / "none.html").exists()
 
 
@@ -159,6 +233,9 @@ MORE_BAD_ARGUMENTS = [
     (("decisions", "export", "--format", "xml"), "--format: 'xml' is not an export format"),
     (("decisions", "export", "--out", "/no/such/folder/x.csv"), "--out: '/no/such/folder/x.csv' is in a folder"),
     (("report", "--run", "latest"), "--run: 'latest' is not a whole number"),
+    (("decisions", "list", "--run", "1", "--all"), "--all: given with --run — pick one: --run ID, --account NAME"),
+    (("llm-calls", "export", "--account", "paper", "--all"), "--all: given with --account — pick one"),
+    (("report", "--account", "no way"), "--account: 'no way' is not an account name"),
 ]
 
 

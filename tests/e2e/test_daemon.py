@@ -127,7 +127,7 @@ async def test_operator_control_a_crash_and_a_restart_lose_and_duplicate_nothing
     restarted = run_cli("run", "--source", "synthetic", "--seed", "3", "--speed", "max", env=env, timeout=180)
     assert restarted.returncode == 0, restarted.stderr[-2000:]
     assert "candles" in restarted.stdout
-    assert "final equity" in restarted.stdout
+    assert "\nequity        " in restarted.stdout
     after = await counts(empty_database_url)
     assert after["runs"] == 2
     assert after["ended_runs"] == 1
@@ -148,7 +148,7 @@ async def test_sigterm_stops_cleanly_and_a_second_signal_at_once(env: dict[str, 
     assert clean.returncode == 0, err[-2000:]
     assert "Traceback" not in err
     assert "(signal SIGTERM)" in out
-    assert "final equity" in out
+    assert "round trips   " in out
 
     hurried = daemon(env, "3000")
     wait_until_running(env, hurried)

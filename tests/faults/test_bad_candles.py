@@ -1,9 +1,9 @@
 """Broken candle files (tests/faults/corpus/candles/<case>/): one line naming file, line, column and value, exit 2.
 
-A problem with the file itself (name, header, a row that does not parse) is fatal: replaying it would mislead. A
-problem in the first row is found before the database is opened (the daemon reads the first candle to set its
-clock); one further down ends a running replay the same way. A duplicate row is a bad candle, not a bad file
-(``market/feeds/replay.py``): it is rejected with its line, counted, and the replay goes on.
+A problem with the file itself (name, header, a row that does not parse) is fatal: replaying it would mislead.
+Every row is read before the database is opened, so a problem anywhere in the file stops the run before it
+starts. A duplicate row is a bad candle, not a bad file (``market/feeds/replay.py``): it is rejected with its
+line, counted, and the replay goes on.
 """
 
 from __future__ import annotations
@@ -92,19 +92,12 @@ async def test_a_duplicate_row_is_rejected_with_its_line_and_the_rest_is_replaye
     assert "(BTC_USDT-5m.csv line 4): duplicate" in rejection
 
 
-@pytest.mark.postgres
-@pytest.mark.timeout(60)
-def test_a_bad_row_mid_replay_stops_the_daemon_with_one_line_and_records_the_run(
-    invoke_cli: InvokeCli, migrated_database_url: str
-) -> None:
-    result = invoke_cli(
-        "run", "--replay", str(corpus_file("text_mid_file")), env={"TRIPLEGAIN_DATABASE_URL": migrated_database_url}
-    )
-    assert result.code == 2
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.error_lines if line.startswith("error")]
-    assert errors == [f"error: {MID_FILE}"]
-    assert exit_reasons(migrated_database_url) == ["error"]
+def test_a_bad_row_further_down_is_found_before_the_run_starts(invoke_cli: InvokeCli) -> None:
+    # The whole file is read before the database is opened: no candle is traded, no run is recorded.
+    path = corpus_file("text_mid_file")
+    result = invoke_cli("run", "--replay", str(path), env={"TRIPLEGAIN_DATABASE_URL": REFUSED_DATABASE_URL})
+    assert (result.code, result.stdout) == (2, "")
+    assert result.error_lines == [f"error: {path.parent / MID_FILE}"]
 
 
 @pytest.mark.postgres

@@ -24,12 +24,13 @@ ENV = {"TRIPLEGAIN_DATABASE_URL": REFUSED_DATABASE_URL}
 
 def leaf_commands() -> Iterator[tuple[tuple[str, ...], Any]]:
     def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-        children = getattr(command, "commands", None)
-        if not children:
+        # list_commands / get_command, as click itself asks a group: the top one loads most commands lazily.
+        names = command.list_commands(None) if hasattr(command, "list_commands") else []
+        if not names:
             yield path, command
             return
-        for name, child in sorted(children.items()):
-            yield from walk(child, (*path, name))
+        for name in sorted(names):
+            yield from walk(command.get_command(None, name), (*path, name))
 
     yield from walk(typer.main.get_command(app), ())
 
@@ -71,6 +72,9 @@ def test_the_walk_finds_the_documented_commands() -> None:
         "llm-calls show",
         "llm-calls export",
         "report",
+        "results",
+        "account list",
+        "account reset",
         "config check",
         "config defaults",
         "db migrate",
@@ -148,6 +152,13 @@ BAD_VALUES = [
     (["report", "--table-limit", "0"], "--table-limit: '0' is not a whole number of at least 1"),
     (["report", "--out", "/no/such/folder/r.html"], "--out: '/no/such/folder/r.html' is in a folder"),
     (["--config", "/", "version"], "'--config' / '-c': file '/' is a directory"),
+    (["run", "--account", "a/b"], "--account: 'a/b' is not an account name"),
+    (["coordinator", "status", "--account", ""], "--account: '' is not an account name"),
+    (["coordinator", "pause", "--account", "x y"], "--account: 'x y' is not an account name"),
+    (["account", "reset", "no good"], "NAME: 'no good' is not an account name"),
+    (["results", "--format", "xml"], "--format: 'xml' is not allowed — one of text, json"),
+    (["results", "--run", "1", "--account", "paper"], "--account: given with --run — pick one"),
+    (["decisions", "list", "--all", "--account", "paper"], "--all: given with --account — pick one"),
 ]
 
 

@@ -101,7 +101,12 @@ def test_every_command_that_loads_settings_reports_them_the_same_way(invoke_cli:
             "coordinator.breaker.daily_loss_pct: -1 — input should be greater than 0 "
             "(from TRIPLEGAIN_COORDINATOR__BREAKER__DAILY_LOSS_PCT)",
         ),
-        ("TRIPLEGAIN_BUS__NOPE", "1", "bus.nope: 1 — unknown key; allowed here: default_maxsize,"),
+        ("TRIPLEGAIN_BUS__NOPE", "1", "TRIPLEGAIN_BUS__NOPE: bus.nope is not a setting — unknown key; allowed here:"),
+        (
+            "TRIPLEGAIN_COORDINATR__ACCOUNT",
+            "x",
+            "TRIPLEGAIN_COORDINATR__ACCOUNT: coordinatr is not a setting — unknown key; allowed here: database, bus,",
+        ),
         ("TRIPLEGAIN_BUS", "1", "TRIPLEGAIN_BUS: '1' — not a setting; overrides are named"),
     ],
 )

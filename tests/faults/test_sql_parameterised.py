@@ -36,6 +36,10 @@ ALLOWED = {
     ("review/report_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
     ("review/report_queries.py", "fill_where.sql()"): "Where: constant fragments, values as $n",
     ("review/report_queries.py", "order_where.sql()"): "Where: constant fragments, values as $n",
+    ("review/results_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
+    ("review/results_queries.py", "breaker_where.sql()"): "Where: constant fragments, values as $n",
+    ("review/results_queries.py", "command_where.sql()"): "Where: constant fragments, values as $n",
+    ("review/results_queries.py", "level_where.sql()"): "Where: constant fragments, values as $n",
     # Bulk inserts: a Table declared in code (store/*.py) names the table, its columns and key; rows go by COPY.
     ("store/records.py", "table.create_staging_statement"): "identifiers from a Table declared in code",
     ("store/records.py", "table.move_statement"): "identifiers from a Table declared in code",

@@ -41,7 +41,17 @@ from triplegain.review import (
     trade_points,
 )
 from triplegain.review.export import DECISION_COLUMNS, LLM_CALL_COLUMNS, write_csv, write_jsonl, write_parquet
-from triplegain.review.report import buy_and_hold, level_steps, render_html, report_data, thin
+from triplegain.review.records import EquityPoint
+from triplegain.review.report import (
+    buy_and_hold,
+    equity_plot,
+    event_mark,
+    level_steps,
+    render_html,
+    report_data,
+    thin,
+)
+from triplegain.review.results import ResultEvent
 from triplegain.store import Database, open_database_at
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
@@ -327,7 +337,7 @@ async def test_the_report_covers_the_latest_run_by_default(db: Database, ids: Re
     run = await latest_run(db)
     assert run is not None
     assert run.id == ids.run_b
-    data = await report_data(db, run, now=START + timedelta(days=1))
+    data = await report_data(db, await report_scope(db, run), now=START + timedelta(days=1))
     assert data.counts.total == await db.pool.fetchval("SELECT count(*) FROM decisions WHERE run_id = $1", ids.run_b)
     assert {decision.run_id for decision in data.decisions} == {ids.run_b}
     assert data.scope.first is not None
@@ -337,12 +347,24 @@ async def test_the_report_covers_the_latest_run_by_default(db: Database, ids: Re
     assert {cost.provider for cost in data.costs} == {"offline", "deepseek"}
     assert sum(cost.cost_usd for cost in data.costs) == pytest.approx(0.00125)
     assert {trade.filled for trade in data.trades} == {True, False}
+    assert data.results is not None
+    assert data.results.total.closed + data.results.total.open == len(data.results.trips)
+    assert [event.kind for event in data.results.events] == ["level change", "level change"]
     page = render_html(data)
     assert page.startswith("<!DOCTYPE html>")
-    for heading in ("Equity and buy-and-hold", "Drawdown", "Trades on price", "Degradation level", "LLM cost per day"):
+    for heading in (
+        "Results",
+        "Equity and buy-and-hold",
+        "Drawdown",
+        "Trades on price",
+        "Degradation level",
+        "LLM cost per day",
+    ):
         assert f"<h2>{heading}</h2>" in page
     assert page.count("<svg") == 5
-    assert page.count("<tr>") == min(data.counts.total, 500) + 1
+    assert '<table class="results">' in page
+    assert "<h3>Round trips</h3>" in page
+    assert "LIMITED → NORMAL" in page  # the events table
     assert f"run {ids.run_b}" in page
     for loads in ("<script", 'src="http', 'href="http', "<link", "@import", "url(http"):
         assert loads not in page, loads
@@ -351,16 +373,23 @@ async def test_the_report_covers_the_latest_run_by_default(db: Database, ids: Re
 async def test_a_report_on_the_first_run_and_on_everything(db: Database, ids: ReviewData) -> None:
     run_a = await find_run(db, ids.run_a)
     assert run_a is not None
-    first = await report_data(db, run_a, now=START, table_limit=20)
+    first = await report_data(db, await report_scope(db, run_a), now=START, table_limit=20)
     assert len(first.decisions) == 20
     assert first.counts.total > 20
     assert all(point.ts < SPLIT + timedelta(minutes=5) for point in first.equity)
     assert [change.to_level for change in first.levels] == ["REDUCED", "NORMAL"]
     assert "The newest 20 of" in render_html(first)
-    everything = await report_data(db, None, now=START)
+    everything = await report_data(db, await report_scope(db, None), now=START)
     assert everything.counts.total == await db.pool.fetchval("SELECT count(*) FROM decisions")
     assert len(everything.levels) == 4
+    assert everything.results is None  # results are one account's
     assert "Every account and run" in render_html(everything)
+    account = await report_data(db, await report_scope(db, None, "paper"), now=START)
+    assert account.counts == everything.counts  # one account in this database: its runs are everything
+    assert len(account.costs) == len(everything.costs)
+    assert "Every run of account paper" in render_html(account)
+    nobody = await report_data(db, await report_scope(db, None, "nobody"), now=START)
+    assert (nobody.counts.total, nobody.costs, nobody.equity) == (0, [], [])
     assert await find_run(db, 10_000) is None
 
 
@@ -377,7 +406,7 @@ async def test_trades_are_fills_and_unfilled_orders(db: Database) -> None:
 
 async def test_a_report_on_an_empty_database_says_so(migrated_database: Database) -> None:
     assert await latest_run(migrated_database) is None
-    data = await report_data(migrated_database, None, now=START)
+    data = await report_data(migrated_database, await report_scope(migrated_database, None), now=START)
     page = render_html(data)
     assert "No decisions in this scope." in page
     assert "<svg" not in page
@@ -397,6 +426,33 @@ def test_buy_and_hold_splits_equally_and_waits_for_every_price() -> None:
     ]
     assert buy_and_hold(prices, 100.0) == [(t[1], 100.0), (t[2], 100.0 * (2.0 + 0.5) / 2)]
     assert buy_and_hold([], 100.0) == []
+
+
+def test_breaker_trips_halts_pauses_and_commands_are_marked_on_the_equity_plot() -> None:
+    equity = [
+        EquityPoint(account="paper", ts=START + timedelta(hours=h), equity=10_000 - 50 * h, cash=0, drawdown=0)
+        for h in range(10)
+    ]
+    events = [
+        ResultEvent(ts=START + timedelta(hours=2), kind="breaker trip", what="max_drawdown (halt)", cause="15 %"),
+        ResultEvent(ts=START + timedelta(hours=2), kind="halt", what="halt by breaker:max_drawdown (…)", cause=""),
+        ResultEvent(ts=START + timedelta(hours=5), kind="resume", what="resume --force by operator:ana (…)", cause=""),
+        ResultEvent(ts=START + timedelta(hours=6), kind="pause", what="pause by operator:ana (…)", cause="news"),
+        ResultEvent(ts=START + timedelta(hours=7), kind="level change", what="NORMAL → LIMITED", cause="x"),
+    ]
+    assert [event_mark(event) for event in events] == [
+        ("breaker trip", "#cf222e", "-"),
+        ("halt (breaker)", "#6e0000", "--"),
+        ("resume (operator)", "#0969da", ":"),
+        ("pause (operator)", "#0969da", "--"),
+        None,
+    ]
+    plot = equity_plot(equity, [], events)
+    assert plot is not None
+    for label in ("breaker trip", "halt (breaker)", "resume (operator)", "pause (operator)"):
+        assert label in plot
+    assert "level change" not in plot
+    assert plot.count("breaker trip") == 1  # one legend entry per kind
 
 
 def test_level_steps_and_thinning() -> None:

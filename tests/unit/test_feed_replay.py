@@ -120,7 +120,7 @@ def test_a_wrong_header_fails_at_start(tmp_path: Path, header: str, message: str
     path.write_text(header, encoding="utf-8")
     with pytest.raises(ReplayFileError) as raised:
         ReplayFeed([CandleFile(path, "BTC/USDT", Timeframe.M5)], clock=FakeClock())
-    assert str(raised.value) == message
+    assert str(raised.value) == f"{tmp_path}/{message}"  # the whole path, as given
     assert isinstance(raised.value, UserError)
 
 

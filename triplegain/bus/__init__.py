@@ -71,11 +71,16 @@ Reading
     queues, history, latency windows and dead letters.
 """
 
-from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription
-from triplegain.bus.dead_letters import DeadLetter, DeadLetterHook, DeadLetterReason
-from triplegain.bus.message import Message, Priority, Topic
-from triplegain.bus.settings import Overflow
-from triplegain.bus.stats import BusStats, Counts, LatencySummary, SubscriptionStats
+from typing import TYPE_CHECKING
+
+from triplegain.lazy import exported_lazily
+
+if TYPE_CHECKING:
+    from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription
+    from triplegain.bus.dead_letters import DeadLetter, DeadLetterHook, DeadLetterReason
+    from triplegain.bus.message import Message, Priority, Topic
+    from triplegain.bus.settings import Overflow
+    from triplegain.bus.stats import BusStats, Counts, LatencySummary, SubscriptionStats
 
 __all__ = [
     "BusClosed",
@@ -95,3 +100,14 @@ __all__ = [
     "SubscriptionStats",
     "Topic",
 ]
+
+__getattr__ = exported_lazily(
+    __name__,
+    {
+        "triplegain.bus.bus": ("BusClosed", "Handler", "MessageBus", "MessageFilter", "Subscription"),
+        "triplegain.bus.dead_letters": ("DeadLetter", "DeadLetterHook", "DeadLetterReason"),
+        "triplegain.bus.message": ("Message", "Priority", "Topic"),
+        "triplegain.bus.settings": ("Overflow",),
+        "triplegain.bus.stats": ("BusStats", "Counts", "LatencySummary", "SubscriptionStats"),
+    },
+)

@@ -379,7 +379,9 @@ class Coordinator:
             for command in settled:
                 logger.info("command settled", id=command.id, status=command.status, outcome=command.outcome)
                 if command.status == "applied" and command.command is not None and command.command.flatten:
-                    await self._flatten_positions(now, command.command.reason or "halt --flatten")
+                    # The flatten's orders name who asked (an operator, or a breaker rule): results tell them apart.
+                    reason = command.command.reason or "halt --flatten"
+                    await self._flatten_positions(now, f"{command.command.requested_by}: {reason}")
             if after is not None and (before is None or before.state is not after.state):
                 changed = StateChanged(
                     account=self.account,

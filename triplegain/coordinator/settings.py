@@ -12,6 +12,7 @@ from triplegain.coordinator.intent import IntentSettings
 from triplegain.coordinator.resolution import ResolutionBounds
 from triplegain.coordinator.resolver import ResolverSettings
 from triplegain.coordinator.schedule import ScheduleSettings
+from triplegain.model import ACCOUNT_NAME_PATTERN
 from triplegain.section import Section
 
 
@@ -22,7 +23,7 @@ class CoordinatorSettings(Section):
     account: str = Field(
         default="paper",
         min_length=1,
-        pattern=r"^[A-Za-z0-9_.-]+$",
+        pattern=ACCOUNT_NAME_PATTERN,
         description="the paper account this coordinator trades; its state, commands and orders are kept under it",
     )
     schedule: ScheduleSettings = Field(

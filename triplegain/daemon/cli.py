@@ -13,6 +13,7 @@ import typer
 from triplegain.daemon.run import RunOptions, Source, run_daemon
 from triplegain.daemon.status import StatusBoard
 from triplegain.logs import configure_logging
+from triplegain.model import account_name
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 STOPPED_AT_ONCE = 130
@@ -49,6 +50,14 @@ def run(
         str | None, typer.Option("--speed", help="Replay speed: a factor on candle time, or 'max'. Default: max.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of --source synthetic.")] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account",
+            metavar="NAME",
+            help="The paper account to trade (its state, orders and runs). Default: coordinator.account.",
+        ),
+    ] = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
     log_level: Annotated[
         LogLevel | None,
@@ -57,6 +66,9 @@ def run(
 ) -> None:
     """Run the paper-trading daemon until the replay ends or Ctrl-C / SIGTERM (a second one stops at once)."""
     settings = ctx.obj.settings()
+    if account is not None:
+        coordinator = settings.coordinator.model_copy(update={"account": account_name(account, "--account")})
+        settings = settings.model_copy(update={"coordinator": coordinator})
     paths = [*(replay or []), *(files or [])]
     if files and not replay:
         raise typer.BadParameter("candle files are given with --replay FILE…", param_hint="FILES")

@@ -43,6 +43,7 @@ from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
+from triplegain.daemon.continuity import check_continuity
 from triplegain.daemon.keys import offline_where_keys_missing
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
@@ -52,9 +53,10 @@ from triplegain.execution import PaperBroker
 from triplegain.execution.broker import UnstoredCandlesFull
 from triplegain.market import Candle, SyntheticFeed, Timeframe
 from triplegain.market.feeds import Feed, FeedStats, MarketDataError
-from triplegain.market.feeds.replay import CandleFile, ReplayFeed
-from triplegain.market.settings import ReplayFile
+from triplegain.market.feeds.replay import CandleFile, ReplayFeed, check_files
+from triplegain.market.settings import ReplayFile, SyntheticSettings
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
+from triplegain.store.execution import stored_marks
 from triplegain.store.runs import AccountLock, DaemonAlreadyRunning, account_lock, end_run, start_run
 from triplegain.system import TradingSystem, trading_system
 
@@ -91,28 +93,34 @@ async def run_daemon(
     fallback = offline_where_keys_missing(settings, environ)
     settings = fallback.settings
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
-    feed, clock, symbols, timeframe = await _open_feed(settings, options)
+    opened = await _open_feed(settings, options)
+    feed = opened.feed
     stop = StopRequest()
     main = asyncio.current_task()
     _install_signal_handlers(stop, main)
     outage: DatabaseOutageStop | None = None
     finished: RunSummary | None = None
     try:
-        _check_quoted(settings, symbols)
+        _check_quoted(settings, opened.symbols)
         if fallback.message is not None:
             board.say(fallback.message)
         async with open_database(settings.database) as db:
             await migrate(db)
             account = settings.coordinator.account
             async with account_lock(db, account) as lock:
+                if opened.first is not None:
+                    marks = await stored_marks(db, account)
+                    carrying_on = await check_continuity(
+                        account, marks, opened.first, lambda: _candles_again(settings, options)
+                    )
+                    if carrying_on is not None:
+                        board.say(carrying_on)
                 wall = WallClock()
                 run_id = await start_run(db, account, settings_digest(settings), wall.now())
                 board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                 reason = "error"
                 try:
-                    summary = await _trade(
-                        settings, options, db, lock, run_id, feed, clock, symbols, timeframe, stop, board
-                    )
+                    summary = await _trade(settings, options, db, lock, run_id, opened, stop, board)
                     if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                         raise asyncio.CancelledError
                     reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
@@ -146,14 +154,12 @@ async def _trade(
     db: Database,
     lock: AccountLock,
     run_id: int,
-    feed: Feed,
-    clock: Clock,
-    symbols: list[str],
-    timeframe: Timeframe,
+    opened: OpenedFeed,
     stop: StopRequest,
     board: StatusBoard,
 ) -> RunSummary:
     account = settings.coordinator.account
+    feed, clock = opened.feed, opened.clock
     replaying = options.source != "ccxt"
     broker = PaperBroker(
         settings.execution,
@@ -171,8 +177,8 @@ async def _trade(
             settings,
             db,
             clock=clock,
-            symbols=symbols,
-            base_timeframe=timeframe,
+            symbols=opened.symbols,
+            base_timeframe=opened.timeframe,
             account_source=broker.account,
             replaying=replaying,
             balances=broker.balances,
@@ -191,7 +197,7 @@ async def _trade(
             writer_bound=settings.database.writer.max_buffered_rows,
             coordinator_bound=settings.coordinator.max_unsaved_rows,
         )
-        tracker = await board.track(system, broker)
+        tracker = await board.track(system, broker, opened.total)
         tracker.database = watch.status
         feed_errors = FeedErrors(feed, system.monitor)
         lock_lost: list[DaemonAlreadyRunning] = []
@@ -365,41 +371,89 @@ async def _until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]
         await asyncio.gather(next_candle, stopping, return_exceptions=True)
 
 
-async def _open_feed(settings: Settings, options: RunOptions) -> tuple[Feed, Clock, list[str], Timeframe]:
-    """The feed, the clock the system runs on, the symbols and their timeframe."""
+@dataclass(frozen=True)
+class OpenedFeed:
+    """The feed a run takes its candles from, and what the run needs to know of it before the first one."""
+
+    feed: Feed
+    clock: Clock
+    """The clock the system runs on: simulated at the first candle's open time in a replay, the wall clock live."""
+    symbols: list[str]
+    timeframe: Timeframe
+    first: Candle | None
+    """The first candle (already read, and put back in front of the feed); None live."""
+    total: int | None
+    """How many candles the replay holds (rows of the files, synthetic candles in all); None live or unbounded."""
+
+
+async def _open_feed(settings: Settings, options: RunOptions) -> OpenedFeed:
+    """The feed, checked whole before anything starts (every row of a candle file), and its first candle."""
     wall = WallClock()
-    market = settings.market
-    if options.source == "replay":
-        entries = [ReplayFile(path=path) for path in options.replay_files] or list(market.replay.files)
-        if not entries:
-            raise UserError("run --replay: give at least one candle file (or market.replay.files in the config)")
-        files = [CandleFile.from_settings(entry) for entry in entries]
-        timeframes = {candle_file.timeframe for candle_file in files}
-        if len(timeframes) != 1:
-            listed = ", ".join(f"{f.path.name} ({f.timeframe.value})" for f in files)
-            raise UserError(f"run --replay: all files must have one timeframe, got {listed}")
-        speed = options.speed if options.replay_files else market.replay.speed
-        feed: Feed = ReplayFeed(files, clock=wall, speed=speed)
-        symbols = sorted({candle_file.symbol for candle_file in files})
-        timeframe = files[0].timeframe
-    elif options.source == "synthetic":
-        synthetic = market.synthetic
-        update: dict[str, object] = {"speed": options.speed}
-        if options.seed is not None:
-            update["seed"] = options.seed
-        synthetic = synthetic.model_copy(update=update)
-        feed = SyntheticFeed(synthetic, clock=wall)
-        symbols = sorted(synthetic.symbols)
-        timeframe = synthetic.timeframe
-    else:
+    if options.source == "ccxt":
         from triplegain.market.feeds.ccxt_feed import CcxtFeed  # ccxt takes a second to import: only here
 
-        feed = CcxtFeed(market.ccxt, clock=wall)
-        return feed, wall, list(market.ccxt.symbols), market.ccxt.timeframe
+        live = settings.market.ccxt
+        return OpenedFeed(CcxtFeed(live, clock=wall), wall, list(live.symbols), live.timeframe, first=None, total=None)
+    total = _replay_size(settings, options)
+    feed, symbols, timeframe = _replay_feed(settings, options, wall)
     first = await anext(feed, None)
     if first is None:
         raise UserError(f"run: the {options.source} source has no candles")
-    return _Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe
+    return OpenedFeed(_Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe, first, total)
+
+
+def _replay_size(settings: Settings, options: RunOptions) -> int | None:
+    """Candles in the replay: every row of the candle files, read whole now (``ReplayFileError`` for a file
+    that cannot be replayed); for synthetic candles, as many as the settings make."""
+    if options.source == "replay":
+        return check_files(_candle_files(settings, options))
+    synthetic = _synthetic_settings(settings, options)
+    per_symbol = synthetic.count
+    if synthetic.end is not None:
+        until_end = -(-(synthetic.end - synthetic.start) // synthetic.timeframe.duration)
+        per_symbol = until_end if per_symbol is None else min(per_symbol, until_end)
+    return None if per_symbol is None else per_symbol * len(synthetic.symbols)
+
+
+def _replay_feed(
+    settings: Settings, options: RunOptions, wall: Clock, *, paced: bool = True
+) -> tuple[Feed, list[str], Timeframe]:
+    """A replay or synthetic feed from its first candle, paced as asked (``paced``) or as fast as possible; its
+    symbols and timeframe."""
+    if options.source == "replay":
+        files = _candle_files(settings, options)
+        speed = options.speed if options.replay_files else settings.market.replay.speed
+        feed: Feed = ReplayFeed(files, clock=wall, speed=speed if paced else None)
+        return feed, sorted({candle_file.symbol for candle_file in files}), files[0].timeframe
+    synthetic = _synthetic_settings(settings, options)
+    if not paced:
+        synthetic = synthetic.model_copy(update={"speed": None})
+    return SyntheticFeed(synthetic, clock=wall), sorted(synthetic.symbols), synthetic.timeframe
+
+
+def _candle_files(settings: Settings, options: RunOptions) -> list[CandleFile]:
+    entries = [ReplayFile(path=path) for path in options.replay_files] or list(settings.market.replay.files)
+    if not entries:
+        raise UserError("run --replay: give at least one candle file (or market.replay.files in the config)")
+    files = [CandleFile.from_settings(entry) for entry in entries]
+    timeframes = {candle_file.timeframe for candle_file in files}
+    if len(timeframes) != 1:
+        listed = ", ".join(f"{f.path.name} ({f.timeframe.value})" for f in files)
+        raise UserError(f"run --replay: all files must have one timeframe, got {listed}")
+    return files
+
+
+def _synthetic_settings(settings: Settings, options: RunOptions) -> SyntheticSettings:
+    update: dict[str, object] = {"speed": options.speed}
+    if options.seed is not None:
+        update["seed"] = options.seed
+    return settings.market.synthetic.model_copy(update=update)
+
+
+async def _candles_again(settings: Settings, options: RunOptions) -> Feed:
+    """The replay afresh from its first candle, as fast as possible (to look at its candles before the run)."""
+    feed, _, _ = _replay_feed(settings, options, WallClock(), paced=False)
+    return feed
 
 
 class _Prepended:

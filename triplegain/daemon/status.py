@@ -1,8 +1,9 @@
 """What the running daemon shows: a rich panel on a terminal, else a short status line every few seconds.
 
-Both say the coordinator's state, the degradation level, equity, open positions, the last decision and the
-replay's progress. ``RunTracker`` keeps what the summary needs besides the stored rows: what the bus said
-(``RunEvents``: candles, closes for buy-and-hold, decisions, breaker trips) and equity's peak and deepest drawdown.
+Both say the account, the coordinator's state, the degradation level, equity, open positions, the last decision
+and the replay's progress (candle N of M, the share done, candles per second of wall time and the time left).
+``RunTracker`` keeps what the summary needs besides the stored rows: what the bus said (``RunEvents``: candles,
+closes for buy-and-hold, decisions, breaker trips) and equity's peak and deepest drawdown.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ class RunTracker:
     max_drawdown: float = 0.0
     database: Callable[[], str] | None = None
     """The database's part of the status (``StoreWatch.status``); not shown when None."""
+    total: int | None = None
+    """Candles the replay holds; None live."""
+    clock: WallClock = field(default_factory=WallClock)
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock.monotonic()
 
     def equity(self, equity: float) -> None:
         """Equity after a candle: the peak and the deepest drawdown from it."""
@@ -57,18 +65,43 @@ class RunTracker:
         at = f"{events.last_candle_close:%Y-%m-%d %H:%M}" if events.last_candle_close is not None else "-"
         held = {asset: qty for asset, qty in self.broker.balances().items() if qty and asset != self._quote}
         return {
+            "account": coordinator.account,
             "state": coordinator.state.value,
             "degradation": coordinator.level.name,
             "equity": f"{self.broker.equity():,.2f}",
             "positions": ", ".join(f"{asset} {qty:.6g}" for asset, qty in sorted(held.items())) or "none",
             "last decision": decision,
-            "candles": f"{events.candles:,} (at {at})",
+            "progress": f"{progress(events.candles, self.total, self.clock.monotonic() - self.started)} (at {at})",
         } | ({"database": self.database()} if self.database is not None else {})
 
     @property
     def _quote(self) -> str:
         quote: str = self.system.settings.execution.quote_asset
         return quote
+
+
+def progress(done: int, total: int | None, seconds: float) -> str:
+    """How far a run has come: ``candle 2,500 of 10,000 (25.0 %), 850 candles/s, ETA 9 s`` in a replay
+    (``total`` known), the count and the rate live."""
+    rate = done / seconds if seconds > 0 else 0.0
+    speed = f"{rate:,.0f} candles/s"
+    if total is None or total <= 0:
+        return f"{done:,}, {speed}"
+    shown = min(done, total)
+    eta = f"ETA {_duration((total - shown) / rate)}" if rate > 0 else "ETA -"
+    return f"candle {shown:,} of {total:,} ({100 * shown / total:.1f} %), {speed}, {eta}"
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 class StatusBoard:
@@ -81,9 +114,9 @@ class StatusBoard:
     def say(self, line: str) -> None:
         self._console.print(line, markup=False)
 
-    async def track(self, system: TradingSystem, broker: Portfolio) -> RunTracker:
-        """A tracker of the run, hearing ``system``'s bus from now on."""
-        tracker = RunTracker(system=system, broker=broker)
+    async def track(self, system: TradingSystem, broker: Portfolio, total: int | None = None) -> RunTracker:
+        """A tracker of the run (a replay of ``total`` candles, or live), hearing ``system``'s bus from now on."""
+        tracker = RunTracker(system=system, broker=broker, total=total)
         await tracker.events.subscribe(system.bus)
         return tracker
 

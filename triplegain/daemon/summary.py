@@ -1,7 +1,9 @@
-"""The summary a run ends with: candles, decisions, trades, LLM calls and cost, equity against buy-and-hold.
+"""The summary a run ends with: candles, decisions, trades, LLM calls and cost, then the run's results
+(``review.results``: round trips, win rate, profit factor, fees, drawdown, Sharpe, buy-and-hold, breaker events),
+computed from the rows it stored — what ``triplegain results --run ID`` prints at the top.
 
-Buy-and-hold puts the starting equity in equal parts into every symbol quoted in the account's quote asset at
-its first close and values it at its last close; with no such symbol it is not shown.
+``buy_and_hold_equity`` puts the starting equity in equal parts into every symbol quoted in the account's quote
+asset at its first close and values it at its last close; with no such symbol it is None.
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from triplegain.daemon.status import RunTracker
+from triplegain.review.cli import results_inputs
+from triplegain.review.report_queries import find_run, report_scope
+from triplegain.review.results import Results
+from triplegain.review.results_queries import scope_results
+from triplegain.review.results_text import LABEL, core_lines
 from triplegain.store import Database
 
 
@@ -25,6 +32,7 @@ class RunSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: int
+    account: str
     exit_reason: str = ""
     candles: int
     decisions: int
@@ -36,13 +44,27 @@ class RunSummary(BaseModel):
     max_drawdown_pct: float
     wall_seconds: float
     candles_per_second: float
+    results: Results | None = Field(default=None, description="the run's results, from its stored rows")
 
     def lines(self) -> list[str]:
-        """The summary as aligned lines for a terminal."""
+        """The summary as aligned lines for a terminal: the run, then its results."""
         calls = ", ".join(f"{name} {use.calls} (${use.cost_usd:.4f})" for name, use in sorted(self.llm_calls.items()))
+        wall = ("wall time", f"{self.wall_seconds:.1f} s ({self.candles_per_second:,.0f} candles/s)")
+        if self.results is not None:
+            rows = [
+                ("run", f"{self.run_id} ({self.exit_reason})"),
+                ("account", self.account),
+                ("candles", f"{self.candles:,}"),
+                ("decisions", f"{self.decisions:,}"),
+                ("trades", f"{self.trades:,} orders of decisions filled"),
+                ("LLM calls", calls or "none"),
+                wall,
+            ]
+            return [f"{label:<{LABEL}}{value}" for label, value in rows] + core_lines(self.results)
         hold = f"{self.buy_and_hold_equity:,.2f}" if self.buy_and_hold_equity is not None else "n/a"
         rows = [
             ("run", f"{self.run_id} ({self.exit_reason})"),
+            ("account", self.account),
             ("candles", f"{self.candles:,}"),
             ("decisions", f"{self.decisions:,}"),
             ("trades", f"{self.trades:,}"),
@@ -50,9 +72,9 @@ class RunSummary(BaseModel):
             ("final equity", f"{self.final_equity:,.2f}"),
             ("buy and hold", hold),
             ("max drawdown", f"{self.max_drawdown_pct:.2f} %"),
-            ("wall time", f"{self.wall_seconds:.1f} s ({self.candles_per_second:,.0f} candles/s)"),
+            wall,
         ]
-        return [f"{label:<14}{value}" for label, value in rows]
+        return [f"{label:<{LABEL}}{value}" for label, value in rows]
 
 
 async def summarize(
@@ -73,8 +95,13 @@ async def summarize(
             "WHERE run_id = $1 GROUP BY provider",
             run_id,
         )
-    quote = tracker.system.settings.execution.quote_asset
-    starting = tracker.system.settings.execution.starting_balances.get(quote)
+    execution = tracker.system.settings.execution
+    run = await find_run(db, run_id)
+    figures = None
+    if run is not None:
+        figures = await scope_results(db, await report_scope(db, run), **results_inputs(execution))
+    quote = execution.quote_asset
+    starting = execution.starting_balances.get(quote)
     events = tracker.events
     held = [symbol for symbol in events.first_close if symbol.endswith(f"/{quote}")]
     hold = None
@@ -83,6 +110,7 @@ async def summarize(
         hold = sum(share / events.first_close[s] * events.last_close[s] for s in held)
     return RunSummary(
         run_id=run_id,
+        account=tracker.system.coordinator.account,
         candles=events.candles,
         decisions=decisions,
         trades=trades,
@@ -93,4 +121,5 @@ async def summarize(
         max_drawdown_pct=tracker.max_drawdown * 100,
         wall_seconds=wall_seconds,
         candles_per_second=events.candles / wall_seconds if wall_seconds > 0 else 0.0,
+        results=figures,
     )

@@ -15,43 +15,48 @@ Prompts are templates in ``prompts/`` rendered strictly (``load_template``); unt
 ``data_block`` only, with ``UNTRUSTED_DATA_RULE`` in the system prompt.
 """
 
-from triplegain.llm.breaker import BreakerPhase, BreakerState
-from triplegain.llm.budget import DailySpend
-from triplegain.llm.cache import CacheKey, ResponseCache
-from triplegain.llm.calllog import CallLog
-from triplegain.llm.errors import (
-    BreakerOpen,
-    BudgetExceeded,
-    LLMError,
-    LLMOutputError,
-    MissingAPIKey,
-    PromptTemplateError,
-    ProviderBadResponse,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderRejectedRequest,
-    ProviderServerError,
-    ProviderTimeout,
-    ProviderUnreachable,
-    TransientProviderError,
-)
-from triplegain.llm.fallback import FallbackOutcome, first_success
-from triplegain.llm.gateway import LLMGateway, build_gateway
-from triplegain.llm.models import CallOutcome, LLMCallRecord, LLMRequest, LLMResult
-from triplegain.llm.parsing import parse_answer
-from triplegain.llm.prompts import UNTRUSTED_DATA_RULE, PromptTemplate, data_block, load_template
-from triplegain.llm.providers import Provider, build_provider
-from triplegain.llm.providers.offline import OfflineProvider, OfflineRule
-from triplegain.llm.settings import (
-    BreakerSettings,
-    LLMSettings,
-    Prices,
-    ProviderKind,
-    ProviderSettings,
-    ProvidersSettings,
-    ResponseCacheSettings,
-    RetrySettings,
-)
+from typing import TYPE_CHECKING
+
+from triplegain.lazy import exported_lazily
+
+if TYPE_CHECKING:
+    from triplegain.llm.breaker import BreakerPhase, BreakerState
+    from triplegain.llm.budget import DailySpend
+    from triplegain.llm.cache import CacheKey, ResponseCache
+    from triplegain.llm.calllog import CallLog
+    from triplegain.llm.errors import (
+        BreakerOpen,
+        BudgetExceeded,
+        LLMError,
+        LLMOutputError,
+        MissingAPIKey,
+        PromptTemplateError,
+        ProviderBadResponse,
+        ProviderError,
+        ProviderRateLimited,
+        ProviderRejectedRequest,
+        ProviderServerError,
+        ProviderTimeout,
+        ProviderUnreachable,
+        TransientProviderError,
+    )
+    from triplegain.llm.fallback import FallbackOutcome, first_success
+    from triplegain.llm.gateway import LLMGateway, build_gateway
+    from triplegain.llm.models import CallOutcome, LLMCallRecord, LLMRequest, LLMResult
+    from triplegain.llm.parsing import parse_answer
+    from triplegain.llm.prompts import UNTRUSTED_DATA_RULE, PromptTemplate, data_block, load_template
+    from triplegain.llm.providers import Provider, build_provider
+    from triplegain.llm.providers.offline import OfflineProvider, OfflineRule
+    from triplegain.llm.settings import (
+        BreakerSettings,
+        LLMSettings,
+        Prices,
+        ProviderKind,
+        ProviderSettings,
+        ProvidersSettings,
+        ResponseCacheSettings,
+        RetrySettings,
+    )
 
 __all__ = [
     "UNTRUSTED_DATA_RULE",
@@ -100,3 +105,46 @@ __all__ = [
     "load_template",
     "parse_answer",
 ]
+
+__getattr__ = exported_lazily(
+    __name__,
+    {
+        "triplegain.llm.breaker": ("BreakerPhase", "BreakerState"),
+        "triplegain.llm.budget": ("DailySpend",),
+        "triplegain.llm.cache": ("CacheKey", "ResponseCache"),
+        "triplegain.llm.calllog": ("CallLog",),
+        "triplegain.llm.errors": (
+            "BreakerOpen",
+            "BudgetExceeded",
+            "LLMError",
+            "LLMOutputError",
+            "MissingAPIKey",
+            "PromptTemplateError",
+            "ProviderBadResponse",
+            "ProviderError",
+            "ProviderRateLimited",
+            "ProviderRejectedRequest",
+            "ProviderServerError",
+            "ProviderTimeout",
+            "ProviderUnreachable",
+            "TransientProviderError",
+        ),
+        "triplegain.llm.fallback": ("FallbackOutcome", "first_success"),
+        "triplegain.llm.gateway": ("LLMGateway", "build_gateway"),
+        "triplegain.llm.models": ("CallOutcome", "LLMCallRecord", "LLMRequest", "LLMResult"),
+        "triplegain.llm.parsing": ("parse_answer",),
+        "triplegain.llm.prompts": ("UNTRUSTED_DATA_RULE", "PromptTemplate", "data_block", "load_template"),
+        "triplegain.llm.providers": ("Provider", "build_provider"),
+        "triplegain.llm.providers.offline": ("OfflineProvider", "OfflineRule"),
+        "triplegain.llm.settings": (
+            "BreakerSettings",
+            "LLMSettings",
+            "Prices",
+            "ProviderKind",
+            "ProviderSettings",
+            "ProvidersSettings",
+            "ResponseCacheSettings",
+            "RetrySettings",
+        ),
+    },
+)

@@ -12,7 +12,7 @@ This package sits at the bottom of the import layers (``docs/ARCHITECTURE.md``) 
 - ``events``: the typed payloads published on the bus's coordinator topics.
 """
 
-from triplegain.model.account import AccountSnapshot, ClosedTrade
+from triplegain.model.account import ACCOUNT_NAME_PATTERN, AccountSnapshot, ClosedTrade, account_name
 from triplegain.model.control import ARGUMENTS, Applied, Command, CommandError, Outcome, Refused, StateRecord
 from triplegain.model.events import BreakerTripped, DecisionMade, LevelChanged, StateChanged
 from triplegain.model.names import (
@@ -45,6 +45,7 @@ from triplegain.model.orders import (
 )
 
 __all__ = [
+    "ACCOUNT_NAME_PATTERN",
     "ARGUMENTS",
     "OPEN_STATUSES",
     "AccountSnapshot",
@@ -82,4 +83,5 @@ __all__ = [
     "StoredFill",
     "TaskStatus",
     "Verb",
+    "account_name",
 ]

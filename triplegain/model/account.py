@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from triplegain.errors import UserError
+
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+"""What an account may be called: letters, digits, ``_``, ``.`` and ``-`` (it appears in order ids and commands)."""
+
+
+def account_name(value: str, option: str) -> str:
+    """``value`` as an account name; ``UserError`` naming ``option`` when it is not one."""
+    text = value.strip()
+    if not re.fullmatch(ACCOUNT_NAME_PATTERN, text):
+        raise UserError(f"{option}: {value!r} is not an account name — letters, digits, '_', '.' and '-' are allowed")
+    return text
 
 
 class _Frozen(BaseModel):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from triplegain.errors import UserError
-from triplegain.model import DecisionAction
+from triplegain.model import DecisionAction, account_name
 from triplegain.review.id_prefixes import ID_PREFIX_MIN
 
 ACTIONS: tuple[str, ...] = tuple(DecisionAction)
@@ -66,6 +66,14 @@ def parse_positive(value: str | None, option: str, default: int | None) -> int |
     return number
 
 
+def parse_choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (case-insensitive)."""
+    text = value.strip().lower()
+    if text not in allowed:
+        raise UserError(f"{option}: {value!r} is not allowed — one of {', '.join(allowed)}")
+    return text
+
+
 def parse_symbol(value: str | None) -> str | None:
     """A market like ``BTC/USDT``; upper case, as exchanges' unified symbols are."""
     if value is None:
@@ -104,3 +112,25 @@ def parse_id(value: str, name: str, what: str) -> IdQuery:
     if _ID_TEXT.fullmatch(text) and len(text.replace("-", "")) >= ID_PREFIX_MIN and len(text) < 36:
         return IdQuery(exact=None, prefix=text)
     raise UserError(f"{name}: {value!r} is not {what} id — a UUID, or its first {ID_PREFIX_MIN} or more hex digits")
+
+
+@dataclass(frozen=True)
+class ScopeChoice:
+    """Which rows a review command reads: one daemon run, every run of one account, or everything; with none of
+    the three given, the latest run."""
+
+    run_id: int | None = None
+    account: str | None = None
+    everything: bool = False
+
+
+def parse_scope(run: str | None, account: str | None, everything: bool) -> ScopeChoice:
+    """``--run ID``, ``--account NAME`` or ``--all``: at most one of them."""
+    given = [name for name, value in (("--run", run), ("--account", account), ("--all", everything)) if value]
+    if len(given) > 1:
+        raise UserError(f"{given[1]}: given with {given[0]} — pick one: --run ID, --account NAME or --all")
+    return ScopeChoice(
+        run_id=parse_positive(run, "--run", None),
+        account=account_name(account, "--account") if account is not None else None,
+        everything=everything,
+    )

@@ -85,6 +85,8 @@ def _call_where(calls: LLMCallFilter) -> Where:
         where.add("c.decision_id = {}", calls.decision_id)
     if calls.run_id is not None:
         where.add("c.run_id = {}", calls.run_id)
+    if calls.account is not None:
+        where.add("c.run_id IN (SELECT r.id FROM daemon_runs r WHERE r.account = {})", calls.account)
     if calls.errors_only:
         where.add("c.error_class IS NOT NULL")
     return where

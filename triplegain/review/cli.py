@@ -1,7 +1,9 @@
 """``triplegain decisions …``, ``triplegain llm-calls …`` and ``triplegain report``: reviewing what was decided.
 
 Registered by ``triplegain.cli``. Every option is checked before the database is opened (``args``): a mistake
-is one line naming the option and its value, exit code 2. An id nobody has is one line, exit code 1. Ids may be
+is one line naming the option and its value, exit code 2. Lists, exports and the report read the latest daemon run
+unless told otherwise: ``--run ID`` another run, ``--account NAME`` every run of an account, ``--all`` everything;
+a list's title says which. An id nobody has is one line, exit code 1. Ids may be
 given whole or by their first 8 or more hex digits, as the lists print them.
 """
 
@@ -12,7 +14,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
@@ -23,9 +25,12 @@ from triplegain.errors import TriplegainError, UserError
 from triplegain.review.args import (
     ACTIONS,
     IdQuery,
+    ScopeChoice,
     parse_action,
+    parse_choice,
     parse_id,
     parse_positive,
+    parse_scope,
     parse_symbol,
     parse_text,
     parse_window,
@@ -45,10 +50,13 @@ from triplegain.review.export import (
 )
 from triplegain.review.filters import DEFAULT_LIMIT, DecisionFilter, LLMCallFilter
 from triplegain.review.id_prefixes import decision_ids_starting_with, llm_call_ids_starting_with
-from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary
-from triplegain.review.render import call_block, call_table, decision_table, print_decision
+from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary, ReportScope
+from triplegain.review.render import Precision, call_block, call_table, decision_table, print_decision, scope_text
 from triplegain.review.report import TABLE_LIMIT, render_html, report_data
-from triplegain.review.report_queries import find_run, latest_run
+from triplegain.review.report_queries import find_run, latest_run, report_scope
+from triplegain.review.results import Results
+from triplegain.review.results_queries import scope_results
+from triplegain.review.results_text import results_lines
 from triplegain.store import Database, interrupt_on_sigterm, open_database
 from triplegain.store.settings import DatabaseSettings
 
@@ -82,7 +90,13 @@ Symbol = Annotated[str | None, typer.Option("--symbol", metavar="SYMBOL", help="
 Provider = Annotated[
     str | None, typer.Option("--provider", metavar="NAME", help="Only where this LLM provider was asked.")
 ]
-Run = Annotated[str | None, typer.Option("--run", metavar="ID", help="Only this daemon run.")]
+Run = Annotated[
+    str | None, typer.Option("--run", metavar="ID", help="This daemon run. Default: the latest run.")
+]
+Account = Annotated[
+    str | None, typer.Option("--account", metavar="NAME", help="Every daemon run of this account.")
+]
+Everything = Annotated[bool, typer.Option("--all", help="Every run of every account.")]
 Limit = Annotated[
     str | None, typer.Option("--limit", metavar="N", help=f"At most N rows, the newest (default {DEFAULT_LIMIT}).")
 ]
@@ -104,7 +118,6 @@ def _decision_filter(
     action: str | None,
     conflicts_only: bool,
     provider: str | None,
-    run: str | None,
     limit: int | None,
 ) -> DecisionFilter:
     start, end = parse_window(since, until)
@@ -115,7 +128,6 @@ def _decision_filter(
         action=parse_action(action),
         conflicts_only=conflicts_only,
         provider=parse_text(provider, "--provider"),
-        run_id=parse_positive(run, "--run", None),
         limit=limit,
     )
 
@@ -126,7 +138,6 @@ def _call_filter(
     provider: str | None,
     purpose: str | None,
     symbol: str | None,
-    run: str | None,
     errors_only: bool,
     limit: int | None,
 ) -> LLMCallFilter:
@@ -137,10 +148,28 @@ def _call_filter(
         provider=parse_text(provider, "--provider"),
         purpose=parse_text(purpose, "--purpose"),
         symbol=parse_symbol(symbol),
-        run_id=parse_positive(run, "--run", None),
         errors_only=errors_only,
         limit=limit,
     )
+
+
+async def chosen_scope(db: Database, choice: ScopeChoice) -> ReportScope:
+    """The rows a command reads (see ``ScopeChoice``); ``NotFound`` for a run nobody has."""
+    if choice.run_id is not None:
+        run = await find_run(db, choice.run_id)
+        if run is None:
+            raise NotFound(f"--run: no daemon run {choice.run_id}")
+        return await report_scope(db, run)
+    if choice.account is not None or choice.everything:
+        return await report_scope(db, None, choice.account)
+    return await report_scope(db, await latest_run(db))
+
+
+def scoped(chosen: Filter, scope: ReportScope) -> Filter:
+    """``chosen`` narrowed to the scope's run or account."""
+    if scope.run is not None:
+        return chosen.model_copy(update={"run_id": scope.run.id})
+    return chosen.model_copy(update={"account": scope.account})
 
 
 def _format(value: str, out: str | None) -> tuple[ExportFormat, Path | None]:
@@ -178,6 +207,7 @@ def _emit(draw: Callable[[Console], None]) -> None:
 
 
 T = TypeVar("T")
+Filter = TypeVar("Filter", DecisionFilter, LLMCallFilter)
 
 
 def _run(database: DatabaseSettings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -228,22 +258,27 @@ def decisions_list(
     ] = False,
     provider: Provider = None,
     run: Run = None,
+    account: Account = None,
+    everything: Everything = False,
     limit: Limit = None,
 ) -> None:
-    """List decisions, newest first, as a table; `decisions show ID` for one."""
+    """List decisions of the latest run (or --run, --account, --all), newest first; `decisions show ID` for one."""
     chosen = _decision_filter(
-        since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", DEFAULT_LIMIT)
+        since, until, symbol, action, conflicts_only, provider, parse_positive(limit, "--limit", DEFAULT_LIMIT)
     )
+    choice = parse_scope(run, account, everything)
     database = ctx.obj.settings().database
 
-    async def work(db: Database) -> tuple[list[DecisionSummary], int]:
-        return await list_decisions(db, chosen), await count_decisions(db, chosen)
+    async def work(db: Database) -> tuple[list[DecisionSummary], int, ReportScope]:
+        scope = await chosen_scope(db, choice)
+        decisions = scoped(chosen, scope)
+        return await list_decisions(db, decisions), await count_decisions(db, decisions), scope
 
-    rows, total = _run(database, work)
+    rows, total, scope = _run(database, work)
     if not rows:
-        typer.echo("no decisions match")
+        typer.echo(f"no decisions of {scope_text(scope)} match")
         return
-    _emit(lambda console: console.print(decision_table(rows, total)))
+    _emit(lambda console: console.print(decision_table(rows, total, scope_text(scope))))
 
 
 @decisions_app.command("show")
@@ -254,7 +289,7 @@ def decisions_show(
 ) -> None:
     """Show a decision: agent views, consensus terms, conflicts, every LLM attempt, risk rules, order and fills."""
     query = parse_id(decision_id, "ID", "a decision")
-    database = ctx.obj.settings().database
+    settings = ctx.obj.settings()
 
     async def work(db: Database) -> DecisionRecord:
         wanted = await _resolve(db, query, "decision", decision_ids_starting_with)
@@ -263,8 +298,10 @@ def decisions_show(
             raise NotFound(f"no decision {wanted}")
         return record
 
-    record = _run(database, work)
-    _emit(lambda console: print_decision(console, record, full=full))
+    record = _run(settings.database, work)
+    rules = settings.execution.rules_for(record.decision.symbol)
+    precision = Precision.of_steps(rules.price_step, rules.qty_step)
+    _emit(lambda console: print_decision(console, record, full=full, precision=precision))
 
 
 @decisions_app.command("export")
@@ -279,21 +316,25 @@ def decisions_export(
     ] = False,
     provider: Provider = None,
     run: Run = None,
+    account: Account = None,
+    everything: Everything = False,
     limit: ExportLimit = None,
     fmt: Format = ExportFormat.JSONL.value,
     out: Out = None,
 ) -> None:
-    """Export every matching decision, oldest first, one row each (jsonb columns as JSON text in CSV/Parquet)."""
-    chosen = _decision_filter(
-        since, until, symbol, action, conflicts_only, provider, run, parse_positive(limit, "--limit", None)
-    )
+    """Export every matching decision of the latest run (or --run, --account, --all), oldest first, one row each
+    (jsonb columns as JSON text in CSV/Parquet)."""
+    exported = parse_positive(limit, "--limit", None)
+    chosen = _decision_filter(since, until, symbol, action, conflicts_only, provider, exported)
+    choice = parse_scope(run, account, everything)
     export_format, path = _format(fmt, out)
     database = ctx.obj.settings().database
 
     async def work(db: Database) -> None:
-        count = await _export(decision_pages(db, chosen), DECISION_COLUMNS, export_format, path)
+        scope = await chosen_scope(db, choice)
+        count = await _export(decision_pages(db, scoped(chosen, scope)), DECISION_COLUMNS, export_format, path)
         if path is not None:
-            typer.echo(f"{count} decisions written to {path}")
+            typer.echo(f"{count} decisions of {scope_text(scope)} written to {path}")
 
     _run(database, work)
 
@@ -319,25 +360,29 @@ def llm_calls_list(
     symbol: Symbol = None,
     decision: Decision = None,
     run: Run = None,
+    account: Account = None,
+    everything: Everything = False,
     errors_only: ErrorsOnly = False,
     limit: Limit = None,
 ) -> None:
-    """List LLM calls, newest first, as a table; `llm-calls show ID` for one."""
+    """List LLM calls of the latest run (or --run, --account, --all), newest first; `llm-calls show ID` for one."""
     chosen = _call_filter(
-        since, until, provider, purpose, symbol, run, errors_only, parse_positive(limit, "--limit", DEFAULT_LIMIT)
+        since, until, provider, purpose, symbol, errors_only, parse_positive(limit, "--limit", DEFAULT_LIMIT)
     )
+    choice = parse_scope(run, account, everything)
     decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
     database = ctx.obj.settings().database
 
-    async def work(db: Database) -> tuple[list[LLMCallSummary], int]:
-        calls = await _with_decision(db, chosen, decision_query)
-        return await list_llm_calls(db, calls), await count_llm_calls(db, calls)
+    async def work(db: Database) -> tuple[list[LLMCallSummary], int, ReportScope]:
+        scope = await chosen_scope(db, choice)
+        calls = await _with_decision(db, scoped(chosen, scope), decision_query)
+        return await list_llm_calls(db, calls), await count_llm_calls(db, calls), scope
 
-    rows, total = _run(database, work)
+    rows, total, scope = _run(database, work)
     if not rows:
-        typer.echo("no LLM calls match")
+        typer.echo(f"no LLM calls of {scope_text(scope)} match")
         return
-    _emit(lambda console: console.print(call_table(rows, total)))
+    _emit(lambda console: console.print(call_table(rows, total, scope_text(scope))))
 
 
 @llm_calls_app.command("show")
@@ -371,24 +416,27 @@ def llm_calls_export(
     symbol: Symbol = None,
     decision: Decision = None,
     run: Run = None,
+    account: Account = None,
+    everything: Everything = False,
     errors_only: ErrorsOnly = False,
     limit: ExportLimit = None,
     fmt: Format = ExportFormat.JSONL.value,
     out: Out = None,
 ) -> None:
-    """Export every matching LLM call, oldest first, with both prompts and the response."""
-    chosen = _call_filter(
-        since, until, provider, purpose, symbol, run, errors_only, parse_positive(limit, "--limit", None)
-    )
+    """Export every matching LLM call of the latest run (or --run, --account, --all), oldest first, with both
+    prompts and the response."""
+    chosen = _call_filter(since, until, provider, purpose, symbol, errors_only, parse_positive(limit, "--limit", None))
+    choice = parse_scope(run, account, everything)
     decision_query = parse_id(decision, "--decision", "a decision") if decision is not None else None
     export_format, path = _format(fmt, out)
     database = ctx.obj.settings().database
 
     async def work(db: Database) -> None:
-        calls = await _with_decision(db, chosen, decision_query)
+        scope = await chosen_scope(db, choice)
+        calls = await _with_decision(db, scoped(chosen, scope), decision_query)
         count = await _export(llm_call_pages(db, calls), LLM_CALL_COLUMNS, export_format, path)
         if path is not None:
-            typer.echo(f"{count} LLM calls written to {path}")
+            typer.echo(f"{count} LLM calls of {scope_text(scope)} written to {path}")
 
     _run(database, work)
 
@@ -418,41 +466,76 @@ async def _export(pages: Pages, columns: Sequence[Column], export_format: Export
         raise TriplegainError(f"cannot write {path}: {error.strerror or error}") from error
 
 
+# --- results -----------------------------------------------------------------------------------------------
+
+
+def results(
+    ctx: typer.Context,
+    run: Run = None,
+    account: Account = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="text|json", help="Output format.")] = "text",
+) -> None:
+    """The latest run's results (or --run ID, or every run of --account NAME): round trips, win rate, profit
+    factor, expectancy, fees, turnover, time in market, drawdown, Sharpe, Sortino, buy-and-hold, breaker events."""
+    choice = parse_scope(run, account, False)
+    as_json = parse_choice(fmt, "--format", ("text", "json")) == "json"
+    settings = ctx.obj.settings()
+
+    async def work(db: Database) -> tuple[Results, ReportScope]:
+        scope = await chosen_scope(db, choice)
+        return await scope_results(db, scope, **results_inputs(settings.execution)), scope
+
+    figures, scope = _run(settings.database, work)
+    if as_json:
+        typer.echo(figures.model_dump_json(indent=2))
+        return
+    for line in results_lines(figures, scope_text(scope)):
+        typer.echo(line)
+
+
+def results_inputs(execution: Any) -> dict[str, Any]:
+    """What the results need of the paper broker's settings (``execution``): the starting balance in the quote
+    asset, and each symbol's smallest order (a position below it is dust, i.e. closed)."""
+
+    def dust(symbol: str) -> float:
+        rules = execution.rules_for(symbol)
+        return float(max(rules.min_qty, rules.qty_step))
+
+    return {"starting_balance": float(execution.starting_balances.get(execution.quote_asset, 0.0)), "dust": dust}
+
+
 # --- report ------------------------------------------------------------------------------------------------
 
 
 def report(
     ctx: typer.Context,
-    run: Annotated[
-        str | None, typer.Option("--run", metavar="ID", help="The daemon run to report on. Default: the latest run.")
-    ] = None,
+    run: Run = None,
+    account: Account = None,
+    everything: Everything = False,
     out: Annotated[str, typer.Option("--out", "-o", metavar="FILE", help="The HTML file to write.")] = "report.html",
     table_limit: Annotated[
         str | None,
         typer.Option("--table-limit", metavar="N", help=f"Decisions in the table, the newest (default {TABLE_LIMIT})."),
     ] = None,
 ) -> None:
-    """Write a self-contained HTML report of the latest daemon run (or --run ID, or everything if none ran).
+    """Write a self-contained HTML report of the latest daemon run (or --run, --account, --all).
 
-    Plots (equity vs buy-and-hold, drawdown, trades on price, degradation level, LLM cost per day), decisions.
+    Results (round trips, win rate, drawdown, Sharpe…), plots (equity vs buy-and-hold with breaker trips, halts,
+    pauses and commands marked, drawdown, trades on price, degradation level, LLM cost per day), decisions.
     """
-    run_id = parse_positive(run, "--run", None)
+    choice = parse_scope(run, account, everything)
     rows = parse_positive(table_limit, "--table-limit", TABLE_LIMIT)
     assert rows is not None
     path = _out_path(out, None)
     assert path is not None
-    database = ctx.obj.settings().database
+    settings = ctx.obj.settings()
+    inputs = results_inputs(settings.execution)
 
     async def work(db: Database) -> str:
-        if run_id is not None:
-            chosen = await find_run(db, run_id)
-            if chosen is None:
-                raise NotFound(f"no daemon run {run_id}")
-        else:
-            chosen = await latest_run(db)
-        return render_html(await report_data(db, chosen, now=WallClock().now(), table_limit=rows))
+        scope = await chosen_scope(db, choice)
+        return render_html(await report_data(db, scope, now=WallClock().now(), table_limit=rows, **inputs))
 
-    page = _run(database, work)
+    page = _run(settings.database, work)
     try:
         with atomic_path(path) as partial:
             partial.write_text(page, encoding="utf-8")

@@ -117,6 +117,8 @@ def _decision_where(decisions: DecisionFilter) -> Where:
         where.add(_PROVIDER_ASKED, decisions.provider)
     if decisions.run_id is not None:
         where.add("d.run_id = {}", decisions.run_id)
+    if decisions.account is not None:
+        where.add("d.account = {}", decisions.account)
     return where
 
 

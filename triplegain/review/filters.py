@@ -44,6 +44,7 @@ class DecisionFilter(_TimeWindow):
         default=None, min_length=1, description="only decisions an LLM of this provider was asked about"
     )
     run_id: int | None = Field(default=None, ge=1, description="only decisions of this daemon run")
+    account: str | None = Field(default=None, min_length=1, description="only decisions of this account")
 
 
 class LLMCallFilter(_TimeWindow):
@@ -56,4 +57,5 @@ class LLMCallFilter(_TimeWindow):
     )
     decision_id: UUID | None = Field(default=None, description="only the attempts made for this decision")
     run_id: int | None = Field(default=None, ge=1)
+    account: str | None = Field(default=None, min_length=1, description="only calls of this account's daemon runs")
     errors_only: bool = Field(default=False, description="only failed or skipped attempts")

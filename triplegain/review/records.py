@@ -128,7 +128,7 @@ class DaemonRun(BaseModel):
 
 
 class ReportScope(BaseModel):
-    """What a report covers: one daemon run, or everything.
+    """What a report covers: one daemon run, every run of one account, or everything.
 
     Tables with a ``run_id`` (decisions, LLM calls, agent outputs) are read by it. The others (snapshots,
     orders and fills, level changes) are read by the run's account between the first and last time its own

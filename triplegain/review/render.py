@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich import box
@@ -21,8 +23,15 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from triplegain.review.records import DecisionRecord, DecisionSummary, LLMCall, LLMCallSummary, OrderWithFills
-from triplegain.store.decisions import ConflictRow
+from triplegain.review.records import (
+    DecisionRecord,
+    DecisionSummary,
+    LLMCall,
+    LLMCallSummary,
+    OrderWithFills,
+    ReportScope,
+)
+from triplegain.store.decisions import ConflictRow, DecisionRow
 from triplegain.store.records import AgentOutputRecord
 
 CLIP_LINES = 8
@@ -59,11 +68,55 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _list_table(what: str, shown: int, total: int) -> Table:
-    """An empty list table titled with how many of how many rows it shows."""
+def scope_text(scope: ReportScope) -> str:
+    """What a listing covers, for its title: ``run 7 (account paper)``, ``account paper (every run)``, ``every
+    account and run``."""
+    run = scope.run
+    if run is not None:
+        return f"run {run.id} (account {run.account})"
+    if scope.account is not None:
+        return f"account {scope.account} (every run)"
+    return "every account and run"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How many decimals a market's prices (and fees, in its quote asset) and quantities have: those of its
+    ``price_step`` and ``qty_step`` (``execution.markets``, else ``execution.default_market``)."""
+
+    price_decimals: int
+    qty_decimals: int
+
+    @classmethod
+    def of_steps(cls, price_step: float, qty_step: float) -> Precision:
+        return cls(_decimals(price_step), _decimals(qty_step))
+
+    def price(self, value: Any) -> str:
+        return _rounded(value, self.price_decimals)
+
+    def qty(self, value: Any) -> str:
+        return _rounded(value, self.qty_decimals)
+
+
+def _decimals(step: float) -> int:
+    """Decimals of a step: 0.1 → 1, 0.0005 → 4, 1e-8 → 8, 5 → 0."""
+    text = format(Decimal(repr(step)).normalize(), "f")
+    return len(text.partition(".")[2])
+
+
+def _rounded(value: Any, decimals: int) -> str:
+    """A number rounded to ``decimals`` without trailing zeros (41089.39123899, 0.05, 3); ``?`` for a non-number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return "?"
+    text = f"{round(Decimal(str(value)), decimals):,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _list_table(what: str, shown: int, total: int, scope: str) -> Table:
+    """An empty list table titled with what it covers and how many of how many rows it shows."""
     counted = f"{shown} of {total}" if total > shown else f"{total}"
     return Table(
-        title=Text(f"{what}: {counted} (newest first)", style="bold"),
+        title=Text(f"{what} of {scope}: {counted} (newest first)", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -71,9 +124,9 @@ def _list_table(what: str, shown: int, total: int) -> Table:
     )
 
 
-def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
+def decision_table(rows: Sequence[DecisionSummary], total: int, scope: str) -> Table:
     """The decision list: newest first, the reason cut to the terminal's width."""
-    table = _list_table("decisions", len(rows), total)
+    table = _list_table("decisions", len(rows), total, scope)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("id", no_wrap=True)
     table.add_column("symbol", no_wrap=True, max_width=12, overflow="ellipsis")
@@ -100,9 +153,9 @@ def decision_table(rows: Sequence[DecisionSummary], total: int) -> Table:
     return table
 
 
-def call_table(rows: Sequence[LLMCallSummary], total: int) -> Table:
+def call_table(rows: Sequence[LLMCallSummary], total: int, scope: str) -> Table:
     """The LLM call list: newest first."""
-    table = _list_table("LLM calls", len(rows), total)
+    table = _list_table("LLM calls", len(rows), total, scope)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("id", no_wrap=True)
     table.add_column("provider", no_wrap=True, max_width=10, overflow="ellipsis")
@@ -141,8 +194,8 @@ def _call_result(call: LLMCallSummary) -> Text:
 # --- decisions show ----------------------------------------------------------------------------------------
 
 
-def print_decision(console: Console, record: DecisionRecord, *, full: bool) -> None:
-    """Every section of a decision, in the order it was decided."""
+def print_decision(console: Console, record: DecisionRecord, *, full: bool, precision: Precision) -> None:
+    """Every section of a decision, in the order it was decided; prices, fees and quantities to ``precision``."""
     decision = record.decision
     console.print(Text(f"decision {decision.id}", style="bold"))
     header = Text("  ")
@@ -160,7 +213,7 @@ def print_decision(console: Console, record: DecisionRecord, *, full: bool) -> N
     console.print(_indented(Text(f"reason: {decision.reason}")))
 
     _section(console, "intent")
-    console.print(_indented(_intent(decision.intent)))
+    console.print(_indented(_intent(decision.intent, precision)))
 
     _section(console, f"agent views ({len(record.views)})")
     inputs = _inputs_by_output(decision.consensus_inputs)
@@ -189,13 +242,13 @@ def print_decision(console: Console, record: DecisionRecord, *, full: bool) -> N
         console.print(_indented(call_block(call, full=full, title=f"#{number_} ")))
 
     _section(console, "risk rules")
-    console.print(_indented(_risk(decision.risk_checks, decision.effects)))
+    console.print(_indented(_risk(decision, precision)))
 
     _section(console, f"orders ({len(record.orders)})")
     if not record.orders:
         console.print(_indented(Text("none: a hold makes no order", style="dim")))
     for order in record.orders:
-        console.print(_indented(_order(order)))
+        console.print(_indented(_order(order, precision)))
 
 
 def _section(console: Console, title: str) -> None:
@@ -207,13 +260,14 @@ def _indented(renderable: RenderableType, level: int = 1) -> Padding:
     return Padding(renderable, (0, 0, 0, _INDENT * level), expand=False)
 
 
-def _intent(intent: Mapping[str, Any]) -> Text:
+def _intent(intent: Mapping[str, Any], precision: Precision) -> Text:
     if not intent:
         return Text("not recorded", style="dim")
     return Text(
-        f"{intent.get('direction', '?')} at {number(intent.get('entry_price'), 6)} · "
-        f"stop {number(intent.get('stop_price'), 6)} ({intent.get('stop_basis', '?')}) · "
-        f"target {number(intent.get('target_price'), 6)} · base confidence {number(intent.get('base_confidence'))}"
+        f"{intent.get('direction', '?')} at {precision.price(intent.get('entry_price'))} · "
+        f"stop {precision.price(intent.get('stop_price'))} ({intent.get('stop_basis', '?')}) · "
+        f"target {precision.price(intent.get('target_price'))} · "
+        f"base confidence {number(intent.get('base_confidence'))}"
     )
 
 
@@ -376,16 +430,23 @@ def _labelled(label: str, text: str | None, *, full: bool, style: str = "") -> G
     return Group(_indented(heading), _indented(Text(clip(text, CLIP_CHARS, full), style=style), 2))
 
 
-def _risk(risk: Mapping[str, Any], effects: Mapping[str, Any]) -> Group:
+def _risk(decision: DecisionRow, precision: Precision) -> Group:
+    risk, effects = decision.risk_checks, decision.effects
     decided = risk.get("decision")
     parts: list[RenderableType] = []
     if not isinstance(decided, dict):
         parts.append(Text("the risk rules were not reached (no trade was proposed to them)", style="dim"))
+    elif decided.get("approved") and decision.action == "hold":
+        # The rules sized a trade, and something after them (the resolver, the level) made it a hold.
+        line = Text("approved by the risk rules, but not ordered: ", style="yellow")
+        line.append(_why_held(decision))
+        parts.append(line)
+        parts.append(_outcomes(decided.get("outcomes")))
     else:
         approved = decided.get("approved")
         line = Text("approved" if approved else "rejected", style="green" if approved else "red")
         line.append(
-            f" · quantity {number(risk.get('quantity'), 6)} · notional {number(risk.get('notional'), 6)} · "
+            f" · quantity {precision.qty(risk.get('quantity'))} · notional {precision.price(risk.get('notional'))} · "
             f"leverage {number(risk.get('leverage'), 2)} · "
             f"level size multiplier {number(risk.get('size_multiplier'), 2)}"
         )
@@ -401,6 +462,15 @@ def _risk(risk: Mapping[str, Any], effects: Mapping[str, Any]) -> Group:
         listed = ", ".join(f"{key} {value}" for key, value in effects.items())
         parts.append(Text(f"level effects: {listed}", style="dim"))
     return Group(*parts)
+
+
+def _why_held(decision: DecisionRow) -> str:
+    """Why a decision the risk rules approved is a hold: the resolver's answer, else the decision's reason."""
+    resolution = decision.resolution or {}
+    answer = resolution.get("resolution") if isinstance(resolution.get("resolution"), dict) else None
+    if isinstance(answer, dict) and answer.get("action") in ("abort", "wait"):
+        return f"the resolver ({resolution.get('resolved_by', '?')}) answered {answer['action']}"
+    return decision.reason
 
 
 def _outcomes(outcomes: Any) -> Table:
@@ -425,16 +495,19 @@ def _changed_outcomes(before: Any, after: Any) -> list[Any]:
     return [outcome for outcome in before if json.dumps(outcome, sort_keys=True) not in final]
 
 
-def _order(entry: OrderWithFills) -> Group:
+def _order(entry: OrderWithFills, precision: Precision) -> Group:
     order = entry.order
     line = Text()
     line.append(f"{order.side} {order.type}", style=_ACTION_STYLES.get(order.side, ""))
-    price = f" at {order.price}" if order.price is not None else ""
-    line.append(f" {order.qty} {order.symbol}{price} · {order.status} · created {when_exact(order.created_at)}")
+    price = f" at {precision.price(order.price)}" if order.price is not None else ""
+    line.append(
+        f" {precision.qty(order.qty)} {order.symbol}{price} · {order.status} · created {when_exact(order.created_at)}"
+    )
     parts: list[RenderableType] = [line]
-    protective = {name: getattr(order, name, None) for name in ("stop_price", "target_price")}
-    if any(value is not None for value in protective.values()):
-        parts.append(_indented(Text(f"stop {protective['stop_price']} · target {protective['target_price']}")))
+    if order.stop_price is not None or order.target_price is not None:
+        stop = precision.price(order.stop_price) if order.stop_price is not None else "none"
+        target = precision.price(order.target_price) if order.target_price is not None else "none"
+        parts.append(_indented(Text(f"stop {stop} · target {target}")))
     if entry.status_reason:
         parts.append(_indented(Text(f"{order.status}: {entry.status_reason}")))
     parts.append(_indented(Text(f"client id {order.client_order_id} · id {order.id}", style="dim")))
@@ -445,7 +518,8 @@ def _order(entry: OrderWithFills) -> Group:
         parts.append(
             _indented(
                 Text(
-                    f"fill {fill.qty} at {fill.price} · fee {fill.fee} {fill.fee_currency}{liquidity} · "
+                    f"fill {precision.qty(fill.qty)} at {precision.price(fill.price)} · "
+                    f"fee {precision.price(fill.fee)} {fill.fee_currency}{liquidity} · "
                     f"{when_exact(fill.ts)}"
                 )
             )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,17 +39,18 @@ from triplegain.review.report_queries import (
     equity_series,
     level_changes,
     price_series,
-    report_scope,
     scope_decisions,
     trade_points,
 )
+from triplegain.review.results import ResultEvent, Results
+from triplegain.review.results_queries import scope_results
+from triplegain.review.results_text import duration
 from triplegain.store.database import Database
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from triplegain.review.records import DaemonRun
 
 TABLE_LIMIT = 500
 """Decisions the report's table lists (the newest); ``decisions export`` gives all of them."""
@@ -64,6 +65,8 @@ class ReportData:
     """Everything a report shows, read in one go."""
 
     scope: ReportScope
+    results: Results | None
+    """None for a report on every account (results are an account's)."""
     counts: DecisionCounts
     decisions: list[DecisionSummary]
     equity: list[EquityPoint]
@@ -75,12 +78,22 @@ class ReportData:
 
 
 async def report_data(
-    db: Database, run: DaemonRun | None, *, now: datetime, table_limit: int = TABLE_LIMIT
+    db: Database,
+    scope: ReportScope,
+    *,
+    now: datetime,
+    table_limit: int = TABLE_LIMIT,
+    starting_balance: float = 0.0,
+    dust: Callable[[str], float] = lambda symbol: 0.0,
 ) -> ReportData:
-    """Read what a report on ``run`` (None: everything) shows."""
-    scope = await report_scope(db, run)
+    """Read what a report on ``scope`` (``report_queries.report_scope``) shows; ``starting_balance`` and ``dust``
+    as ``results_queries.scope_results`` takes them."""
+    figures = None
+    if scope.account is not None:
+        figures = await scope_results(db, scope, starting_balance=starting_balance, dust=dust)
     return ReportData(
         scope=scope,
+        results=figures,
         counts=await decision_counts(db, scope_decisions(scope, limit=None)),
         decisions=await list_decisions(db, scope_decisions(scope, limit=table_limit)),
         equity=await equity_series(db, scope),
@@ -183,8 +196,33 @@ def _times(moments: Iterable[datetime]) -> Any:
     return date2num(list(moments))  # type: ignore[no-untyped-call]
 
 
-def equity_plot(equity: Sequence[EquityPoint], prices: Sequence[PricePoint]) -> str | None:
-    """Equity of each account against buy-and-hold of the symbols traded; None when there is neither."""
+_MARKS = {
+    "breaker trip": ("#cf222e", "-"),
+    "halt": ("#6e0000", "--"),
+    "pause": ("#bf8700", "--"),
+    "resume": ("#1a7f37", ":"),
+}
+"""How each kind of event is marked on the equity plot: colour and line style."""
+
+
+def event_mark(event: ResultEvent) -> tuple[str, str, str] | None:
+    """The label, colour and line style an event is marked with on the equity plot; None for a level change or a
+    breaker reset (the degradation plot and the events table show them). A command is labelled by who gave it:
+    ``halt (breaker)``, ``pause (operator)``."""
+    if event.kind not in _MARKS:
+        return None
+    colour, style = _MARKS[event.kind]
+    if event.kind == "breaker trip":
+        return event.kind, colour, style
+    who = event.what.partition(" by ")[2].partition(":")[0] or "daemon"
+    return f"{event.kind} ({who})", colour if who != "operator" else "#0969da", style
+
+
+def equity_plot(
+    equity: Sequence[EquityPoint], prices: Sequence[PricePoint], events: Sequence[ResultEvent] = ()
+) -> str | None:
+    """Equity of each account against buy-and-hold of the symbols traded, with breaker trips, halts, pauses and
+    resumes marked (an operator's in blue); None when there is neither equity nor prices."""
     accounts = sorted({point.account for point in equity})
     start = equity[0].equity if equity else 1.0
     holding = buy_and_hold(prices, start)
@@ -200,6 +238,20 @@ def equity_plot(equity: Sequence[EquityPoint], prices: Sequence[PricePoint]) -> 
             points = thin(holding)
             label = "buy and hold, equal weights" if equity else "buy and hold, equal weights (growth of 1)"
             ax.plot(_times(t for t, _ in points), [v for _, v in points], linewidth=1, linestyle="--", label=label)
+        labelled: set[str] = set()
+        for event in events:
+            mark = event_mark(event)
+            if mark is None:
+                continue
+            label, colour, style = mark
+            ax.axvline(
+                _times([event.ts])[0],
+                color=colour,
+                linestyle=style,
+                linewidth=1.1,
+                label=label if label not in labelled else None,
+            )
+            labelled.add(label)
         ax.set_ylabel("equity" if equity else "growth of 1")
         ax.legend(loc="best", fontsize="small", frameon=False)
         _date_axis(ax)
@@ -326,13 +378,22 @@ table.decisions th, table.decisions td { text-align: left; padding: 0.25rem 0.5r
 table.decisions td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.buy { color: #1a7f37; font-weight: 600; } td.sell { color: #cf222e; font-weight: 600; } td.hold { color: #57606a; }
 code { font-size: 0.85em; }
+table.results { border-collapse: collapse; font-size: 0.9rem; margin-bottom: 1rem; }
+table.results th { text-align: left; font-weight: normal; color: #57606a; padding: 0.15rem 1rem 0.15rem 0; }
+table.results td { font-variant-numeric: tabular-nums; padding: 0.15rem 0; }
+h3 { font-size: 1rem; margin-top: 1.2rem; }
 """
 
 
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML document."""
     scope = data.scope
-    title = f"triplegain report — run {scope.run.id}" if scope.run is not None else "triplegain report — all data"
+    if scope.run is not None:
+        title = f"triplegain report — run {scope.run.id} (account {scope.run.account})"
+    elif scope.account is not None:
+        title = f"triplegain report — account {scope.account}"
+    else:
+        title = "triplegain report — all data"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -341,15 +402,17 @@ def render_html(data: ReportData) -> str:
         f"<h1>{_e(title)}</h1>",
         f'<p class="scope">{_e(_scope_text(data))}</p>',
         _figures(data),
+        _results_section(data.results),
     ]
     start, end = _span(data)
     sections = (
         (
             "Equity and buy-and-hold",
-            equity_plot(data.equity, data.prices),
+            equity_plot(data.equity, data.prices, data.results.events if data.results is not None else ()),
             "No portfolio snapshots and no prices in this scope.",
             "Equity from portfolio snapshots; buy-and-hold splits the first equity equally across the symbols at "
-            "their first price (prices: the technical agent's views, as there is no candle table)."
+            "their first price (prices: the technical agent's views, as there is no candle table). Vertical lines "
+            "mark breaker trips, halts, pauses and resumes; an operator's commands in blue."
             if data.equity
             else "No portfolio snapshots in this scope: buy-and-hold alone, as the growth of 1 (prices: the "
             "technical agent's views, as there is no candle table).",
@@ -388,6 +451,8 @@ def _scope_text(data: ReportData) -> str:
     start, end = _span(data)
     span = f"data from {_stamp(start)} to {_stamp(end)}" if start is not None and end is not None else "no data"
     run = scope.run
+    if run is None and scope.account is not None:
+        return f"Every run of account {scope.account}; {span}."
     if run is None:
         return f"Every account and run in the database; {span}."
     ended = f"ended {_stamp(run.ended_at)} ({run.exit_reason or 'no reason recorded'})" if run.ended_at else "not ended"
@@ -438,6 +503,121 @@ def _figures(data: ReportData) -> str:
         figures.append((f"{100 * max(p.drawdown for p in data.equity):.2f} %", "max drawdown"))
     cells = "".join(f'<div class="figure"><b>{_e(value)}</b><span>{_e(label)}</span></div>' for value, label in figures)
     return f'<div class="figures">{cells}</div>'
+
+
+def _results_section(results: Results | None) -> str:
+    """The results table (as ``triplegain results`` prints it), each symbol, the round trips and the events."""
+    parts = ["<h2>Results</h2>"]
+    if results is None:
+        parts.append(
+            '<p class="note">Results are one account\'s: report on a run (--run) or an account (--account).</p>'
+        )
+        return "\n".join(parts)
+    total, start, final, hold = results.total, results.starting_equity, results.final_equity, results.buy_and_hold
+    underwater = duration(results.drawdown.longest_underwater)
+    rows = [
+        ("round trips", f"{total.closed} closed ({total.wins} won, {total.losses} lost), {total.open} open"),
+        ("exits", ", ".join(f"{reason} {count}" for reason, count in sorted(total.exits.items())) or "none"),
+        ("win rate", _share(total.win_rate)),
+        ("profit factor", _ratio(total.profit_factor)),
+        ("average win / average loss", f"{_money(total.average_win)} / {_money(total.average_loss)}"),
+        ("expectancy (a trip)", _money(total.expectancy)),
+        ("net P&L of closed trips, after fees", _money(total.net_pnl)),
+        ("fees", f"{_money(total.fees)} ({_ratio(results.fees_pct_of_start)} % of the starting equity)"),
+        ("turnover", f"{_money(total.turnover)} ({_ratio(results.turnover_multiple)}× the starting equity)"),
+        ("time in market", _share(total.time_in_market)),
+        ("max drawdown", f"{results.drawdown.max_pct:.2f} % (longest under water {underwater})"),
+        ("Sharpe / Sortino (daily)", f"{_ratio(results.sharpe)} / {_ratio(results.sortino)}"),
+        ("equity", f"{_money(start)} → {_money(final)}{_change(final, start)}"),
+        ("buy and hold", f"{_money(hold)}{_change(hold, start)}"),
+    ]
+    body = "".join(f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>" for label, value in rows)
+    parts.append(f'<table class="results"><tbody>{body}</tbody></table>')
+    symbols = [
+        (
+            symbol,
+            str(s.closed),
+            str(s.wins),
+            str(s.losses),
+            str(s.open),
+            _share(s.win_rate),
+            _ratio(s.profit_factor),
+            _money(s.net_pnl),
+            _money(s.fees),
+            _share(s.time_in_market),
+        )
+        for symbol, s in results.by_symbol.items()
+    ]
+    symbol_names = (
+        "symbol",
+        "closed",
+        "won",
+        "lost",
+        "open",
+        "win rate",
+        "profit factor",
+        "net P&L",
+        "fees",
+        "in market",
+    )
+    parts.append(_table(symbol_names, symbols, numeric=set(range(1, 10))))
+    trips = [
+        (
+            _minute(trip.opened_at),
+            trip.symbol,
+            trip.side,
+            f"{trip.quantity:.8g}",
+            f"{trip.entry:,.8g}",
+            "open" if trip.exit is None else f"{trip.exit:,.8g}",
+            f"{trip.pnl:+,.2f}",
+            duration(trip.duration),
+            trip.reason.value,
+        )
+        for trip in results.trips
+    ]
+    parts.append("<h3>Round trips</h3>")
+    trip_names = ("opened (UTC)", "symbol", "side", "quantity", "entry", "exit", "P&L after fees", "duration", "exit")
+    parts.append(_table(trip_names, trips, numeric={3, 4, 5, 6}) if trips else '<p class="note">No trade.</p>')
+    parts.append("<h3>Breaker, commands and level changes</h3>")
+    events = [(_minute(event.ts), event.kind, event.what, event.cause) for event in results.events]
+    event_names = ("time (UTC)", "event", "what", "cause")
+    parts.append(_table(event_names, events) if events else '<p class="note">None in this scope.</p>')
+    return "\n".join(parts)
+
+
+def _table(names: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int] | None = None) -> str:
+    """An HTML table of escaped text; columns in ``numeric`` right-aligned."""
+    right = numeric or set()
+    head = "".join(f"<th>{_e(name)}</th>" for name in names)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{_e(cell)}</td>' if n in right else f"<td>{_e(cell)}</td>" for n, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f'<table class="decisions"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _change(value: float | None, start: float) -> str:
+    return f" ({100 * (value / start - 1):+.2f} %)" if value is not None and start > 0 else ""
+
+
+def _minute(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _decision_table(data: ReportData) -> str:

@@ -26,6 +26,9 @@ from triplegain.store.database import Database
 _RUN_COLUMNS = "id, account, started_at, ended_at, config_hash, version, host, pid, exit_reason"
 _SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM daemon_runs WHERE id = $1"
 _SELECT_LATEST_RUN = f"SELECT {_RUN_COLUMNS} FROM daemon_runs ORDER BY started_at DESC, id DESC LIMIT 1"
+_SELECT_LATEST_RUN_OF = (
+    f"SELECT {_RUN_COLUMNS} FROM daemon_runs WHERE account = $1 ORDER BY started_at DESC, id DESC LIMIT 1"
+)
 _RUN_EXTENT = """
     SELECT min(first) AS first, max(last) AS last FROM (
         SELECT min(ts) AS first, max(ts) AS last FROM decisions WHERE run_id = $1
@@ -42,17 +45,21 @@ async def find_run(db: Database, run_id: int) -> DaemonRun | None:
     return None if row is None else DaemonRun(**dict(row))
 
 
-async def latest_run(db: Database) -> DaemonRun | None:
-    """The daemon run started last; None when no daemon ever ran on this database."""
+async def latest_run(db: Database, account: str | None = None) -> DaemonRun | None:
+    """The daemon run started last (of ``account``, when given); None when no daemon ever ran (on it)."""
     with db.errors("reading the latest daemon run"):
-        row = await db.pool.fetchrow(_SELECT_LATEST_RUN)
+        if account is None:
+            row = await db.pool.fetchrow(_SELECT_LATEST_RUN)
+        else:
+            row = await db.pool.fetchrow(_SELECT_LATEST_RUN_OF, account)
     return None if row is None else DaemonRun(**dict(row))
 
 
-async def report_scope(db: Database, run: DaemonRun | None) -> ReportScope:
-    """The scope of a report on ``run`` (None: everything); see ``ReportScope`` for how rows are chosen."""
+async def report_scope(db: Database, run: DaemonRun | None, account: str | None = None) -> ReportScope:
+    """The scope of a report on ``run``, else on every run of ``account``, else on everything; see ``ReportScope``
+    for how rows are chosen."""
     if run is None:
-        return ReportScope(run=None, account=None, first=None, last=None)
+        return ReportScope(run=None, account=account, first=None, last=None)
     with db.errors(f"reading the extent of daemon run {run.id}"):
         extent = await db.pool.fetchrow(_RUN_EXTENT, run.id)
     if extent["first"] is not None:
@@ -62,18 +69,23 @@ async def report_scope(db: Database, run: DaemonRun | None) -> ReportScope:
 
 def scope_decisions(scope: ReportScope, limit: int | None = DEFAULT_LIMIT) -> DecisionFilter:
     """The decisions of a report's scope."""
-    return DecisionFilter(run_id=scope.run.id if scope.run is not None else None, limit=limit)
+    if scope.run is not None:
+        return DecisionFilter(run_id=scope.run.id, limit=limit)
+    return DecisionFilter(account=scope.account, limit=limit)
 
 
-def _run_where(scope: ReportScope, run_fragment: str) -> Where:
-    """Rows of a table with a run id: the run's (``run_fragment``, e.g. ``"c.run_id = {}"``), or all."""
+def _run_where(scope: ReportScope, run_column: str) -> Where:
+    """Rows of a table with a run id (``run_column``, e.g. ``c.run_id``, a constant of this module): the run's,
+    those of the account's runs, or all."""
     where = Where()
     if scope.run is not None:
-        where.add(run_fragment, scope.run.id)
+        where.add(f"{run_column} = {{}}", scope.run.id)
+    elif scope.account is not None:
+        where.add(f"{run_column} IN (SELECT r.id FROM daemon_runs r WHERE r.account = {{}})", scope.account)
     return where
 
 
-def _window_where(scope: ReportScope, account_fragment: str, time_column: str) -> Where:
+def window_where(scope: ReportScope, account_fragment: str, time_column: str) -> Where:
     """Rows of a table without a run id: the run's account within its extent, or all.
 
     ``account_fragment`` and ``time_column`` are constants of this module (e.g. ``"o.account = {}"``, ``f.ts``).
@@ -90,7 +102,7 @@ def _window_where(scope: ReportScope, account_fragment: str, time_column: str) -
 
 async def equity_series(db: Database, scope: ReportScope) -> list[EquityPoint]:
     """Portfolio snapshots in scope, oldest first."""
-    where = _window_where(scope, "account = {}", "ts")
+    where = window_where(scope, "account = {}", "ts")
     statement = f"SELECT account, ts, equity, cash, drawdown FROM portfolio_snapshots {where.sql()} ORDER BY ts, id"
     with db.errors("reading portfolio snapshots"):
         rows = await db.pool.fetch(statement, *where.args)
@@ -108,7 +120,7 @@ async def equity_series(db: Database, scope: ReportScope) -> list[EquityPoint]:
 
 async def price_series(db: Database, scope: ReportScope) -> list[PricePoint]:
     """Each symbol's price over time, as the technical agent saw it (there is no candle table), oldest first."""
-    where = _run_where(scope, "a.run_id = {}")
+    where = _run_where(scope, "a.run_id")
     where.add("a.agent = 'technical'")
     where.add("a.symbol IS NOT NULL")
     statement = f"""
@@ -128,12 +140,12 @@ async def price_series(db: Database, scope: ReportScope) -> list[PricePoint]:
 
 async def trade_points(db: Database, scope: ReportScope) -> list[TradePoint]:
     """Fills in scope, and the orders without a fill at their price or their decision's intended entry."""
-    fill_where = _window_where(scope, "o.account = {}", "f.ts")
+    fill_where = window_where(scope, "o.account = {}", "f.ts")
     fills_statement = f"""
         SELECT o.symbol, o.side, f.ts, f.price, f.qty, o.decision_id
         FROM fills f JOIN orders o ON o.id = f.order_id {fill_where.sql()} ORDER BY f.ts, f.client_fill_id
     """
-    order_where = _window_where(scope, "o.account = {}", "o.created_at")
+    order_where = window_where(scope, "o.account = {}", "o.created_at")
     order_where.add("NOT EXISTS (SELECT FROM fills f WHERE f.order_id = o.id)")
     orders_statement = f"""
         SELECT symbol, side, ts, price, qty, decision_id FROM (
@@ -155,7 +167,7 @@ async def trade_points(db: Database, scope: ReportScope) -> list[TradePoint]:
 
 async def level_changes(db: Database, scope: ReportScope) -> list[LevelChange]:
     """Degradation level changes in scope, oldest first."""
-    where = _window_where(scope, "account = {}", "ts")
+    where = window_where(scope, "account = {}", "ts")
     statement = f"SELECT account, ts, from_level, to_level, cause FROM degradation_events {where.sql()} ORDER BY ts, id"
     with db.errors("reading degradation events"):
         rows = await db.pool.fetch(statement, *where.args)
@@ -164,7 +176,7 @@ async def level_changes(db: Database, scope: ReportScope) -> list[LevelChange]:
 
 async def daily_llm_costs(db: Database, scope: ReportScope) -> list[DailyCost]:
     """LLM attempts per UTC day and provider in scope, oldest day first."""
-    where = _run_where(scope, "c.run_id = {}")
+    where = _run_where(scope, "c.run_id")
     statement = f"""
         SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day, c.provider, count(*) AS calls,
                count(c.error_class) AS errors, sum(c.input_tokens) AS input_tokens,

@@ -24,6 +24,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -37,6 +38,9 @@ from triplegain.store.embedded import embedded_server
 from triplegain.store.settings import DatabaseSettings
 
 DATABASE_URL_ENV = "TRIPLEGAIN_DATABASE_URL"
+DATABASE_PASSWORD_FILE_ENV = "TRIPLEGAIN_DATABASE_PASSWORD_FILE"
+"""A file holding the password of ``TRIPLEGAIN_DATABASE_URL``'s user, given apart from the URL (a Docker secret):
+any character works, ``@ : / #`` included, and the password is in no environment variable."""
 EMBEDDED_DATA_DIR = "pgdata"
 EMBEDDED_DATABASE = "triplegain"
 APPLICATION_NAME = "triplegain"
@@ -71,7 +75,7 @@ async def open_database(config: DatabaseSettings) -> AsyncIterator[Database]:
                 f"{DATABASE_URL_ENV}: not a postgresql:// URL (its value is not shown: it may hold a password) — "
                 "postgresql://user:password@host:5432/database is allowed"
             )
-        async with open_database_at(url, config) as db:
+        async with open_database_at(url, config, password=password_from_file()) as db:
             yield db
         return
     async with embedded_server(home_dir() / EMBEDDED_DATA_DIR, config.embedded_start_timeout_seconds) as server:
@@ -81,12 +85,27 @@ async def open_database(config: DatabaseSettings) -> AsyncIterator[Database]:
 
 
 @contextlib.asynccontextmanager
-async def open_database_at(url: str, config: DatabaseSettings) -> AsyncIterator[Database]:
-    """The database a PostgreSQL URL names, for the duration of the block."""
+async def open_database_at(
+    url: str, config: DatabaseSettings, *, password: str | None = None
+) -> AsyncIterator[Database]:
+    """The database a PostgreSQL URL names, for the duration of the block; ``password``, when given, instead of
+    the URL's."""
     with _malformed_url_is_a_user_error(url):
         server = describe_url(url)
-    async with _pooled(url, server, config, embedded=False) as db:
+    async with _pooled(url, server, config, embedded=False, password=password) as db:
         yield db
+
+
+def password_from_file() -> str | None:
+    """The password in ``TRIPLEGAIN_DATABASE_PASSWORD_FILE`` (its last line break dropped); None when unset."""
+    path = os.environ.get(DATABASE_PASSWORD_FILE_ENV, "").strip()
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise UserError(f"{DATABASE_PASSWORD_FILE_ENV}: cannot read {path} ({reason})") from None
 
 
 @contextlib.contextmanager
@@ -178,13 +197,16 @@ async def _keep_session(connection: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _pooled(url: str, server: str, config: DatabaseSettings, *, embedded: bool) -> AsyncIterator[Database]:
+async def _pooled(
+    url: str, server: str, config: DatabaseSettings, *, embedded: bool, password: str | None = None
+) -> AsyncIterator[Database]:
     with (
         translate_errors(f"cannot connect to {server}", timeout_seconds=config.connect_timeout_seconds),
         _malformed_url_is_a_user_error(url),  # asyncpg parses the URL as it connects
     ):
         pool = await asyncpg.create_pool(
             url,
+            **({"password": password} if password is not None else {}),
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
             timeout=config.connect_timeout_seconds,
@@ -243,7 +265,8 @@ async def _create_database_if_missing(maintenance_url: str, name: str, server: s
         connection = await asyncpg.connect(maintenance_url, timeout=config.connect_timeout_seconds)
         try:
             if not await connection.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name):
-                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                # Two processes starting at once both find it missing: the one that loses may see either error.
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                     await connection.execute(f'CREATE DATABASE "{name}"')
         finally:
             await connection.close()

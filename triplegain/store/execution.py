@@ -212,10 +212,7 @@ async def load_execution(db: Database, account: str) -> StoredExecution:
     return StoredExecution(
         fills=tuple(_stored_fill(row) for row in fills),
         open_orders=tuple(order_from_row(row) for row in orders),
-        marks=tuple(
-            MarkRow(account=r["account"], symbol=r["symbol"], candle_open_time=r["candle_open_time"], price=r["price"])
-            for r in marks
-        ),
+        marks=tuple(_mark(row) for row in marks),
         peak_equity=float(peak) if peak is not None else None,
     )
 
@@ -227,11 +224,24 @@ async def stored_positions(db: Database, account: str) -> list[PositionRow]:
     return [PositionRow(**{k: _float(v) if isinstance(v, Decimal) else v for k, v in dict(r).items()}) for r in rows]
 
 
+async def stored_marks(db: Database, account: str) -> list[MarkRow]:
+    """The last candle the broker processed of each symbol of ``account`` (none for an account never run)."""
+    with db.errors(f"reading the marks of {account}"):
+        rows = await db.pool.fetch(_SELECT_MARKS, account)
+    return [_mark(row) for row in rows]
+
+
 async def order_status(db: Database, client_order_id: str) -> tuple[OrderStatus, str | None] | None:
     """An order's status and its reason; None when no such order is stored."""
     with db.errors(f"reading order {client_order_id}"):
         row = await db.pool.fetchrow(_SELECT_STATUS, client_order_id)
     return None if row is None else (row["status"], row["status_reason"])
+
+
+def _mark(row: Any) -> MarkRow:
+    return MarkRow(
+        account=row["account"], symbol=row["symbol"], candle_open_time=row["candle_open_time"], price=row["price"]
+    )
 
 
 def _num(value: float | None) -> Decimal | None:

@@ -174,3 +174,12 @@ async def end_run(db: Database, run_id: int, now: datetime, reason: str) -> None
             now,
             reason,
         )
+
+
+async def latest_run_account(db: Database) -> str | None:
+    """The account of the daemon run started last; None when no daemon ever ran on this database."""
+    with db.errors("reading the latest daemon run"):
+        account: str | None = await db.pool.fetchval(
+            "SELECT account FROM daemon_runs ORDER BY started_at DESC, id DESC LIMIT 1"
+        )
+    return account

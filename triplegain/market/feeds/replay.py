@@ -5,7 +5,8 @@ candle's open time in milliseconds since the Unix epoch (UTC). Files are read la
 
 What is fatal and what is a rejection:
 
-- fatal (``ReplayFileError``, a ``UserError``: the file itself is wrong, so replaying it would mislead): a missing
+- fatal (``ReplayFileError``, a ``UserError`` naming the file by the path it was given: the file itself is wrong,
+  so replaying it would mislead; ``check_files`` reads every row before a replay starts): a missing
   or unreadable file, a wrong header, a row with the wrong number of columns, a number that does not parse, a
   timestamp that is not whole milliseconds or looks like seconds (< 1e11) or microseconds (≥ 1e14).
 - rejected, counted, and replay goes on (one bad candle in a real exchange's history): a row whose numbers fail
@@ -137,12 +138,24 @@ class ReplayFeed:
             reader.close()
 
 
+def check_files(files: Sequence[CandleFile]) -> int:
+    """Read every file whole before a replay starts: ``ReplayFileError`` for the first one that cannot be replayed
+    (a row further down would otherwise stop the replay midway); how many rows hold a candle, in all."""
+    rows = 0
+    for candle_file in files:
+        reader = _CsvReader(candle_file, FeedMonitor(feed="replay check", keep=0))
+        rows += sum(1 for _ in reader.rows())
+    return rows
+
+
 class _CsvReader:
     """One open candle file; ``candles()`` yields its valid candles in order, row by row."""
 
     def __init__(self, candle_file: CandleFile, monitor: FeedMonitor) -> None:
         self._file = candle_file
         self._name = candle_file.path.name
+        """How a candle's source names the file (``BTC_USDT-5m.csv line 4``); errors give the whole path."""
+        self._path = str(candle_file.path)
         self._monitor = monitor
         try:
             self._handle = candle_file.path.open(newline="", encoding="utf-8")
@@ -160,19 +173,23 @@ class _CsvReader:
 
     def candles(self) -> Iterator[Candle]:
         symbol, timeframe, monitor = self._file.symbol, self._file.timeframe, self._monitor
+        for source, (open_ms, open_, high, low, close, volume) in self.rows():
+            result = candle_from_values(symbol, timeframe, open_ms, open_, high, low, close, volume, source=source)
+            if isinstance(result, Rejection):
+                monitor.reject(result)
+            elif monitor.admit(result, source=source):
+                yield result
+
+    def rows(self) -> Iterator[tuple[str, tuple[int, float, float, float, float, float]]]:
+        """Each row's place (``file line N``) and values, parsed; ``ReplayFileError`` at the first that does not
+        parse. The file is closed at the end."""
         try:
             for row in self._rows:
                 if not row:
                     continue
-                source = f"{self._name} line {self._rows.line_num}"
-                open_ms, open_, high, low, close, volume = self._parse(row)
-                result = candle_from_values(symbol, timeframe, open_ms, open_, high, low, close, volume, source=source)
-                if isinstance(result, Rejection):
-                    monitor.reject(result)
-                elif monitor.admit(result, source=source):
-                    yield result
+                yield f"{self._name} line {self._rows.line_num}", self._parse(row)
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise ReplayFileError(f"{self._name} line {self._rows.line_num}: not CSV text ({exc})") from None
+            raise ReplayFileError(f"{self._path} line {self._rows.line_num}: not CSV text ({exc})") from None
         finally:
             self._handle.close()
 
@@ -180,23 +197,23 @@ class _CsvReader:
         try:
             return next(self._rows, None)
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise ReplayFileError(f"{self._name} line 1: not CSV text ({exc})") from None
+            raise ReplayFileError(f"{self._path} line 1: not CSV text ({exc})") from None
 
     def _check_header(self, header: list[str] | None) -> None:
         if header is None:
-            raise ReplayFileError(f"{self._name}: empty file; expected the header {','.join(HEADER)}")
+            raise ReplayFileError(f"{self._path}: empty file; expected the header {','.join(HEADER)}")
         if tuple(column.strip().lower() for column in header) != HEADER:
-            raise ReplayFileError(f"{self._name} line 1: header is {','.join(header)!r}; expected {','.join(HEADER)}")
+            raise ReplayFileError(f"{self._path} line 1: header is {','.join(header)!r}; expected {','.join(HEADER)}")
 
     def _parse(self, row: list[str]) -> tuple[int, float, float, float, float, float]:
         line = self._rows.line_num
         if len(row) != len(HEADER):
             raise ReplayFileError(
-                f"{self._name} line {line}: {len(row)} columns; expected {len(HEADER)} ({','.join(HEADER)})"
+                f"{self._path} line {line}: {len(row)} columns; expected {len(HEADER)} ({','.join(HEADER)})"
             )
-        open_ms = _parse_timestamp(f"{self._name} line {line}, column timestamp", row[0])
+        open_ms = _parse_timestamp(f"{self._path} line {line}, column timestamp", row[0])
         open_, high, low, close, volume = (
-            _parse_number(f"{self._name} line {line}, column {column}", text)
+            _parse_number(f"{self._path} line {line}, column {column}", text)
             for column, text in zip(HEADER[1:], row[1:], strict=True)
         )
         return open_ms, open_, high, low, close, volume
