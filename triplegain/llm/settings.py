@@ -58,8 +58,25 @@ class BreakerSettings(Section):
         default=10, ge=1, description="the failure rate counts only once the window holds this many calls"
     )
     cooldown_seconds: float = Field(
-        default=60.0, ge=0, description="an open breaker lets one trial call through after this long"
+        default=60.0, ge=0, description="an open breaker lets one trial call through after this long (wall clock)"
     )
+    cooldown_growth: float = Field(
+        default=2.0,
+        ge=1,
+        description="each failed trial multiplies the cool-down by this (1: it never grows); a success resets it",
+    )
+    cooldown_max_seconds: float = Field(
+        default=1800.0, ge=0, description="the cool-down grows up to this; at least cooldown_seconds"
+    )
+
+    @model_validator(mode="after")
+    def _cooldown_bounds(self) -> Self:
+        if self.cooldown_max_seconds < self.cooldown_seconds:
+            raise ValueError(
+                f"cooldown_max_seconds ({self.cooldown_max_seconds:g}) must be at least cooldown_seconds "
+                f"({self.cooldown_seconds:g})"
+            )
+        return self
 
 
 class ProviderSettings(Section):
