@@ -38,8 +38,8 @@ RUN_SECONDS = 120.0
 CONFIG = """
 llm:
   providers:
-    deepseek: {{base_url: "{openai}", timeout_seconds: 5, retry: {{max_attempts: 1}}}}
-    anthropic: {{base_url: "{anthropic}", timeout_seconds: 5, retry: {{max_attempts: 1}}}}
+    deepseek: {{base_url: "{openai}", timeout_seconds: 5, retry: {{max_attempts: 1}}, breaker: {breaker}}}
+    anthropic: {{base_url: "{anthropic}", timeout_seconds: 5, retry: {{max_attempts: 1}}, breaker: {breaker}}}
 agents:
   regime: {{llm_provider: deepseek}}
   sentiment: {{llm_provider: anthropic, sources: [{{kind: replay, path: "{headlines}"}}]}}
@@ -49,6 +49,8 @@ coordinator:
 market:
   synthetic: {{symbols: {{BTC/USDT: 40000.0}}, count: 150, start: 2024-01-01T00:00:00Z}}
 """
+NO_BREAKER = "{consecutive_failures: 1000, min_calls: 1000, window_calls: 1000}"
+"""The stub fails most requests on purpose: the breakers must not stop the daemon from sending the keys."""
 RESOLUTION = '{"action": "wait", "confidence": 0.6, "reasoning": "stub"}'
 REPLIES: list[Reply] = [
     EchoCredentials(),
@@ -89,7 +91,9 @@ async def run_daemon_against_stub(env: dict[str, str], folder: Path) -> tuple[su
             stub.anthropic.push(*REPLIES)
         config = folder / "triplegain.yaml"
         config.write_text(
-            CONFIG.format(openai=stub.openai_base_url, anthropic=stub.anthropic_base_url, headlines=HEADLINES)
+            CONFIG.format(
+                openai=stub.openai_base_url, anthropic=stub.anthropic_base_url, headlines=HEADLINES, breaker=NO_BREAKER
+            )
         )
         args = ["--config", str(config), "run", "--source", "synthetic", "--json-logs", "--log-level", "debug"]
         process = await asyncio.create_subprocess_exec(

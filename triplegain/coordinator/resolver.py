@@ -48,6 +48,7 @@ from triplegain.llm import (
     LLMSettings,
     PromptTemplate,
     ProvidersSettings,
+    SpendLedger,
     build_gateway,
     data_block,
     first_success,
@@ -209,8 +210,11 @@ def build_resolver_gateways(
     clock: Clock,
     replaying: bool = False,
     environ: Mapping[str, str] | None = None,
+    ledger: SpendLedger | None = None,
+    wall: Clock | None = None,
 ) -> list[LLMGateway]:
-    """A gateway for each provider of the chain, in order, with the offline rule for ``conflict_resolution``.
+    """A gateway for each provider of the chain, in order, with the offline rule for ``conflict_resolution``;
+    ``ledger``: the process's spend, shared with the agents' gateways.
 
     Raises ``MissingAPIKey`` when a listed provider needs a key that is not set.
     """
@@ -223,6 +227,8 @@ def build_resolver_gateways(
             replaying=replaying,
             offline_rules=RESOLUTION_OFFLINE_RULES,
             environ=environ,
+            ledger=ledger,
+            wall=wall,
         )
         for name in settings.providers
     ]

@@ -8,15 +8,16 @@ recorded failure. The LLM never has the last word: callers bound and check whate
 
 Providers: OpenAI-compatible servers (DeepSeek, OpenAI, Ollama) through the ``openai`` SDK, Claude through the
 ``anthropic`` SDK, and ``offline`` rules computed from the request's context (no network, no keys). Around each
-provider the gateway applies, in order: response cache, daily budget, circuit breaker, retries with the
-provider's timeout, JSON extraction and validation, and a ``CallLog`` record for every attempt and skip.
+provider the gateway applies, in order: response cache, daily and run budgets (one ``SpendLedger`` per process,
+by the wall clock's UTC day), circuit breaker, retries with the provider's timeout, JSON extraction and
+validation, and a ``CallLog`` record for every attempt and skip.
 
 Prompts are templates in ``prompts/`` rendered strictly (``load_template``); untrusted text goes in through
 ``data_block`` only, with ``UNTRUSTED_DATA_RULE`` in the system prompt.
 """
 
 from triplegain.llm.breaker import BreakerPhase, BreakerState
-from triplegain.llm.budget import DailySpend
+from triplegain.llm.budget import DailySpend, SpendLedger
 from triplegain.llm.cache import CacheKey, ResponseCache
 from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import (
@@ -92,6 +93,7 @@ __all__ = [
     "ResponseCache",
     "ResponseCacheSettings",
     "RetrySettings",
+    "SpendLedger",
     "TransientProviderError",
     "build_gateway",
     "build_provider",

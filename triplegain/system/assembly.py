@@ -26,7 +26,7 @@ from triplegain.agents.base import AgentOutput
 from triplegain.agents.pipeline import AgentPipeline, Balances
 from triplegain.agents.recording import output_from_record, record_agent_views
 from triplegain.bus import MessageBus, Topic
-from triplegain.clock import Clock, FakeClock
+from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.coordinator import AccountSource, Coordinator, Flatten, Holdings, OrderSink
 from triplegain.coordinator.decision import DecisionRules
@@ -38,13 +38,14 @@ from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.snapshot import load_snapshot
 from triplegain.coordinator.tasks import scheduled_tasks
-from triplegain.llm import LLMGateway, build_gateway
+from triplegain.llm import LLMGateway, SpendLedger, build_gateway
 from triplegain.market import Candle, Timeframe
 from triplegain.model import AgentName
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
 from triplegain.store.agent_outputs import latest_agent_outputs
 from triplegain.store.command_listener import CommandListener
 from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
+from triplegain.store.llm_calls import spent_on
 
 CandleHook = Callable[[Candle], Awaitable[None]]
 
@@ -76,6 +77,9 @@ class TradingSystem:
     monitor: HealthMonitor
     coordinator: Coordinator
     runner: TaskRunner
+    ledger: SpendLedger
+    gateways: tuple[LLMGateway, ...]
+    """Every LLM gateway: the agents', then the resolver chain's."""
     candle_hook: CandleHook | None = None
 
     def effects(self) -> LevelEffects:
@@ -116,14 +120,23 @@ async def trading_system(
     candle_hook: CandleHook | None = None,
     run_id: int | None = None,
     environ: Mapping[str, str] | None = None,
+    wall: Clock | None = None,
+    llm_run_limit_usd: float | None = None,
 ) -> AsyncIterator[TradingSystem]:
     """Assemble, restore and start the system for ``settings.coordinator.account``; stop it on exit.
+
+    ``wall`` is the real clock (default ``WallClock``): LLM latency, the budgets' UTC day and the LLM breakers
+    run on it, whatever ``clock`` says. The LLM spend ledger starts with what each provider cost today (summed
+    from ``llm_calls``), shared by every gateway; ``llm_run_limit_usd`` caps the run's paid calls.
 
     Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
     """
     account = settings.coordinator.account
     restored = await load_snapshot(db, account)
     task_runs = await load_task_runs(db, account)
+    wall = wall if wall is not None else WallClock()
+    today = wall.now().date()
+    ledger = SpendLedger(today, await spent_on(db, today), run_limit_usd=llm_run_limit_usd)
     async with AsyncExitStack() as stack:
         writer = await stack.enter_async_context(BatchWriter(db, settings.database.writer, clock=clock))
         bus = await stack.enter_async_context(
@@ -139,7 +152,8 @@ async def trading_system(
             # The count itself, not a stats() snapshot (about 30 µs): it is read at every refresh.
             writer_failures=lambda: writer.consecutive_failures,
         )
-        gateways = _agent_gateways(settings, writer, monitor, clock, replaying, run_id, environ)
+        shared = _SharedByGateways(clock, wall, ledger)
+        gateways = _agent_gateways(settings, writer, monitor, shared, replaying, run_id, environ)
         resolver_gateways = build_resolver_gateways(
             settings.coordinator.resolver,
             settings.llm,
@@ -147,6 +161,8 @@ async def trading_system(
             clock=clock,
             replaying=replaying,
             environ=environ,
+            ledger=ledger,
+            wall=wall,
         )
         for gateway in (*gateways.values(), *resolver_gateways):
             stack.push_async_callback(gateway.aclose)
@@ -203,6 +219,8 @@ async def trading_system(
             monitor=monitor,
             coordinator=coordinator,
             runner=runner,
+            ledger=ledger,
+            gateways=(*gateways.values(), *resolver_gateways),
             candle_hook=candle_hook,
         )
 
@@ -227,11 +245,20 @@ def restored_last_runs(
     return last_runs
 
 
+@dataclass(frozen=True)
+class _SharedByGateways:
+    """What every gateway shares: the system's clock, the wall clock and the spend ledger."""
+
+    clock: Clock
+    wall: Clock
+    ledger: SpendLedger
+
+
 def _agent_gateways(
     settings: Settings,
     writer: BatchWriter,
     monitor: HealthMonitor,
-    clock: Clock,
+    shared: _SharedByGateways,
     replaying: bool,
     run_id: int | None,
     environ: Mapping[str, str] | None,
@@ -247,10 +274,12 @@ def _agent_gateways(
             name,
             settings.llm,
             call_log=call_log,
-            clock=clock,
+            clock=shared.clock,
             replaying=replaying,
             offline_rules=AGENT_OFFLINE_RULES,
             environ=environ,
+            ledger=shared.ledger,
+            wall=shared.wall,
         )
         for name in sorted(name for name in names if name is not None)
     }

@@ -1,5 +1,5 @@
--- 004_llm_call_step_wall_time_served_from: what an LLM attempt needs for money and re-execution (issue 14).
--- Never edit once applied: add a new migration instead.
+-- 004_llm_call_provenance: where each LLM attempt stands in its resolution, when it was made on the wall clock,
+-- and which run's stored answer served it (issue 14). Never edit once applied: add a new migration instead.
 --
 -- Writers (triplegain.store.llm_calls, through the batching writer)
 -- * step: the attempt's place in its resolution: 1 for the first attempt at the first provider of a chain,
