@@ -174,10 +174,14 @@ class ConflictResolver:
         bounds: ResolutionBounds,
         leverage_limit: float,
         decision_id: UUID,
+        *,
+        trail: list[LLMCallRecord] | None = None,
     ) -> ResolverOutcome:
         """The bounded resolution of a ``direction`` trade on ``symbol`` (long or short), for ``decision_id``.
 
         ``leverage_limit`` is the risk rules' leverage limit (finite, ≥ 1). Never raises for an LLM failure.
+        ``trail`` receives every attempt as it is made: a caller cancelled meanwhile (its task timed out) still
+        has them for ``cut_short``.
         """
         if direction is Bias.NEUTRAL:
             raise ValueError("a trade intent to resolve is long or short, not neutral")
@@ -186,7 +190,7 @@ class ConflictResolver:
         if not self._gateways:
             return _conservative("no resolver provider is configured", ())
         request = self.request(symbol, direction, conflicts, bounds, leverage_limit, decision_id)
-        result = await first_success(self._gateways, request, ResolutionAnswer)
+        result = await first_success(self._gateways, request, ResolutionAnswer, trail=trail)
         attempts = tuple(ResolverAttempt.of(record) for record in result.records)
         if result.answer is None:
             failures = "; ".join(f"{call.provider}: {call.error}" for call in result.calls)
@@ -200,6 +204,12 @@ class ConflictResolver:
             clamps=tuple(clamps),
             attempts=attempts,
         )
+
+
+def cut_short(trail: Sequence[LLMCallRecord], reason: str) -> ResolverOutcome:
+    """The conservative resolution of a chain that did not finish (its task was cancelled), with the attempts
+    made until then."""
+    return _conservative(f"the resolution was cut short ({reason})", tuple(ResolverAttempt.of(r) for r in trail))
 
 
 def build_resolver_gateways(

@@ -36,6 +36,11 @@ class RunSummary(BaseModel):
     max_drawdown_pct: float
     wall_seconds: float
     candles_per_second: float
+    resolutions_cut_short: int = Field(
+        default=0, description="decisions whose resolver chain its task's timeout cut: stored as conservative holds"
+    )
+    task_timeouts: int = Field(default=0, description="task runs cancelled at their timeout")
+    rows_refused: int = Field(default=0, description="log rows (LLM calls, agent views) the database refused")
 
     def lines(self) -> list[str]:
         """The summary as aligned lines for a terminal."""
@@ -52,6 +57,17 @@ class RunSummary(BaseModel):
             ("max drawdown", f"{self.max_drawdown_pct:.2f} %"),
             ("wall time", f"{self.wall_seconds:.1f} s ({self.candles_per_second:,.0f} candles/s)"),
         ]
+        if self.task_timeouts:
+            rows.append(("timed out", f"{self.task_timeouts:,} task runs"))
+        if self.resolutions_cut_short:
+            rows.append(
+                (
+                    "cut short",
+                    f"{self.resolutions_cut_short:,} resolutions (the task's timeout): stored as conservative holds",
+                )
+            )
+        if self.rows_refused:
+            rows.append(("not stored", f"{self.rows_refused:,} log rows refused by the database (see the log)"))
         return [f"{label:<14}{value}" for label, value in rows]
 
 
@@ -73,8 +89,9 @@ async def summarize(
             "WHERE run_id = $1 GROUP BY provider",
             run_id,
         )
-    quote = tracker.system.settings.execution.quote_asset
-    starting = tracker.system.settings.execution.starting_balances.get(quote)
+    system = tracker.system
+    quote = system.settings.execution.quote_asset
+    starting = system.settings.execution.starting_balances.get(quote)
     events = tracker.events
     held = [symbol for symbol in events.first_close if symbol.endswith(f"/{quote}")]
     hold = None
@@ -93,4 +110,7 @@ async def summarize(
         max_drawdown_pct=tracker.max_drawdown * 100,
         wall_seconds=wall_seconds,
         candles_per_second=events.candles / wall_seconds if wall_seconds > 0 else 0.0,
+        resolutions_cut_short=system.coordinator.resolutions_cut_short,
+        task_timeouts=system.runner.timeouts,
+        rows_refused=system.writer.stats().rejected,
     )

@@ -157,8 +157,10 @@ class ProvidersSettings(Section):
             base_url="http://127.0.0.1:11434/v1",
             model="llama3.1",
             timeout_seconds=60.0,
+            retry=RetrySettings(max_attempts=1),
         ),
-        description="a local Ollama server (OpenAI-compatible, no key, no cost)",
+        description="a local Ollama server (OpenAI-compatible, no key, no cost); one attempt: a local model that "
+        "timed out would only time out again",
     )
     offline: ProviderSettings = Field(
         default_factory=lambda: ProviderSettings(kind=ProviderKind.OFFLINE, model="offline-rules", timeout_seconds=5.0),
