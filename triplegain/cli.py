@@ -36,6 +36,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(review_cli.decisions_app, name="decisions")
 app.add_typer(review_cli.llm_calls_app, name="llm-calls")
+app.add_typer(review_cli.runs_app, name="runs")
 app.command("run")(run)
 app.command("report")(review_cli.report)
 

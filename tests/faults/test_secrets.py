@@ -95,7 +95,8 @@ async def run_daemon_against_stub(env: dict[str, str], folder: Path) -> tuple[su
                 openai=stub.openai_base_url, anthropic=stub.anthropic_base_url, headlines=HEADLINES, breaker=NO_BREAKER
             )
         )
-        args = ["--config", str(config), "run", "--source", "synthetic", "--json-logs", "--log-level", "debug"]
+        args = ["--config", str(config), "run", "--source", "synthetic", "--max-llm-usd", "1"]
+        args += ["--json-logs", "--log-level", "debug"]
         process = await asyncio.create_subprocess_exec(
             triplegain_executable(),
             *args,
@@ -201,6 +202,7 @@ def test_review_output_and_files_hold_no_canary(canary_run: CanaryRun) -> None:
         review(canary_run, "decisions", "export", "--out", str(folder / "decisions.jsonl")),
         review(canary_run, "llm-calls", "export", "--format", "csv", "--out", str(folder / "calls.csv")),
         review(canary_run, "llm-calls", "export", "--format", "jsonl"),
+        review(canary_run, "runs", "compare", "1", "1"),
     ]
     call_ids = asyncio.run(errored_call_ids(canary_run.url))
     outputs.extend(review(canary_run, "llm-calls", "show", call_id, "--full") for call_id in call_ids)

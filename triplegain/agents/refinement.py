@@ -13,6 +13,7 @@ from typing import Generic
 from uuid import UUID
 
 from triplegain.llm import UNTRUSTED_DATA_RULE, LLMGateway, LLMRequest, PromptTemplate, load_template
+from triplegain.llm.errors import error_class_name
 from triplegain.llm.models import AnswerT
 
 REASONING_MAX_CHARS = 2000
@@ -86,5 +87,5 @@ async def request_refinement(
         call_id = next(record.id for record in reversed(outcome.records) if record.succeeded)
         return Refinement(outcome.provider, outcome.answer, call_id, None)
     error = outcome.error
-    failure = f"{type(error).__name__}: {error}" if error is not None else "no answer"
+    failure = f"{error_class_name(error)}: {error}" if error is not None else "no answer"
     return Refinement(outcome.provider, None, None, failure)

@@ -48,6 +48,7 @@ from triplegain.llm import (
     LLMSettings,
     PromptTemplate,
     ProvidersSettings,
+    RecordedAnswers,
     SpendLedger,
     build_gateway,
     data_block,
@@ -222,9 +223,11 @@ def build_resolver_gateways(
     environ: Mapping[str, str] | None = None,
     ledger: SpendLedger | None = None,
     wall: Clock | None = None,
+    answers: RecordedAnswers | None = None,
 ) -> list[LLMGateway]:
     """A gateway for each provider of the chain, in order, with the offline rule for ``conflict_resolution``;
-    ``ledger``: the process's spend, shared with the agents' gateways.
+    ``ledger``: the process's spend, shared with the agents' gateways; ``answers``: an earlier run's calls to
+    serve.
 
     Raises ``MissingAPIKey`` when a listed provider needs a key that is not set.
     """
@@ -239,6 +242,7 @@ def build_resolver_gateways(
             environ=environ,
             ledger=ledger,
             wall=wall,
+            answers=answers,
         )
         for name in settings.providers
     ]

@@ -2,10 +2,13 @@
 
     exit_code = asyncio.run(run_daemon(settings, RunOptions(source="replay", replay_files=[...]), environ))
 
-In order: providers without an API key give way to the offline provider (said once); the database is opened
-(embedded unless ``TRIPLEGAIN_DATABASE_URL``) and migrated; the account's coordinator lock is taken (a second
-daemon on the account stops here with a clear message); a ``daemon_runs`` row is written; the paper broker
-restores the account; the trading system (``triplegain.system``) restores the coordinator; then candles flow:
+In order: the feed is opened; what the run may ask of LLM providers is settled (``daemon.llm_plan``: providers
+without an API key give way to the offline provider, said once; a replay that may call a paid provider without
+``--max-llm-usd`` or ``--answers-from`` is refused; the bound of its cost is printed); the database is opened
+(embedded unless ``TRIPLEGAIN_DATABASE_URL``) and migrated (an earlier run's LLM calls are read from it for
+``--answers-from``); the account's coordinator lock is taken (a second daemon on the account stops here with a
+clear message); a ``daemon_runs`` row is written; the paper broker restores the account; the trading system
+(``triplegain.system``) restores the coordinator; then candles flow:
 
 - replay and synthetic: a simulated clock at candle time (``TradingSystem.replay``), paced by ``--speed`` in wall
   time or as fast as possible; the run ends with the replay and prints a summary;
@@ -43,18 +46,20 @@ from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
-from triplegain.daemon.keys import offline_where_keys_missing
+from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
 from triplegain.daemon.summary import RunSummary, summarize
 from triplegain.errors import DatabaseError, UserError
 from triplegain.execution import PaperBroker
 from triplegain.execution.broker import UnstoredCandlesFull
+from triplegain.llm import OnMissing, RecordedAnswers
 from triplegain.market import Candle, SyntheticFeed, Timeframe
 from triplegain.market.feeds import Feed, FeedStats, MarketDataError
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed
-from triplegain.market.settings import ReplayFile
+from triplegain.market.settings import ReplayFile, SyntheticSettings
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
+from triplegain.store.llm_calls import run_llm_calls
 from triplegain.store.runs import AccountLock, DaemonAlreadyRunning, account_lock, end_run, start_run
 from triplegain.system import TradingSystem, trading_system
 
@@ -73,6 +78,17 @@ class RunOptions:
     """Replay speed relative to candle time; None: as fast as possible."""
     seed: int | None = None
     status_interval_seconds: float = 2.0
+    answers_from: int | None = None
+    """Serve every LLM answer from this run's stored calls instead of asking (``llm.recorded``)."""
+    on_missing: OnMissing = "conservative"
+    """With ``answers_from``: what a question that run never asked gets."""
+    max_llm_usd: float | None = None
+    """The run budget: once the run's paid LLM calls cost this much, paid calls stop for the rest of it."""
+
+    @property
+    def replaying(self) -> bool:
+        """Candles at candle time (a replay or synthetic candles), not live."""
+        return self.source != "ccxt"
 
 
 @dataclass
@@ -88,21 +104,23 @@ async def run_daemon(
     settings: Settings, options: RunOptions, environ: Mapping[str, str], board: StatusBoard
 ) -> RunSummary:
     """Run until the replay ends or a signal arrives; the summary of the run."""
-    fallback = offline_where_keys_missing(settings, environ)
-    settings = fallback.settings
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
-    feed, clock, symbols, timeframe = await _open_feed(settings, options)
+    source = await _open_feed(settings, options)
     stop = StopRequest()
     main = asyncio.current_task()
     _install_signal_handlers(stop, main)
     outage: DatabaseOutageStop | None = None
     finished: RunSummary | None = None
     try:
-        _check_quoted(settings, symbols)
-        if fallback.message is not None:
-            board.say(fallback.message)
+        _check_quoted(settings, source.symbols)
+        plan = None if options.answers_from is not None else _plan(settings, options, environ, None)
         async with open_database(settings.database) as db:
             await migrate(db)
+            answers = await _recorded_answers(db, options)
+            if plan is None:
+                plan = _plan(settings, options, environ, answers)
+            settings = plan.settings
+            _say_plan(plan, options, source, board)
             account = settings.coordinator.account
             async with account_lock(db, account) as lock:
                 wall = WallClock()
@@ -111,7 +129,7 @@ async def run_daemon(
                 reason = "error"
                 try:
                     summary = await _trade(
-                        settings, options, db, lock, run_id, feed, clock, symbols, timeframe, stop, board
+                        settings, options, db, lock, run_id, source, stop, board, answers, environ
                     )
                     if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                         raise asyncio.CancelledError
@@ -135,7 +153,7 @@ async def run_daemon(
             return finished
     finally:
         _remove_signal_handlers()
-        await feed.aclose()
+        await source.feed.aclose()
     assert outage is not None  # every other way out returns or raises
     raise outage
 
@@ -146,15 +164,15 @@ async def _trade(
     db: Database,
     lock: AccountLock,
     run_id: int,
-    feed: Feed,
-    clock: Clock,
-    symbols: list[str],
-    timeframe: Timeframe,
+    source: _Source,
     stop: StopRequest,
     board: StatusBoard,
+    answers: RecordedAnswers | None,
+    environ: Mapping[str, str],
 ) -> RunSummary:
     account = settings.coordinator.account
-    replaying = options.source != "ccxt"
+    feed, clock = source.feed, source.clock
+    replaying = options.replaying
     broker = PaperBroker(
         settings.execution,
         db,
@@ -171,8 +189,8 @@ async def _trade(
             settings,
             db,
             clock=clock,
-            symbols=symbols,
-            base_timeframe=timeframe,
+            symbols=source.symbols,
+            base_timeframe=source.timeframe,
             account_source=broker.account,
             replaying=replaying,
             balances=broker.balances,
@@ -180,6 +198,9 @@ async def _trade(
             flatten=broker.flatten,
             holdings=lambda symbol: max(0.0, broker.balances().get(symbol.partition("/")[0], 0.0)),
             run_id=run_id,
+            environ=environ,
+            llm_run_limit_usd=options.max_llm_usd,
+            answers=answers,
         ) as system,
     ):
         broker.on_write = system.monitor.db_write
@@ -282,6 +303,32 @@ async def _watch_bounds(system: TradingSystem, watch: StoreWatch, stop_for: Call
     stop_for(watch.observe())
 
 
+def _plan(
+    settings: Settings, options: RunOptions, environ: Mapping[str, str], answers: RecordedAnswers | None
+) -> LLMPlan:
+    return plan_llm(
+        settings, replaying=options.replaying, environ=environ, max_llm_usd=options.max_llm_usd, answers=answers
+    )
+
+
+async def _recorded_answers(db: Database, options: RunOptions) -> RecordedAnswers | None:
+    """The LLM calls of ``--answers-from`` RUN; a ``UserError`` when there is no such run."""
+    if options.answers_from is None:
+        return None
+    records = await run_llm_calls(db, options.answers_from)
+    if records is None:
+        raise UserError(f"--answers-from {options.answers_from}: no such run (triplegain decisions list shows runs)")
+    return RecordedAnswers(options.answers_from, records, on_missing=options.on_missing)
+
+
+def _say_plan(plan: LLMPlan, options: RunOptions, source: _Source, board: StatusBoard) -> None:
+    """The keys' note, and before a replay that may call a paid provider, the bound of what it may cost."""
+    for message in plan.messages:
+        board.say(message)
+    if plan.paid and source.candles is not None:
+        board.say(estimate_spend(plan.settings, source.candles, source.timeframe).line(options.max_llm_usd))
+
+
 def _check_quoted(settings: Settings, symbols: list[str]) -> None:
     """Every symbol must be quoted in the asset the paper account and the portfolio agent count in: the broker
     could not buy ETH/BTC with USDT, and the portfolio agent would fail at every run."""
@@ -365,8 +412,20 @@ async def _until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]
         await asyncio.gather(next_candle, stopping, return_exceptions=True)
 
 
-async def _open_feed(settings: Settings, options: RunOptions) -> tuple[Feed, Clock, list[str], Timeframe]:
-    """The feed, the clock the system runs on, the symbols and their timeframe."""
+@dataclass(frozen=True)
+class _Source:
+    """The feed, the clock the system runs on, the symbols, their timeframe and, in a replay, how many candles
+    each symbol has (at most: lines of its files)."""
+
+    feed: Feed
+    clock: Clock
+    symbols: list[str]
+    timeframe: Timeframe
+    candles: dict[str, int] | None
+
+
+async def _open_feed(settings: Settings, options: RunOptions) -> _Source:
+    """The source of the run's candles."""
     wall = WallClock()
     market = settings.market
     if options.source == "replay":
@@ -382,6 +441,7 @@ async def _open_feed(settings: Settings, options: RunOptions) -> tuple[Feed, Clo
         feed: Feed = ReplayFeed(files, clock=wall, speed=speed)
         symbols = sorted({candle_file.symbol for candle_file in files})
         timeframe = files[0].timeframe
+        candles = _file_candles(files)
     elif options.source == "synthetic":
         synthetic = market.synthetic
         update: dict[str, object] = {"speed": options.speed}
@@ -391,15 +451,35 @@ async def _open_feed(settings: Settings, options: RunOptions) -> tuple[Feed, Clo
         feed = SyntheticFeed(synthetic, clock=wall)
         symbols = sorted(synthetic.symbols)
         timeframe = synthetic.timeframe
+        candles = _synthetic_candles(synthetic, symbols)
     else:
         from triplegain.market.feeds.ccxt_feed import CcxtFeed  # ccxt takes a second to import: only here
 
         feed = CcxtFeed(market.ccxt, clock=wall)
-        return feed, wall, list(market.ccxt.symbols), market.ccxt.timeframe
+        return _Source(feed, wall, list(market.ccxt.symbols), market.ccxt.timeframe, None)
     first = await anext(feed, None)
     if first is None:
         raise UserError(f"run: the {options.source} source has no candles")
-    return _Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe
+    return _Source(_Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe, candles)
+
+
+def _synthetic_candles(synthetic: SyntheticSettings, symbols: list[str]) -> dict[str, int] | None:
+    """Candles per symbol of a synthetic run; None when it has no end."""
+    count = synthetic.count
+    if synthetic.end is not None:
+        span = int((synthetic.end - synthetic.start) / synthetic.timeframe.duration)
+        count = span if count is None else min(count, span)
+    return dict.fromkeys(symbols, count) if count is not None else None
+
+
+def _file_candles(files: list[CandleFile]) -> dict[str, int] | None:
+    """Candles per symbol of a replay, at most: the lines of its files after their header."""
+    candles: dict[str, int] = {}
+    for candle_file in files:
+        with candle_file.path.open("rb") as lines:
+            count = max(sum(1 for line in lines if line.strip()) - 1, 0)
+        candles[candle_file.symbol] = candles.get(candle_file.symbol, 0) + count
+    return candles
 
 
 class _Prepended:

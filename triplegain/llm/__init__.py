@@ -21,6 +21,7 @@ from triplegain.llm.budget import DailySpend, SpendLedger
 from triplegain.llm.cache import CacheKey, ResponseCache
 from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import (
+    AnswerNotRecorded,
     BreakerOpen,
     BudgetExceeded,
     LLMError,
@@ -34,6 +35,7 @@ from triplegain.llm.errors import (
     ProviderServerError,
     ProviderTimeout,
     ProviderUnreachable,
+    RecordedFailure,
     TransientProviderError,
 )
 from triplegain.llm.fallback import FallbackOutcome, first_success
@@ -43,6 +45,7 @@ from triplegain.llm.parsing import parse_answer
 from triplegain.llm.prompts import UNTRUSTED_DATA_RULE, PromptTemplate, data_block, load_template
 from triplegain.llm.providers import Provider, build_provider
 from triplegain.llm.providers.offline import OfflineProvider, OfflineRule
+from triplegain.llm.recorded import OnMissing, RecordedAnswers
 from triplegain.llm.settings import (
     BreakerSettings,
     LLMSettings,
@@ -56,6 +59,7 @@ from triplegain.llm.settings import (
 
 __all__ = [
     "UNTRUSTED_DATA_RULE",
+    "AnswerNotRecorded",
     "BreakerOpen",
     "BreakerPhase",
     "BreakerSettings",
@@ -76,6 +80,7 @@ __all__ = [
     "MissingAPIKey",
     "OfflineProvider",
     "OfflineRule",
+    "OnMissing",
     "Prices",
     "PromptTemplate",
     "PromptTemplateError",
@@ -90,6 +95,8 @@ __all__ = [
     "ProviderTimeout",
     "ProviderUnreachable",
     "ProvidersSettings",
+    "RecordedAnswers",
+    "RecordedFailure",
     "ResponseCache",
     "ResponseCacheSettings",
     "RetrySettings",

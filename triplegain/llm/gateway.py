@@ -39,17 +39,22 @@ from triplegain.llm.budget import DailySpend, SpendLedger, budget_allows, call_c
 from triplegain.llm.cache import CacheKey, ResponseCache, answer_model_name, cache_enabled, prompt_digest
 from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import (
+    AnswerNotRecorded,
     BreakerOpen,
     BudgetExceeded,
     LLMError,
     LLMOutputError,
+    MissingAPIKey,
     ProviderError,
     ProviderTimeout,
+    RecordedFailure,
+    error_class_name,
 )
 from triplegain.llm.models import AnswerT, CallOutcome, LLMCallRecord, LLMRequest, LLMResult
 from triplegain.llm.parsing import parse_answer
 from triplegain.llm.providers import Provider, build_provider
 from triplegain.llm.providers.offline import OfflineRule
+from triplegain.llm.recorded import RecordedAnswers, RecordedCall, Unasked
 from triplegain.llm.retry import Sleep, retrying
 from triplegain.llm.settings import LLMSettings, ProviderSettings
 
@@ -96,10 +101,14 @@ class LLMGateway:
         cache: ResponseCache | None = None,
         sleep: Sleep = asyncio.sleep,
         ledger: SpendLedger | None = None,
+        answers: RecordedAnswers | None = None,
+        ask_missing: bool = True,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         """``wall``: the real clock (default ``WallClock``); ``ledger``: the process's spend, shared with every
-        other gateway (default: one of its own, starting at nothing spent); ``sleep`` is where retry waits go
+        other gateway (default: one of its own, starting at nothing spent); ``answers``: an earlier run's calls,
+        served instead of asking (``llm.recorded``), and ``ask_missing`` False when the provider may not be
+        asked what that run never asked, whatever ``answers.on_missing`` says; ``sleep`` is where retry waits go
         (tests pass one that returns at once)."""
         self.name = provider.name
         self.settings = settings
@@ -111,8 +120,9 @@ class LLMGateway:
         self._sleep = sleep
         self._new_id = new_id
         self._ledger = ledger if ledger is not None else SpendLedger(self._today())
+        self._answers = answers
+        self._ask_missing = ask_missing
         self._breaker = BreakerState()
-        self._paid = settings.prices.input_usd_per_million > 0 or settings.prices.output_usd_per_million > 0
 
     @property
     def breaker(self) -> BreakerState:
@@ -127,11 +137,6 @@ class LLMGateway:
     def spend(self) -> DailySpend:
         """The provider's spend today (the wall clock's UTC day), by every gateway of the process."""
         return self._ledger.today(self.name, self._today())
-
-    @property
-    def paid(self) -> bool:
-        """Whether its calls cost money (a price is set): the run budget stops only these."""
-        return self._paid
 
     async def complete(
         self, request: LLMRequest, answer_model: type[AnswerT], *, trail: list[LLMCallRecord] | None = None
@@ -151,6 +156,10 @@ class LLMGateway:
             prompt_digest=prompt_digest(request.system_prompt, request.user_prompt, model_name),
             trail=trail if trail is not None else [],
         )
+        if self._answers is not None:
+            served = await self._from_answers(call, self._answers)
+            if served is not None:
+                return served
         cached = await self._from_cache(call)
         if cached is not None:
             return self._outcome(call, cached, None)
@@ -181,7 +190,7 @@ class LLMGateway:
                 f"({spend.spent_usd:.4f} USD on {spend.day.isoformat()} UTC)"
             )
         ledger = self._ledger
-        if self._paid and not ledger.run_allows():
+        if self.settings.paid and not ledger.run_allows():
             ledger.refused_for_run(self._clock.now())
             return BudgetExceeded(
                 f"{self.name}: the run budget of {ledger.run_limit_usd:.2f} USD (--max-llm-usd) is spent "
@@ -195,6 +204,60 @@ class LLMGateway:
             return BreakerOpen(f"{self.name}: circuit breaker half-open, its trial call is under way")
         wait = seconds_until_trial(self._breaker, self.settings.breaker, now)
         return BreakerOpen(f"{self.name}: circuit breaker open after repeated failures; next trial in {wait:.0f} s")
+
+    async def _from_answers(self, call: _Call[AnswerT], answers: RecordedAnswers) -> CallOutcome[AnswerT] | None:
+        """The earlier run's call served again; a refusal when it never asked and this one may not either; None
+        when the provider is to be asked."""
+        recorded = answers.take(self._cache_key(call))
+        if recorded is not None:
+            outcome = await self._serve(call, recorded, answers.run_id)
+            if outcome is not None:
+                return outcome
+            answers.unusable()
+        if answers.on_missing == "ask" and self._ask_missing:
+            answers.asked += 1
+            return None
+        refusal = AnswerNotRecorded(
+            f"{self.name}: run {answers.run_id} never asked this, and it is not asked of the provider "
+            f"({'--on-missing conservative' if answers.on_missing == 'conservative' else 'no API key'})"
+        )
+        await self._record(call, self._start(), error=refusal)
+        return self._outcome(call, None, refusal)
+
+    async def _serve(
+        self, call: _Call[AnswerT], recorded: RecordedCall, run_id: int
+    ) -> CallOutcome[AnswerT] | None:
+        """``recorded`` repeated as this call's attempts; None when its answer no longer validates."""
+        last = recorded[-1]
+        answer: AnswerT | None = None
+        error: LLMError | None = None
+        if last.error_class is None:
+            try:
+                answer = parse_answer(last.raw_response or "", call.answer_model)
+            except LLMOutputError as invalid:
+                log.warning("llm_recorded_answer_invalid", provider=self.name, run=run_id, reason=invalid.reason)
+                return None
+        else:
+            error = RecordedFailure(last.error_class, last.error_message or "")
+        for original in recorded:
+            start = self._start()
+            call.attempts = original.attempt
+            served = original.model_copy(
+                update={
+                    "id": self._new_id(),
+                    "request_id": call.request_id,
+                    "served_id": call.request.served_id,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cost_usd": 0.0,
+                    "step": len(call.trail) + 1,
+                    "started_at": start.at,
+                    "wall_started_at": start.wall_at,
+                    "served_from_run": run_id,
+                }
+            )
+            await self._keep(call, served)
+        return self._outcome(call, answer, error)
 
     async def _from_cache(self, call: _Call[AnswerT]) -> AnswerT | None:
         if self._cache is None:
@@ -273,24 +336,30 @@ class LLMGateway:
             attempt=max(call.attempts, 1),
             step=len(call.trail) + 1,
             cached=cached,
-            error_class=type(error).__name__ if error is not None else None,
+            error_class=error_class_name(error) if error is not None else None,
             error_message=_error_message(error),
             started_at=start.at,
             wall_started_at=start.wall_at,
         )
+        await self._keep(call, record)
+
+    async def _keep(self, call: _Call[AnswerT], record: LLMCallRecord) -> None:
+        """Add ``record`` to the call and its resolution, write it to the call log, and log it."""
         call.records.append(record)
         call.trail.append(record)
         await self._call_log.record(record)
-        emit = log.info if error is None else log.warning
+        emit = log.info if record.error_class is None else log.warning
         emit(
             "llm_call",
             provider=self.name,
             model=record.model,
             purpose=record.purpose,
             attempt=record.attempt,
-            cached=cached,
-            latency_ms=round(latency_ms, 1),
-            cost_usd=cost_usd,
+            step=record.step,
+            cached=record.cached,
+            served_from_run=record.served_from_run,
+            latency_ms=round(record.latency_ms, 1),
+            cost_usd=record.cost_usd,
             error_class=record.error_class,
             error=record.error_message,
         )
@@ -335,21 +404,29 @@ def build_gateway(
     environ: Mapping[str, str] | None = None,
     ledger: SpendLedger | None = None,
     wall: Clock | None = None,
+    answers: RecordedAnswers | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> LLMGateway:
     """The gateway for provider ``name`` as configured, its key from ``environ`` (default: the process's).
 
     The response cache is on when ``settings.cache.enabled`` says so for this run (``replaying``). ``ledger`` is
-    the process's spend (shared by every gateway; it carries today's spend over a restart). Raises
-    ``MissingAPIKey`` when the provider needs a key that is not set.
+    the process's spend (shared by every gateway; it carries today's spend over a restart). ``answers``: an
+    earlier run's calls to serve (see ``llm.recorded``). Raises ``MissingAPIKey`` when the provider needs a key
+    that is not set, unless the earlier run asked it: then it only serves that run's answers.
     """
     provider_settings = settings.provider(name)
-    provider = build_provider(
-        name,
-        provider_settings,
-        environ=os.environ if environ is None else environ,
-        offline_rules=offline_rules or {},
-    )
+    provider: Provider
+    try:
+        provider = build_provider(
+            name,
+            provider_settings,
+            environ=os.environ if environ is None else environ,
+            offline_rules=offline_rules or {},
+        )
+    except MissingAPIKey as missing:
+        if answers is None or name not in answers.providers:
+            raise
+        provider = Unasked(name, str(missing))
     cache = ResponseCache(settings.cache.max_entries) if cache_enabled(settings.cache.enabled, replaying) else None
     return LLMGateway(
         provider,
@@ -360,4 +437,6 @@ def build_gateway(
         cache=cache,
         sleep=sleep,
         ledger=ledger,
+        answers=answers,
+        ask_missing=not isinstance(provider, Unasked),
     )

@@ -108,6 +108,11 @@ class ProviderSettings(Section):
     )
     prices: Prices = Field(default_factory=Prices, description="token prices")
 
+    @property
+    def paid(self) -> bool:
+        """Whether its calls cost money (a price is set): the run budget and the replay guard are about these."""
+        return self.prices.input_usd_per_million > 0 or self.prices.output_usd_per_million > 0
+
     @model_validator(mode="after")
     def _network_needs_url(self) -> Self:
         if self.kind is not ProviderKind.OFFLINE and not self.base_url:

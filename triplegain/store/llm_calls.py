@@ -18,6 +18,8 @@ _COLUMNS = """
     step, cached, error_class, error_message, started_at, wall_started_at, served_from_run
 """
 _RECENT = f"SELECT {_COLUMNS} FROM llm_calls ORDER BY started_at DESC, id LIMIT $1"
+_OF_RUN = f"SELECT {_COLUMNS} FROM llm_calls WHERE run_id = $1 ORDER BY wall_started_at, step, id"
+_RUN_EXISTS = "SELECT EXISTS (SELECT FROM daemon_runs WHERE id = $1)"
 _SPENT_BY_PROVIDER = """
     SELECT provider, sum(cost_usd) AS spent FROM llm_calls
     WHERE wall_started_at >= $1 AND wall_started_at < $2 AND cost_usd > 0 GROUP BY provider
@@ -49,6 +51,16 @@ async def spent_on(db: Database, day: date) -> dict[str, float]:
     with db.errors(f"summing the LLM spend of {day.isoformat()}"):
         rows = await db.pool.fetch(_SPENT_BY_PROVIDER, start, start + timedelta(days=1))
     return {row["provider"]: float(row["spent"]) for row in rows}
+
+
+async def run_llm_calls(db: Database, run_id: int) -> list[LLMCallRecord] | None:
+    """Every LLM call of daemon run ``run_id``, in the order they were made; None when there is no such run."""
+    with db.errors(f"reading the LLM calls of run {run_id}"):
+        async with db.pool.acquire() as connection:
+            if not await connection.fetchval(_RUN_EXISTS, run_id):
+                return None
+            rows = await connection.fetch(_OF_RUN, run_id)
+    return [_row(row).call for row in rows]
 
 
 async def recent_llm_calls(pool: Any, limit: int, provider: str | None = None) -> list[LLMCallRow]:

@@ -38,7 +38,7 @@ from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.snapshot import load_snapshot
 from triplegain.coordinator.tasks import scheduled_tasks
-from triplegain.llm import LLMGateway, SpendLedger, build_gateway
+from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger, build_gateway
 from triplegain.market import Candle, Timeframe
 from triplegain.model import AgentName
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
@@ -80,6 +80,8 @@ class TradingSystem:
     ledger: SpendLedger
     gateways: tuple[LLMGateway, ...]
     """Every LLM gateway: the agents', then the resolver chain's."""
+    answers: RecordedAnswers | None = None
+    """The earlier run's LLM calls the gateways serve, with how many were served, missed and asked."""
     candle_hook: CandleHook | None = None
 
     def effects(self) -> LevelEffects:
@@ -122,12 +124,14 @@ async def trading_system(
     environ: Mapping[str, str] | None = None,
     wall: Clock | None = None,
     llm_run_limit_usd: float | None = None,
+    answers: RecordedAnswers | None = None,
 ) -> AsyncIterator[TradingSystem]:
     """Assemble, restore and start the system for ``settings.coordinator.account``; stop it on exit.
 
     ``wall`` is the real clock (default ``WallClock``): LLM latency, the budgets' UTC day and the LLM breakers
     run on it, whatever ``clock`` says. The LLM spend ledger starts with what each provider cost today (summed
-    from ``llm_calls``), shared by every gateway; ``llm_run_limit_usd`` caps the run's paid calls.
+    from ``llm_calls``), shared by every gateway; ``llm_run_limit_usd`` caps the run's paid calls. ``answers``:
+    an earlier run's LLM calls, served by every gateway instead of asking (``llm.recorded``).
 
     Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
     """
@@ -152,7 +156,7 @@ async def trading_system(
             # The count itself, not a stats() snapshot (about 30 µs): it is read at every refresh.
             writer_failures=lambda: writer.consecutive_failures,
         )
-        shared = _SharedByGateways(clock, wall, ledger)
+        shared = _SharedByGateways(clock, wall, ledger, answers)
         gateways = _agent_gateways(settings, writer, monitor, shared, replaying, run_id, environ)
         resolver_gateways = build_resolver_gateways(
             settings.coordinator.resolver,
@@ -163,6 +167,7 @@ async def trading_system(
             environ=environ,
             ledger=ledger,
             wall=wall,
+            answers=answers,
         )
         for gateway in (*gateways.values(), *resolver_gateways):
             stack.push_async_callback(gateway.aclose)
@@ -221,6 +226,7 @@ async def trading_system(
             runner=runner,
             ledger=ledger,
             gateways=(*gateways.values(), *resolver_gateways),
+            answers=answers,
             candle_hook=candle_hook,
         )
 
@@ -247,11 +253,13 @@ def restored_last_runs(
 
 @dataclass(frozen=True)
 class _SharedByGateways:
-    """What every gateway shares: the system's clock, the wall clock and the spend ledger."""
+    """What every gateway shares: the system's clock, the wall clock, the spend ledger and an earlier run's
+    answers to serve."""
 
     clock: Clock
     wall: Clock
     ledger: SpendLedger
+    answers: RecordedAnswers | None
 
 
 def _agent_gateways(
@@ -280,6 +288,7 @@ def _agent_gateways(
             environ=environ,
             ledger=shared.ledger,
             wall=shared.wall,
+            answers=shared.answers,
         )
         for name in sorted(name for name in names if name is not None)
     }
