@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,15 @@ def requests(stub: LLMStubServer) -> int:
     return len(stub.openai.requests) + len(stub.anthropic.requests)
 
 
-async def replay(settings: Settings, **options: Any) -> tuple[RunSummary, str]:
+async def replay(
+    settings: Settings, environ: Mapping[str, str] = STUB_KEYS, **options: Any
+) -> tuple[RunSummary, str]:
+    """The daemon over the settings' synthetic candles; its summary and what it said on its status board."""
     said = io.StringIO()
     summary = await run_daemon(
         settings,
         RunOptions(source="synthetic", status_interval_seconds=60, **options),
-        STUB_KEYS,
+        environ,
         StatusBoard(said, rich_panel=False),
     )
     return summary, said.getvalue()
