@@ -40,28 +40,32 @@ coordinator:
   account: {account}
   conflicts: {{risk_cut_threshold: 0.3, opposed_max_confidence_gap: 0.5}}
   resolution: {{max_size_reduction_pct: {max_cut}}}
-risk: {{min_confidence: 0.05, min_confidence_by_regime: {{}}}}
+risk: {{min_confidence: 0.05, min_confidence_by_regime: {{}}, cooldown_after_losses: {{}}}}
 market:
   synthetic: {{symbols: {{BTC/USDT: 40000.0}}, count: 240, start: 2024-01-01T00:00:00Z, seed: 11}}
 """
 
 
-def digest(body: Any) -> int:
-    return int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+class DeepSeek:
+    """The regime review: choppy (conflicts follow); every other resolution asked: a 500, else proceed."""
 
+    def __init__(self) -> None:
+        self.resolutions = 0
 
-def deepseek(body: Any) -> Reply:
-    """The regime review: choppy (conflicts follow); a resolution: proceed, or a 500 for about a third of them."""
-    system = body["messages"][0]["content"]
-    if "market-regime" in system:
-        return Answer(json.dumps({"regime": "choppy", "confidence": 0.8, "reasoning": "no direction"}))
-    if digest(body) % 3 == 0:
-        return Failure(500)
-    return Answer(json.dumps({"action": "proceed", "confidence": 0.7, "reasoning": "the trend wins"}))
+    def __call__(self, body: Any) -> Reply:
+        system = body["messages"][0]["content"]
+        if "market-regime" in system:
+            return Answer(json.dumps({"regime": "choppy", "confidence": 0.8, "reasoning": "no direction"}))
+        self.resolutions += 1
+        if self.resolutions % 2 == 0:
+            return Failure(500)
+        return Answer(json.dumps({"action": "proceed", "confidence": 0.7, "reasoning": "the trend wins"}))
 
 
 def claude(body: Any) -> Reply:
-    action = "modify" if digest(body) % 2 else "abort"
+    """A smaller trade, or none, depending on the question."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+    action = "modify" if digest[0] % 2 else "abort"
     answer = {"action": action, "confidence": 0.6, "reasoning": "smaller", "size_reduction_pct": 40}
     return Answer(json.dumps(answer))
 
@@ -101,7 +105,7 @@ def test_a_replay_re_run_from_its_answers_sends_nothing_and_decides_the_same(
 
     async def three_runs() -> tuple[RunSummary, RunSummary, RunSummary, list[int], str]:
         async with LLMStubServer() as stub:
-            stub.openai.respond = deepseek
+            stub.openai.respond = DeepSeek()
             stub.anthropic.respond = claude
             first, said = await replay(settings(stub, tmp_path, "first"), max_llm_usd=5.0)
             sent = [requests(stub)]

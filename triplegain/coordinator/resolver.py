@@ -55,6 +55,7 @@ from triplegain.llm import (
     first_success,
     load_template,
 )
+from triplegain.llm.masking import HistoryMask
 from triplegain.model import Bias
 from triplegain.section import Section
 
@@ -125,12 +126,16 @@ class ResolverOutcome(BaseModel):
 class ConflictResolver:
     """Asks ``gateways`` in order for a ``ResolutionAnswer``; see the module docstring."""
 
-    def __init__(self, gateways: Sequence[LLMGateway], *, prompts_dir: Path | None = None) -> None:
-        """``prompts_dir``: where the ``conflict_resolution_*`` templates are (default: the shipped ``prompts/``)."""
+    def __init__(
+        self, gateways: Sequence[LLMGateway], *, prompts_dir: Path | None = None, mask: HistoryMask | None = None
+    ) -> None:
+        """``prompts_dir``: where the ``conflict_resolution_*`` templates are (default: the shipped ``prompts/``);
+        ``mask``: what the prompt may show of the symbol (``llm.masking``; the answer is mapped back)."""
         names = [gateway.name for gateway in gateways]
         if len(set(names)) != len(names):
             raise ValueError(f"the resolver chain lists a provider twice: {names}")
         self._gateways = tuple(gateways)
+        self._mask = mask or HistoryMask.off()
         self._system: PromptTemplate = load_template(f"{RESOLUTION_PURPOSE}_system", prompts_dir)
         self._user: PromptTemplate = load_template(f"{RESOLUTION_PURPOSE}_user", prompts_dir)
 
@@ -148,7 +153,8 @@ class ConflictResolver:
         decision_id: UUID,
     ) -> LLMRequest:
         """The question the chain asks: the conflicts' numbers in the prompt, ``resolution_context`` as context."""
-        summaries = data_block("conflicts", [conflict.summary for conflict in conflicts])
+        mask = self._mask
+        summaries = data_block("conflicts", [mask.text(conflict.summary) for conflict in conflicts])
         numbers = [
             {"rule": conflict.rule.value, "severity": conflict.severity, "details": conflict.details}
             for conflict in conflicts
@@ -157,7 +163,7 @@ class ConflictResolver:
             purpose=RESOLUTION_PURPOSE,
             system_prompt=self._system.render(untrusted_data_rule=UNTRUSTED_DATA_RULE),
             user_prompt=self._user.render(
-                symbol=symbol,
+                symbol=mask.symbol(symbol),
                 direction=direction.value,
                 conflicts=json.dumps(numbers, sort_keys=True),
                 summaries=summaries,
@@ -197,7 +203,7 @@ class ConflictResolver:
             failures = "; ".join(f"{call.provider}: {call.error}" for call in result.calls)
             return _conservative(f"no resolver answered ({failures})", attempts)
         answering = result.calls[-1].records[-1]
-        resolution, clamps = clamp(result.answer, bounds, leverage_limit)
+        resolution, clamps = clamp(self._mask.answer(result.answer), bounds, leverage_limit)
         return ResolverOutcome(
             resolution=resolution,
             resolved_by=f"{answering.provider}/{answering.model}",

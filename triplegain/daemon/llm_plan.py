@@ -4,6 +4,8 @@
     plan.settings        # providers without their API key replaced by the offline provider
     plan.paid            # the paid providers the run may call
 
+- Masking: in a replay whose prompts go to a model over the network, prompts show no symbol, date or price level
+  (``llm.mask_history``, ``llm.masking``): the run's candles are history a model may remember.
 - Keys: a provider whose key is not set gives way to the offline provider (``daemon.keys``), except a provider
   an earlier run asked whose answers this run serves (``--answers-from``): it is kept, and never asked.
 - The guard: a replay (or a synthetic run) that may call a paid provider (one with a price) must be bounded:
@@ -34,6 +36,7 @@ from triplegain.daemon.keys import offline_where_keys_missing
 from triplegain.errors import UserError
 from triplegain.llm import RecordedAnswers
 from triplegain.llm.budget import call_cost_usd
+from triplegain.llm.masking import masks_history
 from triplegain.market import Timeframe
 
 PROMPT_CHARS = {TaskName.TECHNICAL: 3_500, TaskName.REGIME: 2_000, TaskName.TRADE_DECISION: 3_000}
@@ -60,10 +63,12 @@ def used_providers(settings: Settings) -> list[str]:
 
 @dataclass(frozen=True)
 class LLMPlan:
-    """The settings to run with, the paid providers they may call, and what to say at start."""
+    """The settings to run with, the paid providers they may call, whether prompts are masked, and what to say at
+    start."""
 
     settings: Settings
     paid: tuple[str, ...]
+    mask_history: bool = False
     messages: tuple[str, ...] = field(default=())
 
 
@@ -95,7 +100,14 @@ def plan_llm(
             ", or --answers-from RUN to reuse a run's answers" if answers is None else ", or --on-missing conservative"
         )
         raise UserError(f"run: this replay may call paid LLM providers ({', '.join(paid)}): pass {options}")
-    return LLMPlan(settings=settings, paid=paid if asks else (), messages=tuple(messages))
+    mask = masks_history(
+        settings.llm.mask_history,
+        replaying=replaying,
+        providers=(settings.llm.provider(name) for name in used_providers(settings)),
+    )
+    if mask:
+        messages.append("prompts are masked (llm.mask_history): no symbol, date or price level reaches a model")
+    return LLMPlan(settings=settings, paid=paid if asks else (), mask_history=mask, messages=tuple(messages))
 
 
 def _keyless(settings: Settings, name: str, environ: Mapping[str, str]) -> bool:

@@ -128,9 +128,7 @@ async def run_daemon(
                 board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                 reason = "error"
                 try:
-                    summary = await _trade(
-                        settings, options, db, lock, run_id, source, stop, board, answers, environ
-                    )
+                    summary = await _trade(plan, options, db, lock, run_id, source, stop, board, answers, environ)
                     if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                         raise asyncio.CancelledError
                     reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
@@ -159,7 +157,7 @@ async def run_daemon(
 
 
 async def _trade(
-    settings: Settings,
+    plan: LLMPlan,
     options: RunOptions,
     db: Database,
     lock: AccountLock,
@@ -170,6 +168,7 @@ async def _trade(
     answers: RecordedAnswers | None,
     environ: Mapping[str, str],
 ) -> RunSummary:
+    settings = plan.settings
     account = settings.coordinator.account
     feed, clock = source.feed, source.clock
     replaying = options.replaying
@@ -201,6 +200,7 @@ async def _trade(
             environ=environ,
             llm_run_limit_usd=options.max_llm_usd,
             answers=answers,
+            mask_history=plan.mask_history,
         ) as system,
     ):
         broker.on_write = system.monitor.db_write

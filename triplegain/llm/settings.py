@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from triplegain.section import Section
 
 CacheMode: TypeAlias = Literal["replay", "always", "never"]
+MaskMode: TypeAlias = Literal["replay", "always", "never"]
 
 
 class ProviderKind(StrEnum):
@@ -185,6 +186,13 @@ class LLMSettings(Section):
 
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings, description="LLM providers")
     cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings, description="response cache")
+    mask_history: MaskMode = Field(
+        default="replay",
+        description="prompts with no symbol names, absolute dates or price levels (aliases, times relative to the "
+        "question, prices indexed to 100 at the run's first close), so a model cannot recall what came next: "
+        "replay — in replays and synthetic runs that ask a model over the network (not the offline rules); "
+        "always; never. Off by default live",
+    )
 
     def provider(self, name: str) -> ProviderSettings:
         """The settings of provider ``name``; a ``KeyError`` naming the known ones if there is none."""

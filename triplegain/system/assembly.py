@@ -39,6 +39,7 @@ from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.snapshot import load_snapshot
 from triplegain.coordinator.tasks import scheduled_tasks
 from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger, build_gateway
+from triplegain.llm.masking import HistoryMask
 from triplegain.market import Candle, Timeframe
 from triplegain.model import AgentName
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
@@ -125,13 +126,15 @@ async def trading_system(
     wall: Clock | None = None,
     llm_run_limit_usd: float | None = None,
     answers: RecordedAnswers | None = None,
+    mask_history: bool = False,
 ) -> AsyncIterator[TradingSystem]:
     """Assemble, restore and start the system for ``settings.coordinator.account``; stop it on exit.
 
     ``wall`` is the real clock (default ``WallClock``): LLM latency, the budgets' UTC day and the LLM breakers
     run on it, whatever ``clock`` says. The LLM spend ledger starts with what each provider cost today (summed
     from ``llm_calls``), shared by every gateway; ``llm_run_limit_usd`` caps the run's paid calls. ``answers``:
-    an earlier run's LLM calls, served by every gateway instead of asking (``llm.recorded``).
+    an earlier run's LLM calls, served by every gateway instead of asking (``llm.recorded``). ``mask_history``:
+    the prompts of the agents and the resolver show no symbol, date or price level (``llm.masking``).
 
     Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
     """
@@ -171,6 +174,7 @@ async def trading_system(
         )
         for gateway in (*gateways.values(), *resolver_gateways):
             stack.push_async_callback(gateway.aclose)
+        mask = HistoryMask(symbols, enabled=mask_history)
         pipeline = AgentPipeline(
             settings.agents,
             bus=bus,
@@ -179,6 +183,7 @@ async def trading_system(
             indicators=settings.market.indicators,
             gateways=gateways,
             balances=balances,
+            mask=mask,
         )
         stack.push_async_callback(pipeline.aclose)
         coordinator = Coordinator(
@@ -188,7 +193,7 @@ async def trading_system(
             bus=bus,
             db=db,
             clock=clock,
-            resolver=ConflictResolver(resolver_gateways),
+            resolver=ConflictResolver(resolver_gateways, mask=mask),
             monitor=monitor,
             listener=CommandListener(db, account),
             account_source=account_source,
