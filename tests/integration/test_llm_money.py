@@ -21,7 +21,9 @@ from triplegain.config import Settings
 from triplegain.coordinator.resolution import ResolutionAnswer
 from triplegain.llm import BudgetExceeded, LLMRequest, LLMSettings, Prices, build_gateway
 from triplegain.model import AgentName, Bias, RegimeName
+from triplegain.review.call_queries import list_llm_calls, llm_call_pages
 from triplegain.review.decision_queries import decision_record
+from triplegain.review.filters import LLMCallFilter
 from triplegain.store import Database
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,3 +170,7 @@ async def test_a_resolution_s_attempts_are_numbered_and_listed_in_the_order_they
         (4, "anthropic", 2),
     ]
     assert {call.started_at for call in record.llm_calls} == {T0}
+    listed = await list_llm_calls(db, LLMCallFilter(decision_id=record.decision.id))
+    assert [call.step for call in listed] == [4, 3, 2, 1], "llm-calls list: newest first"
+    exported = [row async for page in llm_call_pages(db, LLMCallFilter(limit=None), page_size=3) for row in page]
+    assert [row["step"] for row in exported] == [1, 2, 3, 4], "llm-calls export: oldest first"

@@ -62,6 +62,10 @@ _CALL_COLUMNS = (
 _CALLS_FROM = "FROM llm_calls c LEFT JOIN decisions d ON d.id = c.decision_id"
 _VIEW_SYMBOLS = "SELECT llm_call_id, symbol FROM agent_outputs WHERE llm_call_id = ANY($1::uuid[])"
 
+_OLDEST_FIRST = "c.started_at, c.wall_started_at, c.id"
+"""Calls in time order; the attempts of one decision, all at one candle time in a replay, in the order made."""
+_NEWEST_FIRST = "c.started_at DESC, c.wall_started_at DESC, c.id DESC"
+
 SELECT_CALLS_OF_DECISION = (
     f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.decision_id = $1 "
     "ORDER BY c.run_id NULLS FIRST, c.step, c.wall_started_at, c.id"
@@ -100,7 +104,7 @@ def _call_where(calls: LLMCallFilter) -> Where:
 async def list_llm_calls(db: Database, calls: LLMCallFilter) -> list[LLMCallSummary]:
     """The LLM calls matching the filter, newest first, at most ``calls.limit``."""
     where = _call_where(calls)
-    statement = f"SELECT {_CALL_SUMMARY_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY c.started_at DESC, c.id DESC"
+    statement = f"SELECT {_CALL_SUMMARY_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY {_NEWEST_FIRST}"
     if calls.limit is not None:
         statement += f" LIMIT {where.param(calls.limit)}"
     with db.errors("listing LLM calls"):
@@ -136,16 +140,16 @@ def llm_call_pages(
     async def read(after: PageKey | None, size: int) -> list[dict[str, Any]]:
         where = _call_where(calls)
         if after is not None:
-            where.add("(c.started_at, c.id) > ({}, {})", *after)
+            where.add("(c.started_at, c.wall_started_at, c.id) > ({}, {}, {})", *after)
         statement = (
-            f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY c.started_at, c.id LIMIT {where.param(size)}"
+            f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY {_OLDEST_FIRST} LIMIT {where.param(size)}"
         )
         with db.errors("exporting LLM calls"):
             rows = await db.pool.fetch(statement, *where.args)
             symbols = await _view_symbols(db, rows)
         return [_call_fields(row, symbols) for row in rows]
 
-    return keyset_pages(read, limit=calls.limit, page_size=page_size, time_key="started_at")
+    return keyset_pages(read, limit=calls.limit, page_size=page_size, key=("started_at", "wall_started_at", "id"))
 
 
 def call_of_decision(row: Any) -> LLMCall:
