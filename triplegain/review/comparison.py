@@ -75,14 +75,14 @@ class RunComparison(BaseModel):
         lines = [_describe(a), _describe(b)]
         if not self.differ:
             lines.append(
-                f"no difference: the same {len(a.decisions):,} decisions, {len(a.trades):,} trades and final "
-                f"equity {_money(a.final_equity)}"
+                f"no difference: the same {len(a.decisions):,} decisions, {len(a.trades):,} fills and unfilled orders "
+                f"and final equity {_money(a.final_equity)}"
             )
             return lines
         lines.append(f"decisions that differ: {len(self.decisions):,}")
         for pair in _first(self.decisions, limit):
             lines.extend(_decision_pair(pair, a.run.id, b.run.id))
-        lines.append(f"trades that differ: {len(self.trades):,}")
+        lines.append(f"fills and unfilled orders that differ: {len(self.trades):,}")
         for pair in _first(self.trades, limit):
             lines.extend(_trade_pair(pair, a.run.id, b.run.id))
         lines.append(f"final equity: run {a.run.id} {_money(a.final_equity)}, run {b.run.id} {_money(b.final_equity)}")
@@ -143,7 +143,7 @@ def _describe(record: RunRecord) -> str:
     run = record.run
     return (
         f"run {run.id} (account {run.account}, started {run.started_at:%Y-%m-%d %H:%M} UTC): "
-        f"{len(record.decisions):,} decisions, {len(record.trades):,} trades, final equity "
+        f"{len(record.decisions):,} decisions, {len(record.trades):,} fills and unfilled orders, final equity "
         f"{_money(record.final_equity)}"
     )
 
