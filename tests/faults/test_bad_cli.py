@@ -193,3 +193,14 @@ def test_the_console_script_prints_the_same_single_line() -> None:
         "error: Invalid value for '--wait': Input should be greater than or equal to 0.1 — see 'triplegain "
         "coordinator halt --help'\n"
     )
+
+
+def test_a_replay_that_may_pay_without_a_bound_is_refused_before_anything_starts(invoke_cli: InvokeCli) -> None:
+    """A key is set, so DeepSeek is in the chain; the database is not even reached (nothing listens on it)."""
+    keys = {"DEEPSEEK_API_KEY": "sk-canary-7", "ANTHROPIC_API_KEY": None}
+    result = invoke_cli("run", "--source", "synthetic", env={**ENV, **keys})
+    assert (result.code, result.stdout) == (2, "")
+    assert result.error_lines == [
+        "error: run: this replay may call paid LLM providers (deepseek): pass --max-llm-usd USD to cap it, "
+        "or --answers-from RUN to reuse a run's answers"
+    ]

@@ -1,5 +1,5 @@
-"""One provider with everything around it: cache → budget → circuit breaker → call (retries, timeout) →
-validation → call log.
+"""One provider with everything around it: an earlier run's answers (``--answers-from``) → cache → budgets →
+circuit breaker → call (retries, timeout) → validation → call log.
 
 ``complete`` never raises for an LLM failure: it returns a ``CallOutcome`` holding the validated answer or the
 error, and the record of every attempt — each of which is also written to the ``CallLog`` before it returns.
@@ -241,7 +241,6 @@ class LLMGateway:
             error = RecordedFailure(last.error_class, last.error_message or "")
         for original in recorded:
             start = self._start()
-            call.attempts = original.attempt
             served = original.model_copy(
                 update={
                     "id": self._new_id(),
