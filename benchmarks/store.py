@@ -144,10 +144,12 @@ def llm_call(number: int) -> LLMCallRow:
         cost_usd=0.000231,
         latency_ms=1840.5,
         attempt=1,
+        step=1,
         cached=False,
         error_class=None,
         error_message=None,
         started_at=T0,
+        wall_started_at=T0,
     )
     return LLMCallRow(call=call, run_id=None, decision_id=None)
 

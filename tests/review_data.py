@@ -237,9 +237,10 @@ async def _insert_deepseek_calls(pool: Any, run_b: int) -> tuple[uuid.UUID, uuid
     insert = """
         INSERT INTO llm_calls (id, request_id, decision_id, run_id, provider, model, purpose, symbol, answer_model,
             prompt_digest, system_prompt, user_prompt, raw_response, parsed, validation_error, input_tokens,
-            output_tokens, cost_usd, latency_ms, attempt, cached, error_class, error_message, started_at)
+            output_tokens, cost_usd, latency_ms, attempt, cached, error_class, error_message, started_at,
+            step, wall_started_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-            $23, $24)
+            $23, $24, (SELECT coalesce(max(step), 0) + 1 FROM llm_calls WHERE decision_id = $3), $24)
     """
     await pool.execute(
         insert,

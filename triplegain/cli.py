@@ -30,6 +30,7 @@ COMMANDS_BY_MODULE: dict[str, tuple[str, str]] = {
     "account": ("triplegain.accounts", "account_app"),
     "decisions": ("triplegain.review.cli", "decisions_app"),
     "llm-calls": ("triplegain.review.cli", "llm_calls_app"),
+    "runs": ("triplegain.review.cli", "runs_app"),
     "results": ("triplegain.review.cli", "results"),
     "report": ("triplegain.review.cli", "report"),
 }

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from triplegain.agents.settings import AgentsSettings
 from triplegain.bus.settings import BusSettings
 from triplegain.coordinator.settings import CoordinatorSettings
+from triplegain.coordinator.time_limits import time_limit_problems
 from triplegain.errors import ConfigError
 from triplegain.execution.settings import ExecutionSettings
 from triplegain.llm.settings import LLMSettings
@@ -125,9 +126,19 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         settings = Settings.model_validate(_merged(_DEFAULTS, data, Settings))
     except ValidationError as exc:
         problems.extend(_describe(error, env_origin) for error in exc.errors())
+    else:
+        problems.extend(_across_sections(settings))
     if problems:
         raise ConfigError(source, problems)
     return settings
+
+
+def _across_sections(settings: Settings) -> list[str]:
+    """Problems no section sees alone: a task whose LLM calls may outlast its timeout."""
+    coordinator = settings.coordinator
+    return time_limit_problems(
+        coordinator.schedule, coordinator.resolver, settings.agents, settings.llm, settings.database.writer
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

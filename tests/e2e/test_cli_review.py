@@ -166,7 +166,7 @@ def test_llm_calls_list_and_show(env: dict[str, str], ids: ReviewData) -> None:
     )
     [row] = rows_of(ok(listed))
     assert "ProviderTimeout" in row
-    assert "deepseek/deepseek-chat · conflict_resolution · attempt 1 · 8000 ms" in ok(shown)
+    assert "deepseek/deepseek-chat · conflict_resolution · step 2, attempt 1 · 8000 ms" in ok(shown)
     assert MARKUP_PROMPT in shown.stdout
 
 

@@ -75,6 +75,7 @@ def test_the_walk_finds_the_documented_commands() -> None:
         "results",
         "account list",
         "account reset",
+        "runs compare",
         "config check",
         "config defaults",
         "db migrate",
@@ -122,6 +123,12 @@ BAD_VALUES = [
     (["run", "--replay", "no-such-file.csv"], "--replay: no-such-file.csv: no such file"),
     (["run", "some.csv"], "FILES: candle files are given with --replay"),
     (["run", "--replay", "README.md", "--source", "synthetic"], "--replay with --source synthetic: pick one"),
+    (["run", "--answers-from", "0"], "'--answers-from': Input should be greater than or equal to 1"),
+    (["run", "--source", "ccxt", "--answers-from", "3"], "--answers-from: re-runs a run over its candles"),
+    (["run", "--on-missing", "ask"], "--on-missing: applies to --answers-from RUN only"),
+    (["run", "--answers-from", "3", "--on-missing", "guess"], "'--on-missing': 'guess' is not one of 'ask'"),
+    (["run", "--max-llm-usd", "-1"], "--max-llm-usd: -1.0: a number of USD ≥ 0"),
+    (["run", "--max-llm-usd", "nan"], "--max-llm-usd: nan: a number of USD ≥ 0"),
     (["coordinator", "pause", "--wait", "0"], "'--wait': Input should be greater than or equal to 0.1"),
     (["coordinator", "halt", "--wait", "nan"], "'--wait': Input should be less than or equal to 3600"),
     (["coordinator", "pause", "--wait", "inf"], "'--wait': Input should be less than or equal to 3600"),
@@ -149,6 +156,8 @@ BAD_VALUES = [
     (["llm-calls", "show", "xyz"], "ID: 'xyz' is not an LLM call id"),
     (["llm-calls", "export", "--format", "yaml"], "--format: 'yaml' is not an export format"),
     (["report", "--run", "latest"], "--run: 'latest' is not a whole number of at least 1"),
+    (["runs", "compare", "first", "2"], "A: 'first' is not a whole number of at least 1"),
+    (["runs", "compare", "1", "2", "--limit", "0"], "--limit: '0' is not a whole number of at least 1"),
     (["report", "--table-limit", "0"], "--table-limit: '0' is not a whole number of at least 1"),
     (["report", "--out", "/no/such/folder/r.html"], "--out: '/no/such/folder/r.html' is in a folder"),
     (["--config", "/", "version"], "'--config' / '-c': file '/' is a directory"),
@@ -195,3 +204,14 @@ def test_the_console_script_prints_the_same_single_line() -> None:
         "error: Invalid value for '--wait': Input should be greater than or equal to 0.1 — see 'triplegain "
         "coordinator halt --help'\n"
     )
+
+
+def test_a_replay_that_may_pay_without_a_bound_is_refused_before_anything_starts(invoke_cli: InvokeCli) -> None:
+    """A key is set, so DeepSeek is in the chain; the database is not even reached (nothing listens on it)."""
+    keys = {"DEEPSEEK_API_KEY": "sk-canary-7", "ANTHROPIC_API_KEY": None}
+    result = invoke_cli("run", "--source", "synthetic", env={**ENV, **keys})
+    assert (result.code, result.stdout) == (2, "")
+    assert result.error_lines == [
+        "error: run: this replay may call paid LLM providers (deepseek): pass --max-llm-usd USD to cap it, "
+        "or --answers-from RUN to reuse a run's answers"
+    ]

@@ -44,6 +44,7 @@ from triplegain.clock import FakeClock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.resolution import ResolutionAnswer
 from triplegain.coordinator.resolver import CONSERVATIVE_RULE, ResolverSettings, build_resolver_gateways
+from triplegain.coordinator.schedule import TaskName
 from triplegain.llm import UNTRUSTED_DATA_RULE, LLMRequest, LLMSettings, ProvidersSettings, RetrySettings
 from triplegain.market import Timeframe
 from triplegain.model import AccountSnapshot, AgentName, Bias, RegimeName
@@ -408,3 +409,42 @@ async def assert_orders_within_risk(db: Database, risk: RiskSettings) -> None:
         assert float(row["stop_price"]) == pytest.approx(intent["stop_price"])
         distance_pct = abs(entry - intent["stop_price"]) / entry * 100
         assert risk.min_stop_distance_pct <= distance_pct <= risk.max_stop_distance_pct
+
+
+async def test_a_resolution_cut_short_by_its_task_s_timeout_is_stored_as_a_hold_with_its_attempts(
+    stub: LLMStubServer, migrated_database: Database
+) -> None:
+    """Both providers hang, the chain (2 s + 2 s) is longer than its task (1 s): settings that ``config check``
+    refuses, built here directly. The task times out, yet the decision is stored as the conservative rule's hold,
+    the attempt made is its ``llm_calls`` row (not refused by the writer for want of its decision), and the
+    coordinator counts it for the run's summary."""
+    db = migrated_database
+    stub.openai.push(Hang())
+    stub.anthropic.push(Hang())
+    settings = settings_with(providers(stub, timeout_seconds=2.0))
+    schedule = settings.coordinator.schedule
+    decision_task = schedule.trade_decision.model_copy(update={"timeout_seconds": 1.0})
+    short = schedule.model_copy(update={"trade_decision": decision_task})
+    settings = settings.model_copy(update={"coordinator": settings.coordinator.model_copy(update={"schedule": short})})
+    async with system_on(settings, db) as system:
+        await publish(
+            system,
+            view(AgentName.TECHNICAL, Bias.LONG, 0.95),
+            regime_view(RegimeName.CHOPPY, 0.5),
+            view(AgentName.SENTIMENT, Bias.LONG, 0.95),
+        )
+        [run] = await system.runner.run_task(TaskName.TRADE_DECISION, T0)
+        assert run.timed_out
+        assert system.coordinator.resolutions_cut_short == 1
+        writer = system.writer
+    assert writer.stats().rejected == 0, [rejected.error for rejected in writer.rejected()]
+
+    [decision] = await db.pool.fetch("SELECT * FROM decisions")
+    assert (decision["ts"], decision["action"]) == (T0, "hold")
+    resolution = decision["resolution"]
+    assert resolution["resolved_by"] == CONSERVATIVE_RULE
+    assert "the resolution was cut short" in resolution["resolution"]["reasoning"]
+    calls = await db.pool.fetch("SELECT * FROM llm_calls WHERE decision_id = $1 ORDER BY step", decision["id"])
+    assert [(call["provider"], call["error_class"]) for call in calls] == [("deepseek", "CancelledError")]
+    assert [attempt["call_id"] for attempt in resolution["attempts"]] == [str(call["id"]) for call in calls]
+    assert await db.pool.fetchval("SELECT count(*) FROM orders") == 0

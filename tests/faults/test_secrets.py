@@ -38,8 +38,8 @@ RUN_SECONDS = 120.0
 CONFIG = """
 llm:
   providers:
-    deepseek: {{base_url: "{openai}", timeout_seconds: 5, retry: {{max_attempts: 1}}}}
-    anthropic: {{base_url: "{anthropic}", timeout_seconds: 5, retry: {{max_attempts: 1}}}}
+    deepseek: {{base_url: "{openai}", timeout_seconds: 5, retry: {{max_attempts: 1}}, breaker: {breaker}}}
+    anthropic: {{base_url: "{anthropic}", timeout_seconds: 5, retry: {{max_attempts: 1}}, breaker: {breaker}}}
 agents:
   regime: {{llm_provider: deepseek}}
   sentiment: {{llm_provider: anthropic, sources: [{{kind: replay, path: "{headlines}"}}]}}
@@ -49,6 +49,8 @@ coordinator:
 market:
   synthetic: {{symbols: {{BTC/USDT: 40000.0}}, count: 150, start: 2024-01-01T00:00:00Z}}
 """
+NO_BREAKER = "{consecutive_failures: 1000, min_calls: 1000, window_calls: 1000}"
+"""The stub fails most requests on purpose: the breakers must not stop the daemon from sending the keys."""
 RESOLUTION = '{"action": "wait", "confidence": 0.6, "reasoning": "stub"}'
 REPLIES: list[Reply] = [
     EchoCredentials(),
@@ -89,9 +91,12 @@ async def run_daemon_against_stub(env: dict[str, str], folder: Path) -> tuple[su
             stub.anthropic.push(*REPLIES)
         config = folder / "triplegain.yaml"
         config.write_text(
-            CONFIG.format(openai=stub.openai_base_url, anthropic=stub.anthropic_base_url, headlines=HEADLINES)
+            CONFIG.format(
+                openai=stub.openai_base_url, anthropic=stub.anthropic_base_url, headlines=HEADLINES, breaker=NO_BREAKER
+            )
         )
-        args = ["--config", str(config), "run", "--source", "synthetic", "--json-logs", "--log-level", "debug"]
+        args = ["--config", str(config), "run", "--source", "synthetic", "--max-llm-usd", "1"]
+        args += ["--json-logs", "--log-level", "debug"]
         process = await asyncio.create_subprocess_exec(
             triplegain_executable(),
             *args,
@@ -197,6 +202,7 @@ def test_review_output_and_files_hold_no_canary(canary_run: CanaryRun) -> None:
         review(canary_run, "decisions", "export", "--out", str(folder / "decisions.jsonl")),
         review(canary_run, "llm-calls", "export", "--format", "csv", "--out", str(folder / "calls.csv")),
         review(canary_run, "llm-calls", "export", "--format", "jsonl"),
+        review(canary_run, "runs", "compare", "1", "1"),
     ]
     call_ids = asyncio.run(errored_call_ids(canary_run.url))
     outputs.extend(review(canary_run, "llm-calls", "show", call_id, "--full") for call_id in call_ids)

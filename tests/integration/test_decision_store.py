@@ -316,10 +316,10 @@ async def test_an_llm_call_stored_after_its_decision_commits_is_listed_with_it(m
     await migrated_database.pool.execute(
         """
         INSERT INTO llm_calls (id, request_id, decision_id, provider, model, purpose, answer_model, prompt_digest,
-                               system_prompt, user_prompt, latency_ms, attempt, error_class, error_message,
-                               started_at)
+                               system_prompt, user_prompt, latency_ms, attempt, step, error_class, error_message,
+                               started_at, wall_started_at)
         VALUES ($1, gen_random_uuid(), $2, 'anthropic', 'claude', 'conflict_resolution', 'ResolutionAnswer', 'd',
-                's', 'u', 20000, 2, 'ProviderTimeout', 'no answer within 20 s', $3)
+                's', 'u', 20000, 2, 2, 'ProviderTimeout', 'no answer within 20 s', $3, $3)
         """,
         call_id,
         decision_id,

@@ -227,9 +227,8 @@ async def test_pages_walk_every_match_oldest_first(db: Database) -> None:
 
 
 async def call_ids(db: Database, condition: str, *args: Any) -> list[uuid.UUID]:
-    rows = await db.pool.fetch(
-        f"SELECT c.id FROM llm_calls c WHERE {condition} ORDER BY c.started_at DESC, c.id DESC", *args
-    )
+    newest_first = "c.started_at DESC, c.wall_started_at DESC, c.id DESC"
+    rows = await db.pool.fetch(f"SELECT c.id FROM llm_calls c WHERE {condition} ORDER BY {newest_first}", *args)
     return [row["id"] for row in rows]
 
 

@@ -87,10 +87,11 @@ async def test_a_decision_trail_is_written_and_read_back(migrated_pool: Any) -> 
         """
         INSERT INTO llm_calls (request_id, decision_id, run_id, provider, model, purpose, symbol, answer_model,
                                prompt_digest, system_prompt, user_prompt, raw_response, parsed,
-                               input_tokens, output_tokens, cost_usd, latency_ms, attempt, started_at)
+                               input_tokens, output_tokens, cost_usd, latency_ms, attempt, step, started_at,
+                               wall_started_at)
         VALUES (gen_random_uuid(), $1, $2, 'deepseek', 'deepseek-chat', 'conflict_resolution', 'BTC/USDT',
                 'ResolutionAnswer', 'digest', 'system', 'user', 'answer', '{"action": "proceed"}',
-                120, 40, 0.00021, 850, 1, $3)
+                120, 40, 0.00021, 850, 1, 1, $3, $3)
         RETURNING id
         """,
         decision_id,
@@ -223,10 +224,10 @@ async def test_an_llm_call_may_precede_its_decision_within_a_transaction(migrate
     decision_id = uuid.uuid4()
     insert_call = """
         INSERT INTO llm_calls (request_id, decision_id, provider, model, purpose, answer_model, prompt_digest,
-                               system_prompt, user_prompt, latency_ms, attempt, error_class, error_message,
-                               started_at)
+                               system_prompt, user_prompt, latency_ms, attempt, step, error_class, error_message,
+                               started_at, wall_started_at)
         VALUES (gen_random_uuid(), $1, 'anthropic', 'claude', 'conflict_resolution', 'ResolutionAnswer', 'd',
-                's', 'u', 20000, 1, 'ProviderTimeout', 'no answer within 20 s', $2)
+                's', 'u', 20000, 1, 1, 'ProviderTimeout', 'no answer within 20 s', $2, $2)
     """
     async with migrated_pool.acquire() as connection:
         async with connection.transaction():
@@ -250,9 +251,9 @@ async def test_an_llm_call_needs_a_validated_answer_or_an_error(migrated_pool: A
     with pytest.raises(asyncpg.CheckViolationError):
         await migrated_pool.execute(
             "INSERT INTO llm_calls (request_id, provider, model, purpose, answer_model, prompt_digest,"
-            " system_prompt, user_prompt, raw_response, latency_ms, attempt, started_at)"
+            " system_prompt, user_prompt, raw_response, latency_ms, attempt, step, started_at, wall_started_at)"
             " VALUES (gen_random_uuid(), 'deepseek', 'deepseek-chat', 'sentiment', 'SentimentAnswer', 'd',"
-            " 's', 'u', 'unparsed prose', 900, 1, $1)",
+            " 's', 'u', 'unparsed prose', 900, 1, 1, $1, $1)",
             T0,
         )
 

@@ -89,10 +89,12 @@ def llm_call(**changes: Any) -> LLMCallRecord:
         "cost_usd": 0.0012,
         "latency_ms": 850.5,
         "attempt": 1,
+        "step": 1,
         "cached": False,
         "error_class": None,
         "error_message": None,
         "started_at": T0,
+        "wall_started_at": T0,
     }
     return LLMCallRecord(**(fields | changes))
 

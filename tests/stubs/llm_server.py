@@ -1,8 +1,9 @@
 """A local HTTP server that speaks the OpenAI chat-completions and Anthropic messages wire formats.
 
 Tests point the real ``openai`` and ``anthropic`` SDKs at it. Each route answers from a script of replies the
-test pushes (one reply per request, in order; with none left, 400 "no reply scripted") and records every request
-it received, so a test can assert the headers that were sent and how many attempts were made.
+test pushes (one reply per request, in order; with none left, its ``respond`` function's reply to the request's
+body, or without one 400 "no reply scripted") and records every request it received, so a test can assert the
+headers that were sent and how many requests were made.
 
     async with LLMStubServer() as stub:
         stub.openai.push(Failure(429, retry_after="2"), Answer('{"action": "wait"}'))
@@ -91,6 +92,8 @@ class Route:
     replies: deque[Reply] = field(default_factory=deque)
     requests: list[ReceivedRequest] = field(default_factory=list)
     hanging: asyncio.Event = field(default_factory=asyncio.Event)
+    respond: Callable[[Any], Reply] | None = None
+    """The reply to a request (its JSON body) when no scripted reply is left: a server that answers anything."""
 
     def push(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -157,7 +160,12 @@ class LLMStubServer:
         except json.JSONDecodeError:
             body = raw
         route.requests.append(ReceivedRequest(request.path, dict(request.headers), body))
-        reply = route.replies.popleft() if route.replies else Failure(400, message="stub: no reply scripted")
+        if route.replies:
+            reply = route.replies.popleft()
+        elif route.respond is not None:
+            reply = route.respond(body)
+        else:
+            reply = Failure(400, message="stub: no reply scripted")
         if isinstance(reply, Hang):
             route.hanging.set()
             await self._released.wait()

@@ -56,10 +56,12 @@ def call(
         cost_usd=0.0,
         latency_ms=latency_seconds * 1000,
         attempt=1,
+        step=1,
         cached=cached,
         error_class=None if error is None else error.__name__,
         error_message=None,
         started_at=at,
+        wall_started_at=at,
     )
 
 

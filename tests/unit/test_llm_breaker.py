@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from triplegain.llm import BreakerPhase, BreakerSettings, BreakerState
 from triplegain.llm.breaker import admit, after_abandon, after_failure, after_success, seconds_until_trial
@@ -91,13 +93,44 @@ def test_a_successful_trial_closes_it_with_a_clean_history() -> None:
 
 
 def test_a_failed_trial_opens_it_for_another_cooldown() -> None:
-    state, _ = admit(fail(BreakerState(), 3), SETTINGS, now=60.0)
-    state = fail(state, now=61.0)
+    steady = SETTINGS.model_copy(update={"cooldown_growth": 1.0})
+    state, _ = admit(fail(BreakerState(), 3), steady, now=60.0)
+    state = after_failure(state, steady, 61.0)
     assert state.phase is BreakerPhase.OPEN
     assert state.opened_at == 61.0
     assert not state.trial_running
-    assert not admit(state, SETTINGS, now=120.0)[1]
-    assert admit(state, SETTINGS, now=121.0)[1]
+    assert not admit(state, steady, now=120.0)[1]
+    assert admit(state, steady, now=121.0)[1]
+
+
+def test_the_cooldown_doubles_while_trials_fail_up_to_its_maximum_and_a_success_resets_it() -> None:
+    """A dead provider is tried after 60 s, then 120 s, 240 s … at most every 300 s; once it answers, 60 s again."""
+    settings = SETTINGS.model_copy(update={"cooldown_growth": 2.0, "cooldown_max_seconds": 300.0})
+    state = BreakerState()
+    for _ in range(3):
+        state = after_failure(state, settings, 0.0)
+    now, waits = 0.0, []
+    for _ in range(5):
+        wait = seconds_until_trial(state, settings, now)
+        waits.append(wait)
+        assert not admit(state, settings, now + wait - 0.001)[1]
+        now += wait
+        state, admitted = admit(state, settings, now)
+        assert admitted
+        state = after_failure(state, settings, now)
+    assert waits == [60.0, 120.0, 240.0, 300.0, 300.0]
+
+    now += seconds_until_trial(state, settings, now)
+    state, _ = admit(state, settings, now)
+    state = after_success(state, settings)
+    for _ in range(3):
+        state = after_failure(state, settings, now)
+    assert seconds_until_trial(state, settings, now) == 60.0
+
+
+def test_the_cooldown_may_not_start_above_its_maximum() -> None:
+    with pytest.raises(ValidationError, match=r"cooldown_max_seconds \(30\) must be at least cooldown_seconds \(60\)"):
+        BreakerSettings(cooldown_seconds=60, cooldown_max_seconds=30)
 
 
 def test_an_abandoned_trial_lets_the_next_call_try() -> None:

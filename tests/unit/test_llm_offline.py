@@ -10,15 +10,15 @@ import pytest
 from pydantic import BaseModel, Field, JsonValue
 
 from tests.fakes import InMemoryCallLog
-from triplegain.clock import FakeClock
+from triplegain.clock import FakeClock, WallClock
 from triplegain.llm import (
     BudgetExceeded,
-    DailySpend,
     LLMGateway,
     LLMOutputError,
     LLMRequest,
     LLMSettings,
     ProviderRejectedRequest,
+    SpendLedger,
     build_gateway,
     first_success,
 )
@@ -138,7 +138,7 @@ async def test_a_restart_carries_over_what_was_spent_today() -> None:
         call_log=InMemoryCallLog(),
         clock=clock,
         offline_rules={"conflict_resolution": cautious},
-        spend=DailySpend(day=clock.now().date(), spent_usd=budget),
+        ledger=SpendLedger(WallClock().now().date(), {"offline": budget}),
     )
     outcome = await gateway.complete(conflict(0.6, 0.9), Resolution)
     assert isinstance(outcome.error, BudgetExceeded)

@@ -35,11 +35,11 @@ def settings(**changes: Any) -> ScheduleSettings:
 def test_defaults() -> None:
     s = ScheduleSettings()
     assert [(n, s.spec(n).interval_seconds, s.spec(n).timeout_seconds) for n in TaskName] == [
-        (TaskName.TECHNICAL, 300, 30),
-        (TaskName.REGIME, 900, 30),  # one close of the regime agent's 15-minute timeframe
-        (TaskName.SENTIMENT, 1800, 60),
+        (TaskName.TECHNICAL, 300, 90),  # room for any default provider's review (tests/unit/test_time_limits.py)
+        (TaskName.REGIME, 900, 90),  # one close of the regime agent's 15-minute timeframe
+        (TaskName.SENTIMENT, 1800, 90),
         (TaskName.PORTFOLIO, 3600, 30),
-        (TaskName.TRADE_DECISION, 300, 90),
+        (TaskName.TRADE_DECISION, 300, 120),  # room for a chain of two default providers
         (TaskName.HOUSEKEEPING, 10, 30),
     ]
     assert s.regime.depends_on == [TaskName.TECHNICAL]

@@ -35,80 +35,76 @@ Scoping: every context names one symbol and agents refuse inputs of another (fra
 agent's hysteresis state is per symbol.
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.agents.base import Agent, AgentOutput, Baseline, bias_of
-    from triplegain.agents.frames import CandleAggregator, Frame, FrameBook
-    from triplegain.agents.lexicon import LexiconScore, lexicon_score
-    from triplegain.agents.offline_rules import AGENT_OFFLINE_RULES
-    from triplegain.agents.portfolio import (
-        Holdings,
-        PortfolioAgent,
-        PortfolioContext,
-        PortfolioOutput,
-        PortfolioView,
-        Position,
-        Proposal,
-        Skipped,
-        assess_portfolio,
-        plan_rebalance,
-        scope_to_symbol,
-    )
-    from triplegain.agents.refinement import RefinementPrompts
-    from triplegain.agents.regime import (
-        RegimeAgent,
-        RegimeContext,
-        RegimeMeasures,
-        RegimeOutput,
-        RegimeRefinement,
-        RegimeState,
-        RegimeView,
-        classify,
-        next_regime_state,
-        regime_measures,
-    )
-    from triplegain.agents.sentiment import (
-        Driver,
-        SentimentAgent,
-        SentimentContext,
-        SentimentOutput,
-        SentimentRefinement,
-        SentimentView,
-        assess_sentiment,
-        score_items,
-    )
-    from triplegain.agents.settings import (
-        AgentsSettings,
-        FeedSourceSettings,
-        PortfolioSettings,
-        RegimeSettings,
-        ReplaySourceSettings,
-        SentimentSettings,
-        TechnicalSettings,
-        TechnicalWeights,
-    )
-    from triplegain.agents.sources import (
-        ItemPool,
-        JsonlReplaySource,
-        SourceError,
-        SourceFileError,
-        TextItem,
-        build_sources,
-    )
-    from triplegain.agents.technical import (
-        Level,
-        LevelKind,
-        TechnicalAgent,
-        TechnicalContext,
-        TechnicalOutput,
-        TechnicalRefinement,
-        TechnicalView,
-        TimeframeReading,
-        assess_technical,
-    )
+from triplegain.agents.base import Agent, AgentOutput, Baseline, bias_of
+from triplegain.agents.frames import CandleAggregator, Frame, FrameBook
+from triplegain.agents.lexicon import LexiconScore, lexicon_score
+from triplegain.agents.offline_rules import AGENT_OFFLINE_RULES
+from triplegain.agents.portfolio import (
+    Holdings,
+    PortfolioAgent,
+    PortfolioContext,
+    PortfolioOutput,
+    PortfolioView,
+    Position,
+    Proposal,
+    Skipped,
+    assess_portfolio,
+    plan_rebalance,
+    scope_to_symbol,
+)
+from triplegain.agents.refinement import RefinementPrompts
+from triplegain.agents.regime import (
+    RegimeAgent,
+    RegimeContext,
+    RegimeMeasures,
+    RegimeOutput,
+    RegimeRefinement,
+    RegimeState,
+    RegimeView,
+    classify,
+    next_regime_state,
+    regime_measures,
+)
+from triplegain.agents.sentiment import (
+    Driver,
+    SentimentAgent,
+    SentimentContext,
+    SentimentOutput,
+    SentimentRefinement,
+    SentimentView,
+    assess_sentiment,
+    score_items,
+)
+from triplegain.agents.settings import (
+    AgentsSettings,
+    FeedSourceSettings,
+    PortfolioSettings,
+    RegimeSettings,
+    ReplaySourceSettings,
+    SentimentSettings,
+    TechnicalSettings,
+    TechnicalWeights,
+)
+from triplegain.agents.sources import (
+    ItemPool,
+    JsonlReplaySource,
+    SourceError,
+    SourceFileError,
+    TextItem,
+    build_sources,
+)
+from triplegain.agents.technical import (
+    Level,
+    LevelKind,
+    TechnicalAgent,
+    TechnicalContext,
+    TechnicalOutput,
+    TechnicalRefinement,
+    TechnicalView,
+    TimeframeReading,
+    assess_technical,
+)
 
 __all__ = [
     "AGENT_OFFLINE_RULES",
@@ -176,77 +172,3 @@ __all__ = [
     "score_items",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.agents.base": ("Agent", "AgentOutput", "Baseline", "bias_of"),
-        "triplegain.agents.frames": ("CandleAggregator", "Frame", "FrameBook"),
-        "triplegain.agents.lexicon": ("LexiconScore", "lexicon_score"),
-        "triplegain.agents.offline_rules": ("AGENT_OFFLINE_RULES",),
-        "triplegain.agents.portfolio": (
-            "Holdings",
-            "PortfolioAgent",
-            "PortfolioContext",
-            "PortfolioOutput",
-            "PortfolioView",
-            "Position",
-            "Proposal",
-            "Skipped",
-            "assess_portfolio",
-            "plan_rebalance",
-            "scope_to_symbol",
-        ),
-        "triplegain.agents.refinement": ("RefinementPrompts",),
-        "triplegain.agents.regime": (
-            "RegimeAgent",
-            "RegimeContext",
-            "RegimeMeasures",
-            "RegimeOutput",
-            "RegimeRefinement",
-            "RegimeState",
-            "RegimeView",
-            "classify",
-            "next_regime_state",
-            "regime_measures",
-        ),
-        "triplegain.agents.sentiment": (
-            "Driver",
-            "SentimentAgent",
-            "SentimentContext",
-            "SentimentOutput",
-            "SentimentRefinement",
-            "SentimentView",
-            "assess_sentiment",
-            "score_items",
-        ),
-        "triplegain.agents.settings": (
-            "AgentsSettings",
-            "FeedSourceSettings",
-            "PortfolioSettings",
-            "RegimeSettings",
-            "ReplaySourceSettings",
-            "SentimentSettings",
-            "TechnicalSettings",
-            "TechnicalWeights",
-        ),
-        "triplegain.agents.sources": (
-            "ItemPool",
-            "JsonlReplaySource",
-            "SourceError",
-            "SourceFileError",
-            "TextItem",
-            "build_sources",
-        ),
-        "triplegain.agents.technical": (
-            "Level",
-            "LevelKind",
-            "TechnicalAgent",
-            "TechnicalContext",
-            "TechnicalOutput",
-            "TechnicalRefinement",
-            "TechnicalView",
-            "TimeframeReading",
-            "assess_technical",
-        ),
-    },
-)

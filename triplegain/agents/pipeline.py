@@ -25,6 +25,7 @@ from triplegain.agents.technical import TechnicalAgent, TechnicalContext, Techni
 from triplegain.bus import MessageBus, Topic
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway
+from triplegain.llm.masking import HistoryMask
 from triplegain.market import Candle, IndicatorSettings, Timeframe
 from triplegain.model import AgentName
 
@@ -36,6 +37,8 @@ class AgentPipeline:
 
     ``gateways`` maps provider names to gateways; an agent whose settings name an ``llm_provider`` gets that
     one. ``balances`` (asset → quantity) feeds the portfolio agent; without it the portfolio agent does not run.
+    ``mask``: what the agents' prompts may show (``llm.masking``); every candle ingested anchors its symbol's
+    prices there.
     """
 
     def __init__(
@@ -48,8 +51,10 @@ class AgentPipeline:
         indicators: IndicatorSettings | None = None,
         gateways: Mapping[str, LLMGateway] | None = None,
         balances: Balances | None = None,
+        mask: HistoryMask | None = None,
     ) -> None:
         gateways = gateways or {}
+        self.mask = mask or HistoryMask.off()
 
         def gateway_for(provider: str | None) -> LLMGateway | None:
             return gateways[provider] if provider is not None else None
@@ -59,12 +64,18 @@ class AgentPipeline:
         self._balances = balances
         self.book = FrameBook.for_agents(base_timeframe, settings, indicators)
         self.technical = TechnicalAgent(
-            settings.technical, clock=clock, gateway=gateway_for(settings.technical.llm_provider)
+            settings.technical, clock=clock, gateway=gateway_for(settings.technical.llm_provider), mask=self.mask
         )
-        self.regime = RegimeAgent(settings.regime, clock=clock, gateway=gateway_for(settings.regime.llm_provider))
+        self.regime = RegimeAgent(
+            settings.regime, clock=clock, gateway=gateway_for(settings.regime.llm_provider), mask=self.mask
+        )
         self._pool = ItemPool.from_settings(settings.sentiment, build_sources(settings.sentiment.sources))
         self.sentiment = SentimentAgent(
-            settings.sentiment, clock=clock, pool=self._pool, gateway=gateway_for(settings.sentiment.llm_provider)
+            settings.sentiment,
+            clock=clock,
+            pool=self._pool,
+            gateway=gateway_for(settings.sentiment.llm_provider),
+            mask=self.mask,
         )
         self.portfolio = PortfolioAgent(settings.portfolio, clock=clock)
         self._valid_for: dict[AgentName, timedelta] = {
@@ -79,6 +90,7 @@ class AgentPipeline:
     def ingest(self, candle: Candle) -> None:
         """Take one closed candle into the frames and the market's last price."""
         self._last_close[candle.symbol] = candle.close
+        self.mask.anchor(candle.symbol, candle.close)
         self.book.update(candle)
 
     def last_close(self, symbol: str) -> float | None:

@@ -3,6 +3,9 @@
 A refinement either returns an answer that validated against the agent's answer model (whose field bounds are the
 body's bounds, so nothing out of range gets through) with the id of the call-log record that produced it, or
 the reason the baseline stands. The gateway has already recorded every attempt in its call log either way.
+
+A refiner carries the run's ``HistoryMask`` (``llm.mask_history``): the agents show symbols, times and prices
+through it, and the answer's text is mapped back before anyone reads it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Generic
 from uuid import UUID
 
 from triplegain.llm import UNTRUSTED_DATA_RULE, LLMGateway, LLMRequest, PromptTemplate, load_template
+from triplegain.llm.errors import error_class_name
+from triplegain.llm.masking import HistoryMask
 from triplegain.llm.models import AnswerT
 
 REASONING_MAX_CHARS = 2000
@@ -55,16 +60,23 @@ class Refinement(Generic[AnswerT]):
 
 @dataclass(frozen=True)
 class Refiner:
-    """The LLM an agent asks to refine its baseline, and the prompts it asks with."""
+    """The LLM an agent asks to refine its baseline, the prompts it asks with, and what they may show."""
 
     gateway: LLMGateway
     prompts: RefinementPrompts
+    mask: HistoryMask
 
 
 def configured_refiner(
-    agent: str, purpose: str, provider: str | None, gateway: LLMGateway | None, prompts: RefinementPrompts | None
+    agent: str,
+    purpose: str,
+    provider: str | None,
+    gateway: LLMGateway | None,
+    prompts: RefinementPrompts | None,
+    mask: HistoryMask | None = None,
 ) -> Refiner | None:
-    """The refiner ``llm_provider`` asks for (prompts default to the shipped ones), or None without one.
+    """The refiner ``llm_provider`` asks for (prompts default to the shipped ones, the mask to none), or None
+    without one.
 
     ``gateway`` must be the one ``llm_provider`` names: a mismatch is a wiring mistake, not a silent default.
     """
@@ -74,17 +86,16 @@ def configured_refiner(
         raise ValueError(f"{agent} agent: llm_provider is {provider!r} but no gateway was given for it")
     if gateway.name != provider:
         raise ValueError(f"{agent} agent: llm_provider is {provider!r} but the gateway given is {gateway.name!r}")
-    return Refiner(gateway, prompts or RefinementPrompts.load(purpose))
+    return Refiner(gateway, prompts or RefinementPrompts.load(purpose), mask or HistoryMask.off())
 
 
-async def request_refinement(
-    gateway: LLMGateway, request: LLMRequest, answer_model: type[AnswerT]
-) -> Refinement[AnswerT]:
-    """Ask ``gateway``; a failed or invalid answer is a ``Refinement`` with ``failure`` set, never an exception."""
-    outcome = await gateway.complete(request, answer_model)
+async def request_refinement(refiner: Refiner, request: LLMRequest, answer_model: type[AnswerT]) -> Refinement[AnswerT]:
+    """Ask the refiner's gateway; a failed or invalid answer is a ``Refinement`` with ``failure`` set, never an
+    exception. The answer's text comes back unmasked."""
+    outcome = await refiner.gateway.complete(request, answer_model)
     if outcome.answer is not None:
         call_id = next(record.id for record in reversed(outcome.records) if record.succeeded)
-        return Refinement(outcome.provider, outcome.answer, call_id, None)
+        return Refinement(outcome.provider, refiner.mask.answer(outcome.answer), call_id, None)
     error = outcome.error
-    failure = f"{type(error).__name__}: {error}" if error is not None else "no answer"
+    failure = f"{error_class_name(error)}: {error}" if error is not None else "no answer"
     return Refinement(outcome.provider, None, None, failure)

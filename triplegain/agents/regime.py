@@ -43,11 +43,18 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentOutput
 from triplegain.agents.frames import Frame
-from triplegain.agents.refinement import REASONING_MAX_CHARS, RefinementPrompts, configured_refiner, request_refinement
+from triplegain.agents.refinement import (
+    REASONING_MAX_CHARS,
+    RefinementPrompts,
+    Refiner,
+    configured_refiner,
+    request_refinement,
+)
 from triplegain.agents.settings import RegimeSettings
 from triplegain.agents.technical import TechnicalView
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
+from triplegain.llm.masking import HistoryMask
 from triplegain.market import IndicatorSnapshot, Timeframe
 from triplegain.model import AgentName, Bias, RegimeName
 
@@ -270,11 +277,12 @@ class RegimeAgent:
         clock: Clock,
         gateway: LLMGateway | None = None,
         prompts: RefinementPrompts | None = None,
+        mask: HistoryMask | None = None,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._refiner = configured_refiner("regime", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts)
+        self._refiner = configured_refiner("regime", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts, mask)
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
         self._states: dict[str, RegimeState] = {}
@@ -307,8 +315,8 @@ class RegimeAgent:
         refinement_note = ""
         refiner = self._refiner
         if detection is not None and refiner is not None and context.allow_llm:
-            request = self._refinement_request(refiner.prompts, output_id, symbol, detection, measures, technical)
-            refinement = await request_refinement(refiner.gateway, request, RegimeRefinement)
+            request = self._refinement_request(refiner, output_id, symbol, detection, measures, technical)
+            refinement = await request_refinement(refiner, request, RegimeRefinement)
             answer = refinement.answer
             if answer is not None:
                 revised = (
@@ -341,7 +349,7 @@ class RegimeAgent:
 
     def _refinement_request(
         self,
-        prompts: RefinementPrompts,
+        refiner: Refiner,
         output_id: UUID,
         symbol: str,
         detection: Detection,
@@ -361,11 +369,12 @@ class RegimeAgent:
                 "confidence": technical.confidence,
             },
         }
+        prompts = refiner.prompts
         return LLMRequest(
             purpose=REFINEMENT_PURPOSE,
             system_prompt=prompts.system_prompt(),
             user_prompt=prompts.user.render(
-                symbol=symbol,
+                symbol=refiner.mask.symbol(symbol),
                 timeframe=self._settings.timeframe.value,
                 regimes=", ".join(regime.value for regime in RegimeName),
                 baseline=json.dumps(facts, sort_keys=True),

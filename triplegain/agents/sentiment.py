@@ -34,11 +34,18 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from triplegain.agents.base import AgentOutput, Baseline, bias_of
 from triplegain.agents.lexicon import lexicon_score, words_of
-from triplegain.agents.refinement import REASONING_MAX_CHARS, RefinementPrompts, configured_refiner, request_refinement
+from triplegain.agents.refinement import (
+    REASONING_MAX_CHARS,
+    RefinementPrompts,
+    Refiner,
+    configured_refiner,
+    request_refinement,
+)
 from triplegain.agents.settings import SentimentSettings
 from triplegain.agents.sources import ItemPool, TextItem
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest, data_block
+from triplegain.llm.masking import HistoryMask
 from triplegain.model import AgentName, Bias
 
 REFINEMENT_PURPOSE = "sentiment_refinement"
@@ -211,12 +218,15 @@ class SentimentAgent:
         pool: ItemPool,
         gateway: LLMGateway | None = None,
         prompts: RefinementPrompts | None = None,
+        mask: HistoryMask | None = None,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._pool = pool
-        self._refiner = configured_refiner("sentiment", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts)
+        self._refiner = configured_refiner(
+            "sentiment", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts, mask
+        )
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
 
@@ -236,8 +246,8 @@ class SentimentAgent:
         body, confidence, reasoning, llm_call_id = baseline.body, baseline.confidence, baseline.reasoning, None
         refiner = self._refiner
         if refiner is not None and context.allow_llm and scored:
-            request = self._refinement_request(refiner.prompts, output_id, context.symbol, baseline, scored)
-            refinement = await request_refinement(refiner.gateway, request, SentimentRefinement)
+            request = self._refinement_request(refiner, output_id, context.symbol, baseline, scored, now)
+            refinement = await request_refinement(refiner, request, SentimentRefinement)
             answer = refinement.answer
             if answer is not None:
                 bias = bias_of(answer.score, self._settings.neutral_band)
@@ -257,11 +267,12 @@ class SentimentAgent:
 
     def _refinement_request(
         self,
-        prompts: RefinementPrompts,
+        refiner: Refiner,
         output_id: UUID,
         symbol: str,
         baseline: Baseline[SentimentView],
         scored: Sequence[ScoredItem],
+        now: datetime,
     ) -> LLMRequest:
         shown = scored[: self._settings.max_prompt_items]
         view = baseline.body
@@ -274,17 +285,23 @@ class SentimentAgent:
             "item_scores": [round(entry.score, 3) for entry in shown],
             "item_weights": [round(entry.weight, 3) for entry in shown],
         }
-        lines = [
-            f"{entry.item.published_at:%Y-%m-%d %H:%M} UTC | {entry.item.source} | {entry.item.title}"
-            + (f" | {entry.item.summary}" if entry.item.summary else "")
-            for entry in shown
-        ]
+        prompts, mask = refiner.prompts, refiner.mask
+        lines = [_item_line(entry.item, mask, now) for entry in shown]
         return LLMRequest(
             purpose=REFINEMENT_PURPOSE,
             system_prompt=prompts.system_prompt(),
             user_prompt=prompts.user.render(
-                symbol=symbol, baseline=json.dumps(numbers, sort_keys=True), items=data_block("items", lines)
+                symbol=mask.symbol(symbol),
+                baseline=json.dumps(numbers, sort_keys=True),
+                items=data_block("items", lines),
             ),
             context={"symbol": symbol, "baseline": facts, "item_ids": [entry.item.id for entry in shown]},
             served_id=output_id,
         )
+
+
+def _item_line(item: TextItem, mask: HistoryMask, now: datetime) -> str:
+    """An item as the prompt shows it: published time, source, title and summary (through ``mask``)."""
+    published = mask.moment(item.published_at, now) if mask.enabled else f"{item.published_at:%Y-%m-%d %H:%M} UTC"
+    line = f"{published} | {item.source} | {mask.text(item.title)}"
+    return line + (f" | {mask.text(item.summary)}" if item.summary else "")

@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -52,6 +53,7 @@ from triplegain.agents.refinement import REASONING_MAX_CHARS, RefinementPrompts,
 from triplegain.agents.settings import TechnicalSettings, TechnicalWeights
 from triplegain.clock import Clock
 from triplegain.llm import LLMGateway, LLMRequest
+from triplegain.llm.masking import HistoryMask
 from triplegain.market import IndicatorSnapshot, Timeframe
 from triplegain.model import AgentName, Bias
 
@@ -382,13 +384,16 @@ class TechnicalAgent:
         clock: Clock,
         gateway: LLMGateway | None = None,
         prompts: RefinementPrompts | None = None,
+        mask: HistoryMask | None = None,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         """``gateway``: the provider ``settings.llm_provider`` names (needed when it is set, refused when it is
-        not); ``prompts`` default to the shipped templates."""
+        not); ``prompts`` default to the shipped templates; ``mask``: what the prompt may show (default: all)."""
         self._settings = settings
         self._clock = clock
-        self._refiner = configured_refiner("technical", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts)
+        self._refiner = configured_refiner(
+            "technical", REFINEMENT_PURPOSE, settings.llm_provider, gateway, prompts, mask
+        )
         self._new_id = new_id
         self._valid_for = timedelta(seconds=settings.valid_seconds)
 
@@ -413,12 +418,15 @@ class TechnicalAgent:
             purpose=REFINEMENT_PURPOSE,
             system_prompt=refiner.prompts.system_prompt(),
             user_prompt=refiner.prompts.user.render(
-                symbol=context.symbol, baseline=json.dumps(_refinement_facts(baseline), sort_keys=True)
+                symbol=refiner.mask.symbol(context.symbol),
+                baseline=json.dumps(
+                    _refinement_facts(baseline, context.symbol, refiner.mask, self._clock.now()), sort_keys=True
+                ),
             ),
             context={"symbol": context.symbol, "baseline": _refinement_baseline(baseline)},
             served_id=output_id,
         )
-        refinement = await request_refinement(refiner.gateway, request, TechnicalRefinement)
+        refinement = await request_refinement(refiner, request, TechnicalRefinement)
         answer = refinement.answer
         if answer is None:
             reasoning = refinement.explain(baseline.reasoning, None)
@@ -453,14 +461,39 @@ def _refinement_baseline(baseline: Baseline[TechnicalView]) -> dict[str, JsonVal
     return {"bias": view.bias.value, "strength": view.strength, "confidence": baseline.confidence}
 
 
-def _refinement_facts(baseline: Baseline[TechnicalView]) -> dict[str, object]:
+_PRICE_INDICATORS = (
+    "close",
+    "ema_fast",
+    "ema_slow",
+    "macd_histogram",
+    "atr",
+    "vwap",
+    "bollinger_upper",
+    "bollinger_lower",
+)
+"""The indicator values that are prices or price distances: indexed when the prompt is masked."""
+
+
+def _refinement_facts(
+    baseline: Baseline[TechnicalView], symbol: str, mask: HistoryMask, now: datetime
+) -> dict[str, object]:
+    """What the prompt shows: the baseline and its indicators, prices and times through ``mask``."""
     view = baseline.body
     return {
         **_refinement_baseline(baseline),
-        "price": view.price,
+        "price": mask.price(symbol, view.price),
         "timeframe_agreement": view.timeframe_agreement,
-        "support": [level.price for level in view.support],
-        "resistance": [level.price for level in view.resistance],
-        "timeframes": [reading.model_dump(mode="json") for reading in view.timeframes],
+        "support": [mask.price(symbol, level.price) for level in view.support],
+        "resistance": [mask.price(symbol, level.price) for level in view.resistance],
+        "timeframes": [_reading(reading, symbol, mask, now) for reading in view.timeframes],
         "reasoning": baseline.reasoning,
     }
+
+
+def _reading(reading: TimeframeReading, symbol: str, mask: HistoryMask, now: datetime) -> dict[str, object]:
+    shown: dict[str, Any] = reading.model_dump(mode="json")
+    shown["open_time"] = mask.moment(reading.open_time, now)
+    indicators = shown["indicators"]
+    for name in _PRICE_INDICATORS:
+        indicators[name] = mask.price(symbol, indicators[name])
+    return shown

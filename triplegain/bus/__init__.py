@@ -71,16 +71,12 @@ Reading
     queues, history, latency windows and dead letters.
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription
-    from triplegain.bus.dead_letters import DeadLetter, DeadLetterHook, DeadLetterReason
-    from triplegain.bus.message import Message, Priority, Topic
-    from triplegain.bus.settings import Overflow
-    from triplegain.bus.stats import BusStats, Counts, LatencySummary, SubscriptionStats
+from triplegain.bus.bus import BusClosed, Handler, MessageBus, MessageFilter, Subscription
+from triplegain.bus.dead_letters import DeadLetter, DeadLetterHook, DeadLetterReason
+from triplegain.bus.message import Message, Priority, Topic
+from triplegain.bus.settings import Overflow
+from triplegain.bus.stats import BusStats, Counts, LatencySummary, SubscriptionStats
 
 __all__ = [
     "BusClosed",
@@ -101,13 +97,3 @@ __all__ = [
     "Topic",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.bus.bus": ("BusClosed", "Handler", "MessageBus", "MessageFilter", "Subscription"),
-        "triplegain.bus.dead_letters": ("DeadLetter", "DeadLetterHook", "DeadLetterReason"),
-        "triplegain.bus.message": ("Message", "Priority", "Topic"),
-        "triplegain.bus.settings": ("Overflow",),
-        "triplegain.bus.stats": ("BusStats", "Counts", "LatencySummary", "SubscriptionStats"),
-    },
-)

@@ -10,10 +10,12 @@
 A decision (``decide``) reads the symbol's newest agent views from the bus's history (O(1) per agent, and in
 step with the schedule: a view published by a task that ran before is there), steps the degradation level, then
 takes one snapshot of state, level, breaker and account for the pure core (``decision.assess``). A conflict goes
-to the resolver chain. The decision, its conflicts and its order are committed in one transaction that holds the
-account's state row with ``FOR SHARE``: the command applier holds it ``FOR UPDATE``, so a pause is applied wholly
-before or wholly after a commit, and ``decision.confirm`` turns a trade into a hold when the state it sees is no
-longer RUNNING. No order is ever stored while PAUSED or HALTED.
+to the resolver chain; a chain cut short by the task's timeout (or a shutdown) is the conservative rule's hold,
+stored before the cancellation goes on, with the attempts made until then (their ``llm_calls`` rows refer to
+it). The decision, its conflicts and its order are committed in one transaction that holds the account's state
+row with ``FOR SHARE``: the command applier holds it ``FOR UPDATE``, so a pause is applied wholly before or
+wholly after a commit, and ``decision.confirm`` turns a trade into a hold when the state it sees is no longer
+RUNNING. No order is ever stored while PAUSED or HALTED.
 
 A decision's id is derived from (account, symbol, task time), and its order's client id from the decision's: a
 task that runs again after a crash finds its decision stored and places nothing twice. Orders still ``pending``
@@ -63,12 +65,13 @@ from triplegain.coordinator.decision import (
 from triplegain.coordinator.decision_rows import decision_write
 from triplegain.coordinator.degradation import Transition
 from triplegain.coordinator.health import HealthMonitor
-from triplegain.coordinator.resolver import ConflictResolver, ResolverOutcome
+from triplegain.coordinator.resolver import ConflictResolver, ResolverOutcome, cut_short
 from triplegain.coordinator.runner import TaskRun
 from triplegain.coordinator.snapshot import CoordinatorSnapshot, ended_event, save_snapshot, tripped_event
 from triplegain.coordinator.state import apply_command
 from triplegain.coordinator.unsaved import UnsavedRows
 from triplegain.errors import DatabaseError
+from triplegain.llm import LLMCallRecord
 from triplegain.model import (
     AccountSnapshot,
     BreakerAction,
@@ -183,6 +186,8 @@ class Coordinator:
         self._last_housekeeping_save: float | None = None
         self._listener = listener
         self._background: set[asyncio.Task[None]] = set()
+        self.resolutions_cut_short = 0
+        """Decisions whose resolver chain was cancelled (task timeout, shutdown), stored as conservative holds."""
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -274,8 +279,20 @@ class Coordinator:
         if decision is None:
             return None
         decision_id = decision_id_for(self.account, symbol, now)
+        cancelled: asyncio.CancelledError | None = None
         if decision.awaits_resolution:
-            decision = settle(decision, await self._resolve(decision, decision_id), context, self._rules)
+            trail: list[LLMCallRecord] = []
+            try:
+                outcome = await self._resolve(decision, decision_id, trail)
+            except asyncio.CancelledError as cancellation:
+                # The task's timeout (or shutdown) cancelled the chain: its attempts are in llm_calls already and
+                # refer to this decision, so it is stored now, as the conservative rule's hold, and the
+                # cancellation goes on once it is.
+                cancelled = cancellation
+                outcome = cut_short(trail, "the task was cancelled: its timeout or a shutdown")
+                self.resolutions_cut_short += 1
+                logger.warning("resolution cut short", symbol=symbol, at=now.isoformat(), attempts=len(trail))
+            decision = settle(decision, outcome, context, self._rules)
         if decision.action is DecisionAction.HOLD and decision.resolution is None:
             stored = self._hold(decision, decision_id, now)
         else:
@@ -303,11 +320,15 @@ class Coordinator:
             client_order_id=order.client_order_id if stored.order_stored and order is not None else None,
         )
         await self._publish(Topic.TRADE_INTENTS, made, symbol=symbol)
+        if cancelled is not None:
+            raise cancelled
         if stored.order_stored and stored.write.order is not None:
             await self._place(stored.write.order)
         return stored
 
-    async def _resolve(self, decision: Decision, decision_id: uuid.UUID) -> ResolverOutcome:
+    async def _resolve(
+        self, decision: Decision, decision_id: uuid.UUID, trail: list[LLMCallRecord]
+    ) -> ResolverOutcome:
         regime = decision.risk.proposal.regime if decision.risk is not None else REGIME_WHEN_UNKNOWN
         return await self._resolver.resolve(
             decision.symbol,
@@ -316,6 +337,7 @@ class Coordinator:
             self._rules.bounds,
             self._rules.risk.leverage_limit(regime),
             decision_id,
+            trail=trail,
         )
 
     def _hold(self, decision: Decision, decision_id: uuid.UUID, now: datetime) -> StoredDecision:

@@ -33,7 +33,7 @@ from triplegain.coordinator.degradation import (
     summarize_events,
 )
 from triplegain.llm.calllog import CallLog
-from triplegain.llm.errors import BreakerOpen, BudgetExceeded
+from triplegain.llm.errors import AnswerNotRecorded, BreakerOpen, BudgetExceeded
 from triplegain.llm.models import LLMCallRecord
 from triplegain.model import DegradationLevel
 
@@ -42,7 +42,9 @@ MAX_WINDOW_EVENTS = 10_000
 
 # Records that say nothing about a provider's health: a spent budget is our policy, not the provider's failure,
 # and a cancelled attempt was given up by our side (the LLM circuit breaker does not count it either).
-_NOT_PROVIDER_HEALTH = frozenset({BudgetExceeded.__name__, asyncio.CancelledError.__name__})
+_NOT_PROVIDER_HEALTH = frozenset(
+    {BudgetExceeded.__name__, asyncio.CancelledError.__name__, AnswerNotRecorded.__name__}
+)
 
 
 class HealthMonitor:
@@ -99,10 +101,13 @@ class HealthMonitor:
         """Count one attempt at a provider: failed when it has an ``error_class``, latency from ``latency_ms``.
 
         Not counted: cached answers (no provider was asked, and their near-zero latency would hide a slow one),
-        budget skips (``BudgetExceeded``: our spending policy, the provider may be fine) and cancelled attempts
+        budget skips (``BudgetExceeded``: our spending policy, the provider may be fine), questions an earlier
+        run never asked and that were not asked (``AnswerNotRecorded``) and cancelled attempts
         (our side gave up; the outcome is unknown). A circuit-breaker skip (``BreakerOpen``) counts as a failure
         without latency: the provider is unusable while its breaker refuses calls, and without these the window
-        would empty and the level recover while the breaker is still open.
+        would empty and the level recover while the breaker is still open. An attempt served from an earlier
+        run's record (``--answers-from``) carries that record's outcome, latency and ``cached``: it counts as it
+        counted then, so a re-run steps the level as the run did.
         """
         if record.cached or record.error_class in _NOT_PROVIDER_HEALTH:
             return

@@ -48,11 +48,14 @@ from triplegain.llm import (
     LLMSettings,
     PromptTemplate,
     ProvidersSettings,
+    RecordedAnswers,
+    SpendLedger,
     build_gateway,
     data_block,
     first_success,
     load_template,
 )
+from triplegain.llm.masking import HistoryMask
 from triplegain.model import Bias
 from triplegain.section import Section
 
@@ -123,12 +126,16 @@ class ResolverOutcome(BaseModel):
 class ConflictResolver:
     """Asks ``gateways`` in order for a ``ResolutionAnswer``; see the module docstring."""
 
-    def __init__(self, gateways: Sequence[LLMGateway], *, prompts_dir: Path | None = None) -> None:
-        """``prompts_dir``: where the ``conflict_resolution_*`` templates are (default: the shipped ``prompts/``)."""
+    def __init__(
+        self, gateways: Sequence[LLMGateway], *, prompts_dir: Path | None = None, mask: HistoryMask | None = None
+    ) -> None:
+        """``prompts_dir``: where the ``conflict_resolution_*`` templates are (default: the shipped ``prompts/``);
+        ``mask``: what the prompt may show of the symbol (``llm.masking``; the answer is mapped back)."""
         names = [gateway.name for gateway in gateways]
         if len(set(names)) != len(names):
             raise ValueError(f"the resolver chain lists a provider twice: {names}")
         self._gateways = tuple(gateways)
+        self._mask = mask or HistoryMask.off()
         self._system: PromptTemplate = load_template(f"{RESOLUTION_PURPOSE}_system", prompts_dir)
         self._user: PromptTemplate = load_template(f"{RESOLUTION_PURPOSE}_user", prompts_dir)
 
@@ -146,7 +153,8 @@ class ConflictResolver:
         decision_id: UUID,
     ) -> LLMRequest:
         """The question the chain asks: the conflicts' numbers in the prompt, ``resolution_context`` as context."""
-        summaries = data_block("conflicts", [conflict.summary for conflict in conflicts])
+        mask = self._mask
+        summaries = data_block("conflicts", [mask.text(conflict.summary) for conflict in conflicts])
         numbers = [
             {"rule": conflict.rule.value, "severity": conflict.severity, "details": conflict.details}
             for conflict in conflicts
@@ -155,7 +163,7 @@ class ConflictResolver:
             purpose=RESOLUTION_PURPOSE,
             system_prompt=self._system.render(untrusted_data_rule=UNTRUSTED_DATA_RULE),
             user_prompt=self._user.render(
-                symbol=symbol,
+                symbol=mask.symbol(symbol),
                 direction=direction.value,
                 conflicts=json.dumps(numbers, sort_keys=True),
                 summaries=summaries,
@@ -173,10 +181,14 @@ class ConflictResolver:
         bounds: ResolutionBounds,
         leverage_limit: float,
         decision_id: UUID,
+        *,
+        trail: list[LLMCallRecord] | None = None,
     ) -> ResolverOutcome:
         """The bounded resolution of a ``direction`` trade on ``symbol`` (long or short), for ``decision_id``.
 
         ``leverage_limit`` is the risk rules' leverage limit (finite, ≥ 1). Never raises for an LLM failure.
+        ``trail`` receives every attempt as it is made: a caller cancelled meanwhile (its task timed out) still
+        has them for ``cut_short``.
         """
         if direction is Bias.NEUTRAL:
             raise ValueError("a trade intent to resolve is long or short, not neutral")
@@ -185,13 +197,13 @@ class ConflictResolver:
         if not self._gateways:
             return _conservative("no resolver provider is configured", ())
         request = self.request(symbol, direction, conflicts, bounds, leverage_limit, decision_id)
-        result = await first_success(self._gateways, request, ResolutionAnswer)
+        result = await first_success(self._gateways, request, ResolutionAnswer, trail=trail)
         attempts = tuple(ResolverAttempt.of(record) for record in result.records)
         if result.answer is None:
             failures = "; ".join(f"{call.provider}: {call.error}" for call in result.calls)
             return _conservative(f"no resolver answered ({failures})", attempts)
         answering = result.calls[-1].records[-1]
-        resolution, clamps = clamp(result.answer, bounds, leverage_limit)
+        resolution, clamps = clamp(self._mask.answer(result.answer), bounds, leverage_limit)
         return ResolverOutcome(
             resolution=resolution,
             resolved_by=f"{answering.provider}/{answering.model}",
@@ -199,6 +211,12 @@ class ConflictResolver:
             clamps=tuple(clamps),
             attempts=attempts,
         )
+
+
+def cut_short(trail: Sequence[LLMCallRecord], reason: str) -> ResolverOutcome:
+    """The conservative resolution of a chain that did not finish (its task was cancelled), with the attempts
+    made until then."""
+    return _conservative(f"the resolution was cut short ({reason})", tuple(ResolverAttempt.of(r) for r in trail))
 
 
 def build_resolver_gateways(
@@ -209,8 +227,13 @@ def build_resolver_gateways(
     clock: Clock,
     replaying: bool = False,
     environ: Mapping[str, str] | None = None,
+    ledger: SpendLedger | None = None,
+    wall: Clock | None = None,
+    answers: RecordedAnswers | None = None,
 ) -> list[LLMGateway]:
-    """A gateway for each provider of the chain, in order, with the offline rule for ``conflict_resolution``.
+    """A gateway for each provider of the chain, in order, with the offline rule for ``conflict_resolution``;
+    ``ledger``: the process's spend, shared with the agents' gateways; ``answers``: an earlier run's calls to
+    serve.
 
     Raises ``MissingAPIKey`` when a listed provider needs a key that is not set.
     """
@@ -223,6 +246,9 @@ def build_resolver_gateways(
             replaying=replaying,
             offline_rules=RESOLUTION_OFFLINE_RULES,
             environ=environ,
+            ledger=ledger,
+            wall=wall,
+            answers=answers,
         )
         for name in settings.providers
     ]

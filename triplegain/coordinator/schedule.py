@@ -43,7 +43,11 @@ class TaskSpec(Section):
     interval_seconds: float = Field(
         gt=0, description="seconds between runs; runs fall on multiples of this counted from the Unix epoch (UTC)"
     )
-    timeout_seconds: float = Field(gt=0, description="a run longer than this is cancelled and recorded as timed out")
+    timeout_seconds: float = Field(
+        gt=0,
+        description="a run longer than this is cancelled and recorded as timed out; must allow the worst case of "
+        "its LLM calls (the resolver chain, an agent's review) and 5 s more, or the settings are refused",
+    )
     per_symbol: bool = Field(description="one run per configured symbol (concurrently), else a single run")
     depends_on: list[TaskName] = Field(
         default_factory=list,
@@ -66,13 +70,13 @@ class ScheduleSettings(Section):
     model_config = ConfigDict(allow_inf_nan=False)
 
     technical: TaskSpec = Field(
-        default=TaskSpec(interval_seconds=300, timeout_seconds=30, per_symbol=True, offset_seconds=2),
+        default=TaskSpec(interval_seconds=300, timeout_seconds=90, per_symbol=True, offset_seconds=2),
         description="technical analysis of each symbol's latest candles",
     )
     regime: TaskSpec = Field(
         default=TaskSpec(
             interval_seconds=900,
-            timeout_seconds=30,
+            timeout_seconds=90,
             per_symbol=True,
             depends_on=[TaskName.TECHNICAL],
             offset_seconds=2,
@@ -80,7 +84,7 @@ class ScheduleSettings(Section):
         description="market regime of each symbol, from the technical view (every close of agents.regime.timeframe)",
     )
     sentiment: TaskSpec = Field(
-        default=TaskSpec(interval_seconds=1800, timeout_seconds=60, per_symbol=True, offset_seconds=2),
+        default=TaskSpec(interval_seconds=1800, timeout_seconds=90, per_symbol=True, offset_seconds=2),
         description="news and social sentiment of each symbol",
     )
     portfolio: TaskSpec = Field(
@@ -90,7 +94,7 @@ class ScheduleSettings(Section):
     trade_decision: TaskSpec = Field(
         default=TaskSpec(
             interval_seconds=300,
-            timeout_seconds=90,
+            timeout_seconds=120,
             per_symbol=True,
             depends_on=[TaskName.TECHNICAL, TaskName.REGIME, TaskName.SENTIMENT],
             offset_seconds=4,

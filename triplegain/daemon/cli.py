@@ -12,6 +12,7 @@ import typer
 
 from triplegain.daemon.run import RunOptions, Source, run_daemon
 from triplegain.daemon.status import StatusBoard
+from triplegain.llm import OnMissing
 from triplegain.logs import configure_logging
 from triplegain.model import account_name
 
@@ -31,6 +32,13 @@ def parse_speed(value: str | None) -> float | None:
     if not speed > 0 or speed == float("inf"):
         raise typer.BadParameter(f"{value!r}: the speed must be a number > 0, or 'max'", param_hint="--speed")
     return speed
+
+
+def parse_usd(value: float | None) -> float | None:
+    """A run budget in USD: a finite number ≥ 0."""
+    if value is not None and not (0 <= value < float("inf")):
+        raise typer.BadParameter(f"{value!r}: a number of USD ≥ 0", param_hint="--max-llm-usd")
+    return value
 
 
 def run(
@@ -58,6 +66,31 @@ def run(
             help="The paper account to trade (its state, orders and runs). Default: coordinator.account.",
         ),
     ] = None,
+    answers_from: Annotated[
+        int | None,
+        typer.Option(
+            "--answers-from",
+            metavar="RUN",
+            min=1,
+            help="Serve every LLM answer from run RUN's stored calls: no request to any provider (a replay).",
+        ),
+    ] = None,
+    on_missing: Annotated[
+        OnMissing | None,
+        typer.Option(
+            "--on-missing",
+            help="With --answers-from, a question RUN never asked: conservative (no network; the default) or ask "
+            "(the provider, which may cost money).",
+        ),
+    ] = None,
+    max_llm_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--max-llm-usd",
+            metavar="USD",
+            help="Run budget: once the run's paid LLM calls cost this, they stop and the conservative rule answers.",
+        ),
+    ] = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
     log_level: Annotated[
         LogLevel | None,
@@ -79,12 +112,24 @@ def run(
         if not path.is_file():
             raise typer.BadParameter(f"{path}: no such file", param_hint="--replay")
     replaying = chosen != "ccxt"
+    if answers_from is not None and not replaying:
+        raise typer.BadParameter("re-runs a run over its candles: use it with --replay", param_hint="--answers-from")
+    if on_missing is not None and answers_from is None:
+        raise typer.BadParameter("applies to --answers-from RUN only", param_hint="--on-missing")
     level = log_level or ("warning" if replaying else settings.logging.level)
     logging_config = settings.logging.model_copy(
         update={"level": level, "format": "json" if json_logs else settings.logging.format}
     )
     configure_logging(logging_config, stream=sys.stdout if json_logs else sys.stderr)
-    options = RunOptions(source=chosen, replay_files=tuple(paths), speed=parse_speed(speed), seed=seed)
+    options = RunOptions(
+        source=chosen,
+        replay_files=tuple(paths),
+        speed=parse_speed(speed),
+        seed=seed,
+        answers_from=answers_from,
+        on_missing=on_missing or "conservative",
+        max_llm_usd=parse_usd(max_llm_usd),
+    )
     interactive = sys.stdout.isatty() and not json_logs
     board = StatusBoard(sys.stdout if interactive else sys.stderr, rich_panel=interactive)
     try:

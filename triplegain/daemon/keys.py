@@ -3,11 +3,14 @@
 The daemon runs without keys (a paper-trading test drive, CI): each agent review and the resolver chain keep the
 providers whose key variable is set; an agent whose provider has no key uses the offline provider, and a resolver
 chain left empty becomes ``[offline]``. The daemon says so once at start (``KeylessFallback.message``).
+
+Re-running a run's answers (``--answers-from``), the providers that run asked are kept whatever the keys: their
+answers are served without a call, and a provider without its key is never asked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from triplegain.config import Settings
@@ -31,12 +34,15 @@ class KeylessFallback:
         return f"no API key for {missing}: using the offline provider instead"
 
 
-def offline_where_keys_missing(settings: Settings, environ: Mapping[str, str]) -> KeylessFallback:
-    """``settings`` with every provider whose key variable is unset or empty replaced by the offline provider."""
+def offline_where_keys_missing(
+    settings: Settings, environ: Mapping[str, str], keep: Collection[str] = ()
+) -> KeylessFallback:
+    """``settings`` with every provider whose key variable is unset or empty replaced by the offline provider,
+    except those in ``keep``."""
     replaced: dict[str, str] = {}
 
     def usable(name: str | None) -> bool:
-        if name is None:
+        if name is None or name in keep:
             return True
         variable = settings.llm.provider(name).api_key_env
         if variable is None or environ.get(variable, "").strip():

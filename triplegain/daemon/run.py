@@ -2,10 +2,13 @@
 
     exit_code = asyncio.run(run_daemon(settings, RunOptions(source="replay", replay_files=[...]), environ))
 
-In order: providers without an API key give way to the offline provider (said once); the database is opened
-(embedded unless ``TRIPLEGAIN_DATABASE_URL``) and migrated; the account's coordinator lock is taken (a second
-daemon on the account stops here with a clear message); a ``daemon_runs`` row is written; the paper broker
-restores the account; the trading system (``triplegain.system``) restores the coordinator; then candles flow:
+In order: the feed is opened; what the run may ask of LLM providers is settled (``daemon.llm_plan``: providers
+without an API key give way to the offline provider, said once; a replay that may call a paid provider without
+``--max-llm-usd`` or ``--answers-from`` is refused; the bound of its cost is printed); the database is opened
+(embedded unless ``TRIPLEGAIN_DATABASE_URL``) and migrated (an earlier run's LLM calls are read from it for
+``--answers-from``); the account's coordinator lock is taken (a second daemon on the account stops here with a
+clear message); a ``daemon_runs`` row is written; the paper broker restores the account; the trading system
+(``triplegain.system``) restores the coordinator; then candles flow:
 
 - replay and synthetic: a simulated clock at candle time (``TradingSystem.replay``), paced by ``--speed`` in wall
   time or as fast as possible; the run ends with the replay and prints a summary;
@@ -44,19 +47,21 @@ from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
 from triplegain.daemon.continuity import check_continuity
-from triplegain.daemon.keys import offline_where_keys_missing
+from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
 from triplegain.daemon.summary import RunSummary, summarize
 from triplegain.errors import DatabaseError, UserError
 from triplegain.execution import PaperBroker
 from triplegain.execution.broker import UnstoredCandlesFull
+from triplegain.llm import OnMissing, RecordedAnswers
 from triplegain.market import Candle, SyntheticFeed, Timeframe
 from triplegain.market.feeds import Feed, FeedStats, MarketDataError
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed, check_files
 from triplegain.market.settings import ReplayFile, SyntheticSettings
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
 from triplegain.store.execution import stored_marks
+from triplegain.store.llm_calls import run_llm_calls
 from triplegain.store.runs import AccountLock, DaemonAlreadyRunning, account_lock, end_run, start_run
 from triplegain.system import TradingSystem, trading_system
 
@@ -75,6 +80,17 @@ class RunOptions:
     """Replay speed relative to candle time; None: as fast as possible."""
     seed: int | None = None
     status_interval_seconds: float = 2.0
+    answers_from: int | None = None
+    """Serve every LLM answer from this run's stored calls instead of asking (``llm.recorded``)."""
+    on_missing: OnMissing = "conservative"
+    """With ``answers_from``: what a question that run never asked gets."""
+    max_llm_usd: float | None = None
+    """The run budget: once the run's paid LLM calls cost this much, paid calls stop for the rest of it."""
+
+    @property
+    def replaying(self) -> bool:
+        """Candles at candle time (a replay or synthetic candles), not live."""
+        return self.source != "ccxt"
 
 
 @dataclass
@@ -90,11 +106,8 @@ async def run_daemon(
     settings: Settings, options: RunOptions, environ: Mapping[str, str], board: StatusBoard
 ) -> RunSummary:
     """Run until the replay ends or a signal arrives; the summary of the run."""
-    fallback = offline_where_keys_missing(settings, environ)
-    settings = fallback.settings
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
     opened = await _open_feed(settings, options)
-    feed = opened.feed
     stop = StopRequest()
     main = asyncio.current_task()
     _install_signal_handlers(stop, main)
@@ -102,10 +115,14 @@ async def run_daemon(
     finished: RunSummary | None = None
     try:
         _check_quoted(settings, opened.symbols)
-        if fallback.message is not None:
-            board.say(fallback.message)
+        plan = None if options.answers_from is not None else _plan(settings, options, environ, None)
         async with open_database(settings.database) as db:
             await migrate(db)
+            answers = await _recorded_answers(db, options)
+            if plan is None:
+                plan = _plan(settings, options, environ, answers)
+            settings = plan.settings
+            _say_plan(plan, options, opened, board)
             account = settings.coordinator.account
             async with account_lock(db, account) as lock:
                 if opened.first is not None:
@@ -120,7 +137,7 @@ async def run_daemon(
                 board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                 reason = "error"
                 try:
-                    summary = await _trade(settings, options, db, lock, run_id, opened, stop, board)
+                    summary = await _trade(plan, options, db, lock, run_id, opened, stop, board, answers, environ)
                     if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                         raise asyncio.CancelledError
                     reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
@@ -143,13 +160,13 @@ async def run_daemon(
             return finished
     finally:
         _remove_signal_handlers()
-        await feed.aclose()
+        await opened.feed.aclose()
     assert outage is not None  # every other way out returns or raises
     raise outage
 
 
 async def _trade(
-    settings: Settings,
+    plan: LLMPlan,
     options: RunOptions,
     db: Database,
     lock: AccountLock,
@@ -157,10 +174,13 @@ async def _trade(
     opened: OpenedFeed,
     stop: StopRequest,
     board: StatusBoard,
+    answers: RecordedAnswers | None,
+    environ: Mapping[str, str],
 ) -> RunSummary:
+    settings = plan.settings
     account = settings.coordinator.account
     feed, clock = opened.feed, opened.clock
-    replaying = options.source != "ccxt"
+    replaying = options.replaying
     broker = PaperBroker(
         settings.execution,
         db,
@@ -186,6 +206,10 @@ async def _trade(
             flatten=broker.flatten,
             holdings=lambda symbol: max(0.0, broker.balances().get(symbol.partition("/")[0], 0.0)),
             run_id=run_id,
+            environ=environ,
+            llm_run_limit_usd=options.max_llm_usd,
+            answers=answers,
+            mask_history=plan.mask_history,
         ) as system,
     ):
         broker.on_write = system.monitor.db_write
@@ -288,6 +312,32 @@ async def _watch_bounds(system: TradingSystem, watch: StoreWatch, stop_for: Call
     stop_for(watch.observe())
 
 
+def _plan(
+    settings: Settings, options: RunOptions, environ: Mapping[str, str], answers: RecordedAnswers | None
+) -> LLMPlan:
+    return plan_llm(
+        settings, replaying=options.replaying, environ=environ, max_llm_usd=options.max_llm_usd, answers=answers
+    )
+
+
+async def _recorded_answers(db: Database, options: RunOptions) -> RecordedAnswers | None:
+    """The LLM calls of ``--answers-from`` RUN; a ``UserError`` when there is no such run."""
+    if options.answers_from is None:
+        return None
+    records = await run_llm_calls(db, options.answers_from)
+    if records is None:
+        raise UserError(f"--answers-from {options.answers_from}: no such run (triplegain decisions list shows runs)")
+    return RecordedAnswers(options.answers_from, records, on_missing=options.on_missing)
+
+
+def _say_plan(plan: LLMPlan, options: RunOptions, opened: OpenedFeed, board: StatusBoard) -> None:
+    """The keys' note, and before a replay that may call a paid provider, the bound of what it may cost."""
+    for message in plan.messages:
+        board.say(message)
+    if plan.paid and opened.candles is not None:
+        board.say(estimate_spend(plan.settings, opened.candles, opened.timeframe).line(options.max_llm_usd))
+
+
 def _check_quoted(settings: Settings, symbols: list[str]) -> None:
     """Every symbol must be quoted in the asset the paper account and the portfolio agent count in: the broker
     could not buy ETH/BTC with USDT, and the portfolio agent would fail at every run."""
@@ -382,8 +432,13 @@ class OpenedFeed:
     timeframe: Timeframe
     first: Candle | None
     """The first candle (already read, and put back in front of the feed); None live."""
-    total: int | None
-    """How many candles the replay holds (rows of the files, synthetic candles in all); None live or unbounded."""
+    candles: dict[str, int] | None
+    """How many candles the replay holds per symbol (rows of the files, synthetic candles); None live or unbounded."""
+
+    @property
+    def total(self) -> int | None:
+        """Candles in the whole replay; None live or unbounded."""
+        return sum(self.candles.values()) if self.candles is not None else None
 
 
 async def _open_feed(settings: Settings, options: RunOptions) -> OpenedFeed:
@@ -393,18 +448,18 @@ async def _open_feed(settings: Settings, options: RunOptions) -> OpenedFeed:
         from triplegain.market.feeds.ccxt_feed import CcxtFeed  # ccxt takes a second to import: only here
 
         live = settings.market.ccxt
-        return OpenedFeed(CcxtFeed(live, clock=wall), wall, list(live.symbols), live.timeframe, first=None, total=None)
-    total = _replay_size(settings, options)
+        return OpenedFeed(CcxtFeed(live, clock=wall), wall, list(live.symbols), live.timeframe, None, None)
+    candles = _replay_candles(settings, options)
     feed, symbols, timeframe = _replay_feed(settings, options, wall)
     first = await anext(feed, None)
     if first is None:
         raise UserError(f"run: the {options.source} source has no candles")
-    return OpenedFeed(_Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe, first, total)
+    return OpenedFeed(_Prepended(first, feed), FakeClock(first.open_time), symbols, timeframe, first, candles)
 
 
-def _replay_size(settings: Settings, options: RunOptions) -> int | None:
-    """Candles in the replay: every row of the candle files, read whole now (``ReplayFileError`` for a file
-    that cannot be replayed); for synthetic candles, as many as the settings make."""
+def _replay_candles(settings: Settings, options: RunOptions) -> dict[str, int] | None:
+    """Candles per symbol in the replay: every row of the candle files, read whole now (``ReplayFileError`` for a
+    file that cannot be replayed); for synthetic candles, as many as the settings make (None: no end)."""
     if options.source == "replay":
         return check_files(_candle_files(settings, options))
     synthetic = _synthetic_settings(settings, options)
@@ -412,7 +467,7 @@ def _replay_size(settings: Settings, options: RunOptions) -> int | None:
     if synthetic.end is not None:
         until_end = -(-(synthetic.end - synthetic.start) // synthetic.timeframe.duration)
         per_symbol = until_end if per_symbol is None else min(per_symbol, until_end)
-    return None if per_symbol is None else per_symbol * len(synthetic.symbols)
+    return None if per_symbol is None else dict.fromkeys(sorted(synthetic.symbols), per_symbol)
 
 
 def _replay_feed(

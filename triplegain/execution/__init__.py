@@ -7,16 +7,12 @@ position and portfolio snapshot in PostgreSQL (``triplegain.store.execution``) b
 ``settings`` is the ``execution`` section of the config, market rules included.
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.execution.accounting import FillEffect, Ledger, Position, apply_fill
-    from triplegain.execution.broker import BrokerUpdate, PaperBroker
-    from triplegain.execution.exchange import BrokerState, CandleOutcome
-    from triplegain.execution.fills import ExitKind
-    from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
+from triplegain.execution.accounting import FillEffect, Ledger, Position, apply_fill
+from triplegain.execution.broker import BrokerUpdate, PaperBroker
+from triplegain.execution.exchange import BrokerState, CandleOutcome
+from triplegain.execution.fills import ExitKind
+from triplegain.execution.settings import ExecutionSettings, FeeSchedule, MarketRules
 
 __all__ = [
     "BrokerState",
@@ -33,13 +29,3 @@ __all__ = [
     "apply_fill",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.execution.accounting": ("FillEffect", "Ledger", "Position", "apply_fill"),
-        "triplegain.execution.broker": ("BrokerUpdate", "PaperBroker"),
-        "triplegain.execution.exchange": ("BrokerState", "CandleOutcome"),
-        "triplegain.execution.fills": ("ExitKind",),
-        "triplegain.execution.settings": ("ExecutionSettings", "FeeSchedule", "MarketRules"),
-    },
-)

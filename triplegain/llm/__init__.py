@@ -8,58 +8,58 @@ recorded failure. The LLM never has the last word: callers bound and check whate
 
 Providers: OpenAI-compatible servers (DeepSeek, OpenAI, Ollama) through the ``openai`` SDK, Claude through the
 ``anthropic`` SDK, and ``offline`` rules computed from the request's context (no network, no keys). Around each
-provider the gateway applies, in order: response cache, daily budget, circuit breaker, retries with the
-provider's timeout, JSON extraction and validation, and a ``CallLog`` record for every attempt and skip.
+provider the gateway applies, in order: response cache, daily and run budgets (one ``SpendLedger`` per process,
+by the wall clock's UTC day), circuit breaker, retries with the provider's timeout, JSON extraction and
+validation, and a ``CallLog`` record for every attempt and skip.
 
 Prompts are templates in ``prompts/`` rendered strictly (``load_template``); untrusted text goes in through
 ``data_block`` only, with ``UNTRUSTED_DATA_RULE`` in the system prompt.
 """
 
-from typing import TYPE_CHECKING
-
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.llm.breaker import BreakerPhase, BreakerState
-    from triplegain.llm.budget import DailySpend
-    from triplegain.llm.cache import CacheKey, ResponseCache
-    from triplegain.llm.calllog import CallLog
-    from triplegain.llm.errors import (
-        BreakerOpen,
-        BudgetExceeded,
-        LLMError,
-        LLMOutputError,
-        MissingAPIKey,
-        PromptTemplateError,
-        ProviderBadResponse,
-        ProviderError,
-        ProviderRateLimited,
-        ProviderRejectedRequest,
-        ProviderServerError,
-        ProviderTimeout,
-        ProviderUnreachable,
-        TransientProviderError,
-    )
-    from triplegain.llm.fallback import FallbackOutcome, first_success
-    from triplegain.llm.gateway import LLMGateway, build_gateway
-    from triplegain.llm.models import CallOutcome, LLMCallRecord, LLMRequest, LLMResult
-    from triplegain.llm.parsing import parse_answer
-    from triplegain.llm.prompts import UNTRUSTED_DATA_RULE, PromptTemplate, data_block, load_template
-    from triplegain.llm.providers import Provider, build_provider
-    from triplegain.llm.providers.offline import OfflineProvider, OfflineRule
-    from triplegain.llm.settings import (
-        BreakerSettings,
-        LLMSettings,
-        Prices,
-        ProviderKind,
-        ProviderSettings,
-        ProvidersSettings,
-        ResponseCacheSettings,
-        RetrySettings,
-    )
+from triplegain.llm.breaker import BreakerPhase, BreakerState
+from triplegain.llm.budget import DailySpend, SpendLedger
+from triplegain.llm.cache import CacheKey, ResponseCache
+from triplegain.llm.calllog import CallLog
+from triplegain.llm.errors import (
+    AnswerNotRecorded,
+    BreakerOpen,
+    BudgetExceeded,
+    LLMError,
+    LLMOutputError,
+    MissingAPIKey,
+    PromptTemplateError,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejectedRequest,
+    ProviderServerError,
+    ProviderTimeout,
+    ProviderUnreachable,
+    RecordedFailure,
+    TransientProviderError,
+)
+from triplegain.llm.fallback import FallbackOutcome, first_success
+from triplegain.llm.gateway import LLMGateway, build_gateway
+from triplegain.llm.models import CallOutcome, LLMCallRecord, LLMRequest, LLMResult
+from triplegain.llm.parsing import parse_answer
+from triplegain.llm.prompts import UNTRUSTED_DATA_RULE, PromptTemplate, data_block, load_template
+from triplegain.llm.providers import Provider, build_provider
+from triplegain.llm.providers.offline import OfflineProvider, OfflineRule
+from triplegain.llm.recorded import OnMissing, RecordedAnswers
+from triplegain.llm.settings import (
+    BreakerSettings,
+    LLMSettings,
+    Prices,
+    ProviderKind,
+    ProviderSettings,
+    ProvidersSettings,
+    ResponseCacheSettings,
+    RetrySettings,
+)
 
 __all__ = [
     "UNTRUSTED_DATA_RULE",
+    "AnswerNotRecorded",
     "BreakerOpen",
     "BreakerPhase",
     "BreakerSettings",
@@ -80,6 +80,7 @@ __all__ = [
     "MissingAPIKey",
     "OfflineProvider",
     "OfflineRule",
+    "OnMissing",
     "Prices",
     "PromptTemplate",
     "PromptTemplateError",
@@ -94,9 +95,12 @@ __all__ = [
     "ProviderTimeout",
     "ProviderUnreachable",
     "ProvidersSettings",
+    "RecordedAnswers",
+    "RecordedFailure",
     "ResponseCache",
     "ResponseCacheSettings",
     "RetrySettings",
+    "SpendLedger",
     "TransientProviderError",
     "build_gateway",
     "build_provider",
@@ -106,45 +110,3 @@ __all__ = [
     "parse_answer",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.llm.breaker": ("BreakerPhase", "BreakerState"),
-        "triplegain.llm.budget": ("DailySpend",),
-        "triplegain.llm.cache": ("CacheKey", "ResponseCache"),
-        "triplegain.llm.calllog": ("CallLog",),
-        "triplegain.llm.errors": (
-            "BreakerOpen",
-            "BudgetExceeded",
-            "LLMError",
-            "LLMOutputError",
-            "MissingAPIKey",
-            "PromptTemplateError",
-            "ProviderBadResponse",
-            "ProviderError",
-            "ProviderRateLimited",
-            "ProviderRejectedRequest",
-            "ProviderServerError",
-            "ProviderTimeout",
-            "ProviderUnreachable",
-            "TransientProviderError",
-        ),
-        "triplegain.llm.fallback": ("FallbackOutcome", "first_success"),
-        "triplegain.llm.gateway": ("LLMGateway", "build_gateway"),
-        "triplegain.llm.models": ("CallOutcome", "LLMCallRecord", "LLMRequest", "LLMResult"),
-        "triplegain.llm.parsing": ("parse_answer",),
-        "triplegain.llm.prompts": ("UNTRUSTED_DATA_RULE", "PromptTemplate", "data_block", "load_template"),
-        "triplegain.llm.providers": ("Provider", "build_provider"),
-        "triplegain.llm.providers.offline": ("OfflineProvider", "OfflineRule"),
-        "triplegain.llm.settings": (
-            "BreakerSettings",
-            "LLMSettings",
-            "Prices",
-            "ProviderKind",
-            "ProviderSettings",
-            "ProvidersSettings",
-            "ResponseCacheSettings",
-            "RetrySettings",
-        ),
-    },
-)

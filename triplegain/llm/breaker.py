@@ -2,12 +2,15 @@
 
 CLOSED: calls pass. A failure opens it when it makes ``consecutive_failures`` failed calls in a row, or when the
 last ``window_calls`` calls (at least ``min_calls`` of them) hold a share of failures of ``failure_rate`` or more.
-OPEN: calls are refused until ``cooldown_seconds`` have passed; then the next call is let through as a trial
-and the breaker is HALF_OPEN. HALF_OPEN: other calls are refused while the trial runs; its success closes
-the breaker (with a clean history), its failure opens it again for another cool-down.
+OPEN: calls are refused until the cool-down has passed; then the next call is let through as a trial and the
+breaker is HALF_OPEN. HALF_OPEN: other calls are refused while the trial runs; its success closes the breaker
+(with a clean history), its failure opens it again for a cool-down ``cooldown_growth`` times longer, up to
+``cooldown_max_seconds``. The first cool-down is ``cooldown_seconds``: a provider that stays dead is tried less
+and less often (each trial waits out the provider's whole timeout), and one that recovers is used again at once.
 
-Times are seconds on the injected clock's ``monotonic()``. A call is one gateway call (its retries included);
-a failure is a call without a validated answer.
+Times are seconds on the gateway's wall clock (``monotonic()``): a provider recovers in real time, whatever a
+replay's simulated clock says. A call is one gateway call (its retries included); a failure is a call without
+a validated answer.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class BreakerState(BaseModel):
         default=(), description="outcome of the latest calls, oldest first: True for a failure"
     )
     opened_at: float | None = Field(default=None, description="monotonic seconds when it last opened")
+    cooldown_seconds: float | None = Field(
+        default=None, ge=0, description="the current cool-down, grown by failed trials; None: the settings' first one"
+    )
     trial_running: bool = False
 
 
@@ -46,7 +52,7 @@ def admit(state: BreakerState, settings: BreakerSettings, now: float) -> tuple[B
             return state, False
         return state.model_copy(update={"trial_running": True}), True
     assert state.opened_at is not None
-    if now - state.opened_at < settings.cooldown_seconds:
+    if now - state.opened_at < cooldown(state, settings):
         return state, False
     return state.model_copy(update={"phase": BreakerPhase.HALF_OPEN, "trial_running": True}), True
 
@@ -59,9 +65,10 @@ def after_success(state: BreakerState, settings: BreakerSettings) -> BreakerStat
 
 
 def after_failure(state: BreakerState, settings: BreakerSettings, now: float) -> BreakerState:
-    """The state after an admitted call failed."""
+    """The state after an admitted call failed; a failed trial opens it for a longer cool-down."""
     if state.phase is not BreakerPhase.CLOSED:
-        return _opened(state, now)
+        grown = min(cooldown(state, settings) * settings.cooldown_growth, settings.cooldown_max_seconds)
+        return _opened(state.model_copy(update={"cooldown_seconds": grown}), now)
     failed = state.model_copy(
         update={
             "consecutive_failures": state.consecutive_failures + 1,
@@ -80,7 +87,12 @@ def seconds_until_trial(state: BreakerState, settings: BreakerSettings, now: flo
     """How long an open breaker still refuses calls; 0 when it is not open."""
     if state.phase is not BreakerPhase.OPEN or state.opened_at is None:
         return 0.0
-    return max(settings.cooldown_seconds - (now - state.opened_at), 0.0)
+    return max(cooldown(state, settings) - (now - state.opened_at), 0.0)
+
+
+def cooldown(state: BreakerState, settings: BreakerSettings) -> float:
+    """How long the breaker stays open this time: the first cool-down, or the one failed trials grew."""
+    return settings.cooldown_seconds if state.cooldown_seconds is None else state.cooldown_seconds
 
 
 def _should_open(state: BreakerState, settings: BreakerSettings) -> bool:

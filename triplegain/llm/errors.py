@@ -34,6 +34,24 @@ class ProviderError(LLMError):
     """The provider failed to answer."""
 
 
+class RecordedFailure(LLMError):
+    """An earlier run's failure served again (``--answers-from``): ``error_class`` is the class it was recorded
+    with, the message is its message."""
+
+    def __init__(self, error_class: str, message: str) -> None:
+        self.error_class = error_class
+        super().__init__(message)
+
+
+class AnswerNotRecorded(LLMError):
+    """Re-running a run's answers, a question that run never asked, not asked of the provider either."""
+
+
+def error_class_name(error: BaseException) -> str:
+    """The name an error is recorded under: a served failure keeps its original class's."""
+    return error.error_class if isinstance(error, RecordedFailure) else type(error).__name__
+
+
 class TransientProviderError(ProviderError):
     """A failure worth another attempt: rate limit, server error, timeout, connection."""
 

@@ -29,11 +29,18 @@ class FallbackOutcome(Generic[AnswerT]):
 
 
 async def first_success(
-    gateways: Sequence[LLMGateway], request: LLMRequest, answer_model: type[AnswerT]
+    gateways: Sequence[LLMGateway],
+    request: LLMRequest,
+    answer_model: type[AnswerT],
+    *,
+    trail: list[LLMCallRecord] | None = None,
 ) -> FallbackOutcome[AnswerT]:
+    """The first validated answer of ``gateways`` asked in turn. ``trail`` receives every attempt as it is made,
+    numbered across the chain (see ``LLMGateway.complete``)."""
     calls: list[CallOutcome[AnswerT]] = []
+    trail = trail if trail is not None else []
     for gateway in gateways:
-        outcome = await gateway.complete(request, answer_model)
+        outcome = await gateway.complete(request, answer_model, trail=trail)
         calls.append(outcome)
         if outcome.answer is not None:
             return FallbackOutcome(answer=outcome.answer, provider=outcome.provider, calls=tuple(calls))

@@ -46,7 +46,10 @@ class LLMCallRecord(BaseModel):
     """One attempt at one provider, as stored in the ``llm_calls`` table — failures and skips included.
 
     A skip (budget spent, breaker open) has no response and no tokens; a cached answer has ``cached`` set and
-    costs nothing. ``request_id`` groups the attempts of one gateway call.
+    costs nothing. ``request_id`` groups the attempts of one gateway call, ``step`` numbers the attempts of a
+    whole resolution (every provider of a fallback chain). ``started_at`` is on the system's clock (candle time
+    in a replay); ``wall_started_at`` and ``latency_ms`` on the wall clock. An attempt served from an earlier
+    run's record (``served_from_run``) repeats that record's outcome and latency, and costs nothing.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -68,11 +71,16 @@ class LLMCallRecord(BaseModel):
     output_tokens: int = Field(ge=0)
     cost_usd: float = Field(ge=0)
     latency_ms: float = Field(ge=0)
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, description="the attempt's number within its gateway call (retries)")
+    step: int = Field(ge=1, description="the attempt's place in its resolution, across the providers of a chain")
     cached: bool
     error_class: str | None = Field(description="e.g. ProviderTimeout, LLMOutputError, BudgetExceeded")
     error_message: str | None
-    started_at: AwareDatetime
+    started_at: AwareDatetime = Field(description="when the attempt started, on the system's clock")
+    wall_started_at: AwareDatetime = Field(description="when the attempt started, on the wall clock")
+    served_from_run: int | None = Field(
+        default=None, description="the daemon run whose stored attempt was served instead of asking the provider"
+    )
 
     @property
     def succeeded(self) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from triplegain.llm.errors import ProviderRateLimited, TransientProviderError
-from triplegain.llm.settings import RetrySettings
+from triplegain.llm.settings import ProviderSettings, RetrySettings
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -33,6 +33,21 @@ def wait_seconds(attempt: int, error: BaseException, settings: RetrySettings) ->
     if isinstance(error, ProviderRateLimited) and error.retry_after is not None:
         return error.retry_after
     return float(min(settings.backoff_initial_seconds * 2 ** (attempt - 1), settings.backoff_max_seconds))
+
+
+def longest_waits(settings: RetrySettings) -> list[float]:
+    """The longest wait before each attempt after the first: its backoff, or a 429's retry-after up to the cap."""
+    waits, backoff = [], settings.backoff_initial_seconds
+    for _ in range(settings.max_attempts - 1):
+        waits.append(max(min(backoff, settings.backoff_max_seconds), settings.retry_after_cap_seconds))
+        backoff = min(backoff * 2, settings.backoff_max_seconds)
+    return waits
+
+
+def call_worst_case_seconds(settings: ProviderSettings) -> float:
+    """The longest one gateway call to this provider can take: every attempt hangs until its timeout, and every
+    wait between two attempts is the longest allowed."""
+    return settings.retry.max_attempts * settings.timeout_seconds + sum(longest_waits(settings.retry))
 
 
 def retrying(settings: RetrySettings, sleep: Sleep) -> AsyncRetrying:

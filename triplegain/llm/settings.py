@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from triplegain.section import Section
 
 CacheMode: TypeAlias = Literal["replay", "always", "never"]
+MaskMode: TypeAlias = Literal["replay", "always", "never"]
 
 
 class ProviderKind(StrEnum):
@@ -58,8 +59,25 @@ class BreakerSettings(Section):
         default=10, ge=1, description="the failure rate counts only once the window holds this many calls"
     )
     cooldown_seconds: float = Field(
-        default=60.0, ge=0, description="an open breaker lets one trial call through after this long"
+        default=60.0, ge=0, description="an open breaker lets one trial call through after this long (wall clock)"
     )
+    cooldown_growth: float = Field(
+        default=2.0,
+        ge=1,
+        description="each failed trial multiplies the cool-down by this (1: it never grows); a success resets it",
+    )
+    cooldown_max_seconds: float = Field(
+        default=1800.0, ge=0, description="the cool-down grows up to this; at least cooldown_seconds"
+    )
+
+    @model_validator(mode="after")
+    def _cooldown_bounds(self) -> Self:
+        if self.cooldown_max_seconds < self.cooldown_seconds:
+            raise ValueError(
+                f"cooldown_max_seconds ({self.cooldown_max_seconds:g}) must be at least cooldown_seconds "
+                f"({self.cooldown_seconds:g})"
+            )
+        return self
 
 
 class ProviderSettings(Section):
@@ -90,6 +108,11 @@ class ProviderSettings(Section):
         default=5.0, ge=0, description="spend per UTC day; once reached the provider is skipped until midnight UTC"
     )
     prices: Prices = Field(default_factory=Prices, description="token prices")
+
+    @property
+    def paid(self) -> bool:
+        """Whether its calls cost money (a price is set): the run budget and the replay guard are about these."""
+        return self.prices.input_usd_per_million > 0 or self.prices.output_usd_per_million > 0
 
     @model_validator(mode="after")
     def _network_needs_url(self) -> Self:
@@ -140,8 +163,10 @@ class ProvidersSettings(Section):
             base_url="http://127.0.0.1:11434/v1",
             model="llama3.1",
             timeout_seconds=60.0,
+            retry=RetrySettings(max_attempts=1),
         ),
-        description="a local Ollama server (OpenAI-compatible, no key, no cost)",
+        description="a local Ollama server (OpenAI-compatible, no key, no cost); one attempt: a local model that "
+        "timed out would only time out again",
     )
     offline: ProviderSettings = Field(
         default_factory=lambda: ProviderSettings(kind=ProviderKind.OFFLINE, model="offline-rules", timeout_seconds=5.0),
@@ -161,6 +186,13 @@ class LLMSettings(Section):
 
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings, description="LLM providers")
     cache: ResponseCacheSettings = Field(default_factory=ResponseCacheSettings, description="response cache")
+    mask_history: MaskMode = Field(
+        default="replay",
+        description="prompts with no symbol names, absolute dates or price levels (aliases, times relative to the "
+        "question, prices indexed to 100 at the run's first close), so a model cannot recall what came next: "
+        "replay — in replays and synthetic runs that ask a model over the network (not the offline rules); "
+        "always; never. Off by default live",
+    )
 
     def provider(self, name: str) -> ProviderSettings:
         """The settings of provider ``name``; a ``KeyError`` naming the known ones if there is none."""

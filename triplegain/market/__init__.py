@@ -10,33 +10,29 @@
 - ``settings``: the settings sections of the feeds and indicators.
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.market.candle import (
-        Candle,
-        CandleRejects,
-        Rejection,
-        RejectReason,
-        Timeframe,
-        TimeframeError,
-        candle_from_values,
-        parse_timeframe,
-    )
-    from triplegain.market.feeds import Feed, Sleep
-    from triplegain.market.feeds.monitor import FeedStats, Gap
-    from triplegain.market.feeds.replay import CandleFile, ReplayFeed, ReplayFileError
-    from triplegain.market.feeds.synthetic import SyntheticFeed
-    from triplegain.market.indicators import IndicatorSet, IndicatorSnapshot
-    from triplegain.market.settings import (
-        CcxtFeedSettings,
-        IndicatorSettings,
-        ReplayFile,
-        ReplaySettings,
-        SyntheticSettings,
-    )
+from triplegain.market.candle import (
+    Candle,
+    CandleRejects,
+    Rejection,
+    RejectReason,
+    Timeframe,
+    TimeframeError,
+    candle_from_values,
+    parse_timeframe,
+)
+from triplegain.market.feeds import Feed, Sleep
+from triplegain.market.feeds.monitor import FeedStats, Gap
+from triplegain.market.feeds.replay import CandleFile, ReplayFeed, ReplayFileError
+from triplegain.market.feeds.synthetic import SyntheticFeed
+from triplegain.market.indicators import IndicatorSet, IndicatorSnapshot
+from triplegain.market.settings import (
+    CcxtFeedSettings,
+    IndicatorSettings,
+    ReplayFile,
+    ReplaySettings,
+    SyntheticSettings,
+)
 
 __all__ = [
     "Candle",
@@ -64,30 +60,3 @@ __all__ = [
     "parse_timeframe",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.market.candle": (
-            "Candle",
-            "CandleRejects",
-            "Rejection",
-            "RejectReason",
-            "Timeframe",
-            "TimeframeError",
-            "candle_from_values",
-            "parse_timeframe",
-        ),
-        "triplegain.market.feeds": ("Feed", "Sleep"),
-        "triplegain.market.feeds.monitor": ("FeedStats", "Gap"),
-        "triplegain.market.feeds.replay": ("CandleFile", "ReplayFeed", "ReplayFileError"),
-        "triplegain.market.feeds.synthetic": ("SyntheticFeed",),
-        "triplegain.market.indicators": ("IndicatorSet", "IndicatorSnapshot"),
-        "triplegain.market.settings": (
-            "CcxtFeedSettings",
-            "IndicatorSettings",
-            "ReplayFile",
-            "ReplaySettings",
-            "SyntheticSettings",
-        ),
-    },
-)

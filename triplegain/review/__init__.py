@@ -10,47 +10,43 @@ draws the self-contained HTML report; ``render`` prints to the terminal; ``args`
 database.
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.model import FillRow
-    from triplegain.review.call_queries import count_llm_calls, list_llm_calls, llm_call, llm_call_pages
-    from triplegain.review.decision_queries import (
-        count_decisions,
-        decision_counts,
-        decision_pages,
-        decision_record,
-        list_decisions,
-    )
-    from triplegain.review.filters import DEFAULT_LIMIT, DecisionFilter, LLMCallFilter
-    from triplegain.review.id_prefixes import decision_ids_starting_with, llm_call_ids_starting_with
-    from triplegain.review.records import (
-        DaemonRun,
-        DailyCost,
-        DecisionCounts,
-        DecisionRecord,
-        DecisionSummary,
-        EquityPoint,
-        LevelChange,
-        LLMCall,
-        LLMCallSummary,
-        OrderWithFills,
-        PricePoint,
-        ReportScope,
-        TradePoint,
-    )
-    from triplegain.review.report_queries import (
-        daily_llm_costs,
-        equity_series,
-        find_run,
-        latest_run,
-        level_changes,
-        price_series,
-        report_scope,
-        trade_points,
-    )
+from triplegain.model import FillRow
+from triplegain.review.call_queries import count_llm_calls, list_llm_calls, llm_call, llm_call_pages
+from triplegain.review.decision_queries import (
+    count_decisions,
+    decision_counts,
+    decision_pages,
+    decision_record,
+    list_decisions,
+)
+from triplegain.review.filters import DEFAULT_LIMIT, DecisionFilter, LLMCallFilter
+from triplegain.review.id_prefixes import decision_ids_starting_with, llm_call_ids_starting_with
+from triplegain.review.records import (
+    DaemonRun,
+    DailyCost,
+    DecisionCounts,
+    DecisionRecord,
+    DecisionSummary,
+    EquityPoint,
+    LevelChange,
+    LLMCall,
+    LLMCallSummary,
+    OrderWithFills,
+    PricePoint,
+    ReportScope,
+    TradePoint,
+)
+from triplegain.review.report_queries import (
+    daily_llm_costs,
+    equity_series,
+    find_run,
+    latest_run,
+    level_changes,
+    price_series,
+    report_scope,
+    trade_points,
+)
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -91,44 +87,3 @@ __all__ = [
     "trade_points",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.model": ("FillRow",),
-        "triplegain.review.call_queries": ("count_llm_calls", "list_llm_calls", "llm_call", "llm_call_pages"),
-        "triplegain.review.decision_queries": (
-            "count_decisions",
-            "decision_counts",
-            "decision_pages",
-            "decision_record",
-            "list_decisions",
-        ),
-        "triplegain.review.filters": ("DEFAULT_LIMIT", "DecisionFilter", "LLMCallFilter"),
-        "triplegain.review.id_prefixes": ("decision_ids_starting_with", "llm_call_ids_starting_with"),
-        "triplegain.review.records": (
-            "DaemonRun",
-            "DailyCost",
-            "DecisionCounts",
-            "DecisionRecord",
-            "DecisionSummary",
-            "EquityPoint",
-            "LevelChange",
-            "LLMCall",
-            "LLMCallSummary",
-            "OrderWithFills",
-            "PricePoint",
-            "ReportScope",
-            "TradePoint",
-        ),
-        "triplegain.review.report_queries": (
-            "daily_llm_costs",
-            "equity_series",
-            "find_run",
-            "latest_run",
-            "level_changes",
-            "price_series",
-            "report_scope",
-            "trade_points",
-        ),
-    },
-)

@@ -26,6 +26,7 @@ LLM_CALL_EXPORT_COLUMNS = (
     "purpose",
     "symbol",
     "attempt",
+    "step",
     "cached",
     "input_tokens",
     "output_tokens",
@@ -33,6 +34,8 @@ LLM_CALL_EXPORT_COLUMNS = (
     "latency_ms",
     "error_class",
     "started_at",
+    "wall_started_at",
+    "served_from_run",
     "answer_model",
     "prompt_digest",
     "system_prompt",
@@ -46,7 +49,8 @@ LLM_CALL_EXPORT_COLUMNS = (
 
 _CALL_SUMMARY_COLUMNS = """
     c.id, c.request_id, c.decision_id, c.run_id, c.provider, c.model, c.purpose, coalesce(c.symbol, d.symbol) AS symbol,
-    c.attempt, c.cached, c.input_tokens, c.output_tokens, c.cost_usd, c.latency_ms, c.error_class, c.started_at
+    c.attempt, c.step, c.cached, c.input_tokens, c.output_tokens, c.cost_usd, c.latency_ms, c.error_class, c.started_at,
+    c.wall_started_at, c.served_from_run
 """
 _CALL_COLUMNS = (
     _CALL_SUMMARY_COLUMNS
@@ -58,10 +62,17 @@ _CALL_COLUMNS = (
 _CALLS_FROM = "FROM llm_calls c LEFT JOIN decisions d ON d.id = c.decision_id"
 _VIEW_SYMBOLS = "SELECT llm_call_id, symbol FROM agent_outputs WHERE llm_call_id = ANY($1::uuid[])"
 
+_OLDEST_FIRST = "c.started_at, c.wall_started_at, c.id"
+"""Calls in time order; the attempts of one decision, all at one candle time in a replay, in the order made."""
+_NEWEST_FIRST = "c.started_at DESC, c.wall_started_at DESC, c.id DESC"
+
 SELECT_CALLS_OF_DECISION = (
-    f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.decision_id = $1 ORDER BY c.started_at, c.attempt, c.id"
+    f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.decision_id = $1 "
+    "ORDER BY c.run_id NULLS FIRST, c.step, c.wall_started_at, c.id"
 )
-"""Every LLM call made for the decision ``$1``, whole, in the order they started (rows for ``call_of_decision``)."""
+"""Every LLM call made for the decision ``$1``, whole, in the order they were made: by their place in the
+resolution (``step``), the runs that made them apart (a task run again after a crash resolves again). Rows for
+``call_of_decision``."""
 
 
 def _call_where(calls: LLMCallFilter) -> Where:
@@ -95,7 +106,7 @@ def _call_where(calls: LLMCallFilter) -> Where:
 async def list_llm_calls(db: Database, calls: LLMCallFilter) -> list[LLMCallSummary]:
     """The LLM calls matching the filter, newest first, at most ``calls.limit``."""
     where = _call_where(calls)
-    statement = f"SELECT {_CALL_SUMMARY_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY c.started_at DESC, c.id DESC"
+    statement = f"SELECT {_CALL_SUMMARY_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY {_NEWEST_FIRST}"
     if calls.limit is not None:
         statement += f" LIMIT {where.param(calls.limit)}"
     with db.errors("listing LLM calls"):
@@ -131,16 +142,16 @@ def llm_call_pages(
     async def read(after: PageKey | None, size: int) -> list[dict[str, Any]]:
         where = _call_where(calls)
         if after is not None:
-            where.add("(c.started_at, c.id) > ({}, {})", *after)
+            where.add("(c.started_at, c.wall_started_at, c.id) > ({}, {}, {})", *after)
         statement = (
-            f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY c.started_at, c.id LIMIT {where.param(size)}"
+            f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY {_OLDEST_FIRST} LIMIT {where.param(size)}"
         )
         with db.errors("exporting LLM calls"):
             rows = await db.pool.fetch(statement, *where.args)
             symbols = await _view_symbols(db, rows)
         return [_call_fields(row, symbols) for row in rows]
 
-    return keyset_pages(read, limit=calls.limit, page_size=page_size, time_key="started_at")
+    return keyset_pages(read, limit=calls.limit, page_size=page_size, key=("started_at", "wall_started_at", "id"))
 
 
 def call_of_decision(row: Any) -> LLMCall:

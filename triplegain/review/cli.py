@@ -1,4 +1,5 @@
-"""``triplegain decisions …``, ``triplegain llm-calls …`` and ``triplegain report``: reviewing what was decided.
+"""``triplegain decisions …``, ``triplegain llm-calls …``, ``triplegain report`` and ``triplegain runs compare``:
+reviewing what was decided.
 
 Registered by ``triplegain.cli``. Every option is checked before the database is opened (``args``): a mistake
 is one line naming the option and its value, exit code 2. Lists, exports and the report read the latest daemon run
@@ -36,6 +37,7 @@ from triplegain.review.args import (
     parse_window,
 )
 from triplegain.review.call_queries import count_llm_calls, list_llm_calls, llm_call, llm_call_pages
+from triplegain.review.comparison import RunComparison, compare_runs
 from triplegain.review.decision_queries import count_decisions, decision_pages, decision_record, list_decisions
 from triplegain.review.export import (
     DECISION_COLUMNS,
@@ -57,6 +59,7 @@ from triplegain.review.report_queries import find_run, latest_run, report_scope
 from triplegain.review.results import Results
 from triplegain.review.results_queries import scope_results
 from triplegain.review.results_text import results_lines
+from triplegain.review.run_queries import run_record
 from triplegain.store import Database, interrupt_on_sigterm, open_database
 from triplegain.store.settings import DatabaseSettings
 
@@ -68,6 +71,7 @@ llm_calls_app = typer.Typer(
     help="Review every LLM attempt (agents' reviews and conflict resolution): list, show, export.",
     no_args_is_help=True,
 )
+runs_app = typer.Typer(help="Daemon runs: compare two.", no_args_is_help=True)
 
 
 class NotFound(TriplegainError):
@@ -542,3 +546,41 @@ def report(
     except OSError as error:
         raise TriplegainError(f"cannot write {path}: {error.strerror or error}") from error
     typer.echo(str(path.resolve()))
+
+
+# --- runs --------------------------------------------------------------------------------------------------
+
+
+@runs_app.command("compare")
+def runs_compare(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Argument(metavar="A", help="A daemon run's id.")],
+    second: Annotated[str, typer.Argument(metavar="B", help="The run to compare it with.")],
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", metavar="N", help=f"Differences shown of each kind (default {DEFAULT_LIMIT})."),
+    ] = None,
+) -> None:
+    """Compare two runs: the decisions that differ (time, symbol, action, confidence, why), the trades and the final
+    equity side by side. Exit 1 when they differ, 0 when they do not."""
+    run_a = parse_positive(first, "A", None)
+    run_b = parse_positive(second, "B", None)
+    shown = parse_positive(limit, "--limit", DEFAULT_LIMIT)
+    assert run_a is not None
+    assert run_b is not None
+    database = ctx.obj.settings().database
+
+    async def work(db: Database) -> RunComparison:
+        records = []
+        for run_id in (run_a, run_b):
+            record = await run_record(db, run_id)
+            if record is None:
+                raise UserError(f"runs compare: no daemon run {run_id}")
+            records.append(record)
+        return compare_runs(*records)
+
+    comparison = _run(database, work)
+    for line in comparison.lines(limit=shown):
+        typer.echo(line)
+    if comparison.differ:
+        raise typer.Exit(1)

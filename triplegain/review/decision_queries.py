@@ -175,7 +175,7 @@ def decision_pages(
             rows = await db.pool.fetch(statement, *where.args)
         return [_export_row(row) for row in rows]
 
-    return keyset_pages(read, limit=decisions.limit, page_size=page_size, time_key="ts")
+    return keyset_pages(read, limit=decisions.limit, page_size=page_size, key=("ts", "id"))
 
 
 async def decision_record(db: Database, decision_id: UUID) -> DecisionRecord | None:

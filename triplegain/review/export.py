@@ -71,12 +71,15 @@ _LLM_CALL_KINDS: Mapping[str, Kind] = {
     "decision_id": Kind.ID,
     "run_id": Kind.INT,
     "attempt": Kind.INT,
+    "step": Kind.INT,
     "cached": Kind.BOOL,
     "input_tokens": Kind.INT,
     "output_tokens": Kind.INT,
     "cost_usd": Kind.FLOAT,
     "latency_ms": Kind.FLOAT,
     "started_at": Kind.TIME,
+    "wall_started_at": Kind.TIME,
+    "served_from_run": Kind.INT,
     "parsed": Kind.JSON,
 }
 

@@ -73,14 +73,17 @@ class LLMCallSummary(BaseModel):
     model: str
     purpose: str
     symbol: str | None = Field(description="the call's symbol, else its decision's, else its agent view's")
-    attempt: int
+    attempt: int = Field(description="within its gateway call (retries)")
+    step: int = Field(description="its place in its resolution, across the providers of the chain")
     cached: bool
     input_tokens: int
     output_tokens: int
     cost_usd: float
     latency_ms: float
     error_class: str | None
-    started_at: AwareDatetime
+    started_at: AwareDatetime = Field(description="on the system's clock (candle time in a replay)")
+    wall_started_at: AwareDatetime = Field(description="on the wall clock")
+    served_from_run: int | None = Field(description="the run whose stored answer was served, asking no provider")
 
 
 class LLMCall(LLMCallSummary):
@@ -107,7 +110,7 @@ class DecisionRecord(BaseModel):
         description="the agent outputs its consensus inputs (and its intent) name, by agent"
     )
     conflicts: tuple[ConflictRow, ...]
-    llm_calls: tuple[LLMCall, ...] = Field(description="in the order they started")
+    llm_calls: tuple[LLMCall, ...] = Field(description="in the order they were made (step)")
     orders: tuple[OrderWithFills, ...]
 
 

@@ -394,8 +394,10 @@ def call_block(call: LLMCall, *, full: bool, title: str = "") -> Group:
     """One LLM attempt: who, what for, how long, how much, the outcome, and both prompts and the response."""
     head = Text(title)
     head.append(f"{call.provider}/{call.model}", style="bold")
-    head.append(f" · {call.purpose} · attempt {call.attempt} · {call.latency_ms:.0f} ms · ")
+    head.append(f" · {call.purpose} · step {call.step}, attempt {call.attempt} · {call.latency_ms:.0f} ms · ")
     head.append(f"{call.input_tokens} in / {call.output_tokens} out tokens · ${call.cost_usd:.6f}")
+    if call.served_from_run is not None:
+        head.append(f" · served from run {call.served_from_run}", style="dim")
     if call.cached:
         head.append(" · cached", style="dim")
     head.append(" · ")
@@ -405,6 +407,7 @@ def call_block(call: LLMCall, *, full: bool, title: str = "") -> Group:
         _indented(
             Text(
                 f"id {call.id} · request {call.request_id} · {when_exact(call.started_at)}"
+                + (f" (wall {when_exact(call.wall_started_at)})" if call.wall_started_at != call.started_at else "")
                 + (f" · {call.symbol}" if call.symbol else "")
                 + (f" · decision {call.decision_id}" if call.decision_id else ""),
                 style="dim",

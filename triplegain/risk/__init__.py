@@ -24,15 +24,11 @@ leverage 0. Exposure is gross (absolute notional), and a proposal is always an e
 short. Losses are counted over the whole account, not per symbol. Pure: the only time read is ``account.now``.
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.risk.decision import assess_trade, size_cut_fraction
-    from triplegain.risk.gates import loss_streak
-    from triplegain.risk.models import RiskDecision, RiskRule, RuleOutcome, TradeProposal, Verdict
-    from triplegain.risk.settings import RiskSettings
+from triplegain.risk.decision import assess_trade, size_cut_fraction
+from triplegain.risk.gates import loss_streak
+from triplegain.risk.models import RiskDecision, RiskRule, RuleOutcome, TradeProposal, Verdict
+from triplegain.risk.settings import RiskSettings
 
 __all__ = [
     "RiskDecision",
@@ -46,12 +42,3 @@ __all__ = [
     "size_cut_fraction",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.risk.decision": ("assess_trade", "size_cut_fraction"),
-        "triplegain.risk.gates": ("loss_streak",),
-        "triplegain.risk.models": ("RiskDecision", "RiskRule", "RuleOutcome", "TradeProposal", "Verdict"),
-        "triplegain.risk.settings": ("RiskSettings",),
-    },
-)

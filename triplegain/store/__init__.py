@@ -25,62 +25,58 @@ coordinator's degradation, breaker, heartbeat, task runs and events, ``read_snap
 restore them at start (``coordinator_snapshot``).
 """
 
-from typing import TYPE_CHECKING
 
-from triplegain.lazy import exported_lazily
-
-if TYPE_CHECKING:
-    from triplegain.store.agent_outputs import PostgresAgentOutputLog, agent_outputs_for
-    from triplegain.store.coordinator_snapshot import (
-        BreakerEventRow,
-        DegradationEventRow,
-        SnapshotRow,
-        TaskRunRow,
-        load_task_runs,
-        read_snapshot,
-        store_snapshot,
-    )
-    from triplegain.store.database import (
-        DATABASE_URL_ENV,
-        Database,
-        describe_url,
-        open_database,
-        open_database_at,
-        translate_errors,
-    )
-    from triplegain.store.dead_letters import dead_letter_hook
-    from triplegain.store.decisions import (
-        ConflictRow,
-        DecisionCall,
-        DecisionDetails,
-        DecisionRow,
-        DecisionWrite,
-        StoredDecision,
-        commit_decision,
-        decision_details,
-        pending_orders,
-    )
-    from triplegain.store.embedded import EmbeddedServer, embedded_server, interrupt_on_sigterm
-    from triplegain.store.llm_calls import PostgresCallLog, recent_llm_calls
-    from triplegain.store.migrations import (
-        Migration,
-        MigrationError,
-        MigrationState,
-        MigrationStatus,
-        load_migrations,
-        migrate,
-        migration_status,
-    )
-    from triplegain.store.records import AgentOutputRecord, DeadLetterRow, LLMCallRow
-    from triplegain.store.settings import WriterSettings
-    from triplegain.store.writer import (
-        BatchWriter,
-        RejectedRow,
-        RowsNotWritten,
-        WriteBufferFull,
-        WriterClosed,
-        WriterStats,
-    )
+from triplegain.store.agent_outputs import PostgresAgentOutputLog, agent_outputs_for
+from triplegain.store.coordinator_snapshot import (
+    BreakerEventRow,
+    DegradationEventRow,
+    SnapshotRow,
+    TaskRunRow,
+    load_task_runs,
+    read_snapshot,
+    store_snapshot,
+)
+from triplegain.store.database import (
+    DATABASE_URL_ENV,
+    Database,
+    describe_url,
+    open_database,
+    open_database_at,
+    translate_errors,
+)
+from triplegain.store.dead_letters import dead_letter_hook
+from triplegain.store.decisions import (
+    ConflictRow,
+    DecisionCall,
+    DecisionDetails,
+    DecisionRow,
+    DecisionWrite,
+    StoredDecision,
+    commit_decision,
+    decision_details,
+    pending_orders,
+)
+from triplegain.store.embedded import EmbeddedServer, embedded_server, interrupt_on_sigterm
+from triplegain.store.llm_calls import PostgresCallLog, recent_llm_calls
+from triplegain.store.migrations import (
+    Migration,
+    MigrationError,
+    MigrationState,
+    MigrationStatus,
+    load_migrations,
+    migrate,
+    migration_status,
+)
+from triplegain.store.records import AgentOutputRecord, DeadLetterRow, LLMCallRow
+from triplegain.store.settings import WriterSettings
+from triplegain.store.writer import (
+    BatchWriter,
+    RejectedRow,
+    RowsNotWritten,
+    WriteBufferFull,
+    WriterClosed,
+    WriterStats,
+)
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -132,59 +128,3 @@ __all__ = [
     "translate_errors",
 ]
 
-__getattr__ = exported_lazily(
-    __name__,
-    {
-        "triplegain.store.agent_outputs": ("PostgresAgentOutputLog", "agent_outputs_for"),
-        "triplegain.store.coordinator_snapshot": (
-            "BreakerEventRow",
-            "DegradationEventRow",
-            "SnapshotRow",
-            "TaskRunRow",
-            "load_task_runs",
-            "read_snapshot",
-            "store_snapshot",
-        ),
-        "triplegain.store.database": (
-            "DATABASE_URL_ENV",
-            "Database",
-            "describe_url",
-            "open_database",
-            "open_database_at",
-            "translate_errors",
-        ),
-        "triplegain.store.dead_letters": ("dead_letter_hook",),
-        "triplegain.store.decisions": (
-            "ConflictRow",
-            "DecisionCall",
-            "DecisionDetails",
-            "DecisionRow",
-            "DecisionWrite",
-            "StoredDecision",
-            "commit_decision",
-            "decision_details",
-            "pending_orders",
-        ),
-        "triplegain.store.embedded": ("EmbeddedServer", "embedded_server", "interrupt_on_sigterm"),
-        "triplegain.store.llm_calls": ("PostgresCallLog", "recent_llm_calls"),
-        "triplegain.store.migrations": (
-            "Migration",
-            "MigrationError",
-            "MigrationState",
-            "MigrationStatus",
-            "load_migrations",
-            "migrate",
-            "migration_status",
-        ),
-        "triplegain.store.records": ("AgentOutputRecord", "DeadLetterRow", "LLMCallRow"),
-        "triplegain.store.settings": ("WriterSettings",),
-        "triplegain.store.writer": (
-            "BatchWriter",
-            "RejectedRow",
-            "RowsNotWritten",
-            "WriteBufferFull",
-            "WriterClosed",
-            "WriterStats",
-        ),
-    },
-)

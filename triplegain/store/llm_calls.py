@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from triplegain.llm.models import LLMCallRecord
+from triplegain.store.database import Database
 from triplegain.store.records import LLMCallRow
 from triplegain.store.writer import BatchWriter
 
@@ -13,9 +15,15 @@ Serves = Literal["decision", "agent_output"]
 _COLUMNS = """
     id, request_id, decision_id, run_id, provider, model, purpose, answer_model, prompt_digest, system_prompt,
     user_prompt, raw_response, parsed, validation_error, input_tokens, output_tokens, cost_usd, latency_ms, attempt,
-    cached, error_class, error_message, started_at
+    step, cached, error_class, error_message, started_at, wall_started_at, served_from_run
 """
 _RECENT = f"SELECT {_COLUMNS} FROM llm_calls ORDER BY started_at DESC, id LIMIT $1"
+_OF_RUN = f"SELECT {_COLUMNS} FROM llm_calls WHERE run_id = $1 ORDER BY wall_started_at, step, id"
+_RUN_EXISTS = "SELECT EXISTS (SELECT FROM daemon_runs WHERE id = $1)"
+_SPENT_BY_PROVIDER = """
+    SELECT provider, sum(cost_usd) AS spent FROM llm_calls
+    WHERE wall_started_at >= $1 AND wall_started_at < $2 AND cost_usd > 0 GROUP BY provider
+"""
 _RECENT_OF_PROVIDER = f"SELECT {_COLUMNS} FROM llm_calls WHERE provider = $2 ORDER BY started_at DESC, id LIMIT $1"
 
 
@@ -34,6 +42,25 @@ class PostgresCallLog:
     async def record(self, call: LLMCallRecord) -> None:
         decision_id = call.served_id if self._serves == "decision" else None
         self._writer.submit(LLMCallRow(call=call, run_id=self._run_id, decision_id=decision_id))
+
+
+async def spent_on(db: Database, day: date) -> dict[str, float]:
+    """USD each provider cost on ``day``, a wall-clock UTC day (whatever the calls' candle time): what seeds the
+    daily budgets of a daemon restarted that day."""
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    with db.errors(f"summing the LLM spend of {day.isoformat()}"):
+        rows = await db.pool.fetch(_SPENT_BY_PROVIDER, start, start + timedelta(days=1))
+    return {row["provider"]: float(row["spent"]) for row in rows}
+
+
+async def run_llm_calls(db: Database, run_id: int) -> list[LLMCallRecord] | None:
+    """Every LLM call of daemon run ``run_id``, in the order they were made; None when there is no such run."""
+    with db.errors(f"reading the LLM calls of run {run_id}"):
+        async with db.pool.acquire() as connection:
+            if not await connection.fetchval(_RUN_EXISTS, run_id):
+                return None
+            rows = await connection.fetch(_OF_RUN, run_id)
+    return [_row(row).call for row in rows]
 
 
 async def recent_llm_calls(pool: Any, limit: int, provider: str | None = None) -> list[LLMCallRow]:

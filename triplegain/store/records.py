@@ -150,10 +150,13 @@ LLM_CALLS = Table(
         ("cost_usd", "numeric"),
         ("latency_ms", "double precision"),
         ("attempt", "integer"),
+        ("step", "integer"),
         ("cached", "boolean"),
         ("error_class", "text"),
         ("error_message", "text"),
         ("started_at", "timestamptz"),
+        ("wall_started_at", "timestamptz"),
+        ("served_from_run", "bigint"),
     ),
     key=("id",),
     key_is_unique=True,
@@ -241,10 +244,13 @@ class LLMCallRow:
             Decimal(repr(call.cost_usd)),
             call.latency_ms,
             call.attempt,
+            call.step,
             call.cached,
             call.error_class,
             call.error_message,
             call.started_at,
+            call.wall_started_at,
+            call.served_from_run,
         )
 
 

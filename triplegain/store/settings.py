@@ -32,7 +32,7 @@ class WriterSettings(Section):
     )
     retry_max_seconds: float = Field(default=15.0, gt=0, description="longest wait between two tries")
     missing_parent_wait_seconds: float = Field(
-        default=60.0,
+        default=180.0,
         ge=0,
         description=(
             "a row that references a row not stored yet (an LLM call's decision) is retried this long after it "

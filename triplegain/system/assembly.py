@@ -26,7 +26,7 @@ from triplegain.agents.base import AgentOutput
 from triplegain.agents.pipeline import AgentPipeline, Balances
 from triplegain.agents.recording import output_from_record, record_agent_views
 from triplegain.bus import MessageBus, Topic
-from triplegain.clock import Clock, FakeClock
+from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.coordinator import AccountSource, Coordinator, Flatten, Holdings, OrderSink
 from triplegain.coordinator.decision import DecisionRules
@@ -38,13 +38,15 @@ from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.snapshot import load_snapshot
 from triplegain.coordinator.tasks import scheduled_tasks
-from triplegain.llm import LLMGateway, build_gateway
+from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger, build_gateway
+from triplegain.llm.masking import HistoryMask
 from triplegain.market import Candle, Timeframe
 from triplegain.model import AgentName
 from triplegain.store import BatchWriter, Database, PostgresAgentOutputLog, PostgresCallLog, dead_letter_hook
 from triplegain.store.agent_outputs import latest_agent_outputs
 from triplegain.store.command_listener import CommandListener
 from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
+from triplegain.store.llm_calls import spent_on
 
 CandleHook = Callable[[Candle], Awaitable[None]]
 
@@ -76,6 +78,11 @@ class TradingSystem:
     monitor: HealthMonitor
     coordinator: Coordinator
     runner: TaskRunner
+    ledger: SpendLedger
+    gateways: tuple[LLMGateway, ...]
+    """Every LLM gateway: the agents', then the resolver chain's."""
+    answers: RecordedAnswers | None = None
+    """The earlier run's LLM calls the gateways serve, with how many were served, missed and asked."""
     candle_hook: CandleHook | None = None
 
     def effects(self) -> LevelEffects:
@@ -116,14 +123,27 @@ async def trading_system(
     candle_hook: CandleHook | None = None,
     run_id: int | None = None,
     environ: Mapping[str, str] | None = None,
+    wall: Clock | None = None,
+    llm_run_limit_usd: float | None = None,
+    answers: RecordedAnswers | None = None,
+    mask_history: bool = False,
 ) -> AsyncIterator[TradingSystem]:
     """Assemble, restore and start the system for ``settings.coordinator.account``; stop it on exit.
+
+    ``wall`` is the real clock (default ``WallClock``): LLM latency, the budgets' UTC day and the LLM breakers
+    run on it, whatever ``clock`` says. The LLM spend ledger starts with what each provider cost today (summed
+    from ``llm_calls``), shared by every gateway; ``llm_run_limit_usd`` caps the run's paid calls. ``answers``:
+    an earlier run's LLM calls, served by every gateway instead of asking (``llm.recorded``). ``mask_history``:
+    the prompts of the agents and the resolver show no symbol, date or price level (``llm.masking``).
 
     Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
     """
     account = settings.coordinator.account
     restored = await load_snapshot(db, account)
     task_runs = await load_task_runs(db, account)
+    wall = wall if wall is not None else WallClock()
+    today = wall.now().date()
+    ledger = SpendLedger(today, await spent_on(db, today), run_limit_usd=llm_run_limit_usd)
     async with AsyncExitStack() as stack:
         writer = await stack.enter_async_context(BatchWriter(db, settings.database.writer, clock=clock))
         bus = await stack.enter_async_context(
@@ -139,7 +159,8 @@ async def trading_system(
             # The count itself, not a stats() snapshot (about 30 µs): it is read at every refresh.
             writer_failures=lambda: writer.consecutive_failures,
         )
-        gateways = _agent_gateways(settings, writer, monitor, clock, replaying, run_id, environ)
+        shared = _SharedByGateways(clock, wall, ledger, answers)
+        gateways = _agent_gateways(settings, writer, monitor, shared, replaying, run_id, environ)
         resolver_gateways = build_resolver_gateways(
             settings.coordinator.resolver,
             settings.llm,
@@ -147,9 +168,13 @@ async def trading_system(
             clock=clock,
             replaying=replaying,
             environ=environ,
+            ledger=ledger,
+            wall=wall,
+            answers=answers,
         )
         for gateway in (*gateways.values(), *resolver_gateways):
             stack.push_async_callback(gateway.aclose)
+        mask = HistoryMask(symbols, enabled=mask_history)
         pipeline = AgentPipeline(
             settings.agents,
             bus=bus,
@@ -158,6 +183,7 @@ async def trading_system(
             indicators=settings.market.indicators,
             gateways=gateways,
             balances=balances,
+            mask=mask,
         )
         stack.push_async_callback(pipeline.aclose)
         coordinator = Coordinator(
@@ -167,7 +193,7 @@ async def trading_system(
             bus=bus,
             db=db,
             clock=clock,
-            resolver=ConflictResolver(resolver_gateways),
+            resolver=ConflictResolver(resolver_gateways, mask=mask),
             monitor=monitor,
             listener=CommandListener(db, account),
             account_source=account_source,
@@ -203,6 +229,9 @@ async def trading_system(
             monitor=monitor,
             coordinator=coordinator,
             runner=runner,
+            ledger=ledger,
+            gateways=(*gateways.values(), *resolver_gateways),
+            answers=answers,
             candle_hook=candle_hook,
         )
 
@@ -227,11 +256,22 @@ def restored_last_runs(
     return last_runs
 
 
+@dataclass(frozen=True)
+class _SharedByGateways:
+    """What every gateway shares: the system's clock, the wall clock, the spend ledger and an earlier run's
+    answers to serve."""
+
+    clock: Clock
+    wall: Clock
+    ledger: SpendLedger
+    answers: RecordedAnswers | None
+
+
 def _agent_gateways(
     settings: Settings,
     writer: BatchWriter,
     monitor: HealthMonitor,
-    clock: Clock,
+    shared: _SharedByGateways,
     replaying: bool,
     run_id: int | None,
     environ: Mapping[str, str] | None,
@@ -247,10 +287,13 @@ def _agent_gateways(
             name,
             settings.llm,
             call_log=call_log,
-            clock=clock,
+            clock=shared.clock,
             replaying=replaying,
             offline_rules=AGENT_OFFLINE_RULES,
             environ=environ,
+            ledger=shared.ledger,
+            wall=shared.wall,
+            answers=shared.answers,
         )
         for name in sorted(name for name in names if name is not None)
     }

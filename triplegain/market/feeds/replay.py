@@ -138,13 +138,13 @@ class ReplayFeed:
             reader.close()
 
 
-def check_files(files: Sequence[CandleFile]) -> int:
+def check_files(files: Sequence[CandleFile]) -> dict[str, int]:
     """Read every file whole before a replay starts: ``ReplayFileError`` for the first one that cannot be replayed
-    (a row further down would otherwise stop the replay midway); how many rows hold a candle, in all."""
-    rows = 0
+    (a row further down would otherwise stop the replay midway); how many rows hold a candle, per symbol."""
+    rows: dict[str, int] = {}
     for candle_file in files:
         reader = _CsvReader(candle_file, FeedMonitor(feed="replay check", keep=0))
-        rows += sum(1 for _ in reader.rows())
+        rows[candle_file.symbol] = rows.get(candle_file.symbol, 0) + sum(1 for _ in reader.rows())
     return rows
 
 
