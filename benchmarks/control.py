@@ -5,7 +5,7 @@ start-up of the CLI process.
 
 Starts ``triplegain run`` (a long seeded synthetic replay, ``--speed max``) as a process on a throwaway database,
 then N times: resume it, let it trade for a moment, and pause it through the same code the CLI runs
-(``control.submit_and_wait``), timing the pause from its start until it returns (the command row committed,
+(``coordinator.controls.submit_and_wait``), timing the pause from its start until it returns (the command row committed,
 NOTIFY sent, the daemon applied it, the CLI saw it applied). After each pause returns, the orders table is
 watched for ``--watch-seconds`` while the replay goes on: any entry order inserted then was placed after the
 pause returned, and is counted (it must be none). PAUSED stops new entries only: exits, stops and targets go on
@@ -38,7 +38,7 @@ import yaml
 from benchmarks.figures import percentiles, positive, scratch_directory
 from benchmarks.replay import BREAKER_PAUSES, scratch_database
 from triplegain.config import Settings, load_settings
-from triplegain.control import submit_and_wait
+from triplegain.coordinator.controls import submit_and_wait
 from triplegain.model import Command, Verb
 from triplegain.store import Database, open_database
 from triplegain.store.runs import daemon_running

@@ -1,7 +1,7 @@
 """What every command shares: the global ``--config`` option and the settings it loads.
 
-Kept apart from ``cli.py`` so that the command groups in other modules (``triplegain.review.cli``, …) can use
-it while ``cli.py`` registers them.
+Kept apart from ``commands.py`` so that the command groups in other modules (``triplegain.review.cli``, …) can use
+it while ``commands.py`` registers them.
 """
 
 from __future__ import annotations

@@ -12,24 +12,20 @@ running the command stays pending, is applied at the next start, and the CLI say
 from __future__ import annotations
 
 import asyncio
-import getpass
 from typing import Annotated
 
 import typer
 
-from triplegain.clock import WallClock
 from triplegain.config import Settings
-from triplegain.coordinator.snapshot import load_snapshot
+from triplegain.control_client import operator_name
+from triplegain.coordinator.controls import status_lines, submit_and_wait
 from triplegain.model import Command, Verb, account_name
 from triplegain.store import Database, interrupt_on_sigterm, open_database
-from triplegain.store.coordinator_state import command_status, submit_command
-from triplegain.store.runs import daemon_running, latest_run_account
+from triplegain.store.runs import latest_run_account
 
 coordinator_app = typer.Typer(
     help="Control the running coordinator: status, pause, resume, halt.", no_args_is_help=True
 )
-
-POLL_SECONDS = 0.05
 
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; stored with the command and the state.")]
 AccountOption = Annotated[
@@ -68,7 +64,7 @@ def status(
 @coordinator_app.command("pause")
 def pause(ctx: typer.Context, reason: ReasonOption = "", account: AccountOption = None, wait: WaitOption = 5.0) -> None:
     """Stop opening positions (analysis, exits and stops go on)."""
-    _command(ctx, Command(verb=Verb.PAUSE, reason=reason, requested_by=_operator()), account, wait)
+    _command(ctx, Command(verb=Verb.PAUSE, reason=reason, requested_by=operator_name()), account, wait)
 
 
 @coordinator_app.command("resume")
@@ -80,7 +76,7 @@ def resume(
     wait: WaitOption = 5.0,
 ) -> None:
     """Back to RUNNING from PAUSED (from HALTED only with --force, which also resets the breaker's halts)."""
-    _command(ctx, Command(verb=Verb.RESUME, force=force, reason=reason, requested_by=_operator()), account, wait)
+    _command(ctx, Command(verb=Verb.RESUME, force=force, reason=reason, requested_by=operator_name()), account, wait)
 
 
 @coordinator_app.command("halt")
@@ -92,14 +88,7 @@ def halt(
     wait: WaitOption = 5.0,
 ) -> None:
     """Stop all trading until `resume --force`; it holds across restarts."""
-    _command(ctx, Command(verb=Verb.HALT, flatten=flatten, reason=reason, requested_by=_operator()), account, wait)
-
-
-def _operator() -> str:
-    try:
-        return f"operator:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "operator"
+    _command(ctx, Command(verb=Verb.HALT, flatten=flatten, reason=reason, requested_by=operator_name()), account, wait)
 
 
 def _command(ctx: typer.Context, command: Command, account: str | None, wait: float) -> None:
@@ -118,97 +107,14 @@ async def _submit(settings: Settings, command: Command, given: str | None, wait:
         return await submit_and_wait(db, await chosen_account(db, settings, given), command, wait)
 
 
+async def _status(settings: Settings, given: str | None) -> tuple[list[str], bool]:
+    async with open_database(settings.database) as db:
+        lines, running = await status_lines(db, await chosen_account(db, settings, given))
+    return lines, running
+
+
 async def chosen_account(db: Database, settings: Settings, given: str | None) -> str:
     """``given``, else the account of the latest daemon run, else the configured one."""
     return given or await latest_run_account(db) or settings.coordinator.account
 
 
-async def submit_and_wait(db: Database, account: str, command: Command, wait: float) -> tuple[list[str], bool]:
-    """Store ``command`` for ``account`` and wait up to ``wait`` seconds for the running daemon to settle it; the
-    lines to print and whether it was applied (or merely recorded, with no daemon running)."""
-    clock = WallClock()
-    running = await daemon_running(db, account)
-    command_id = await submit_command(db, account, command, clock.now())
-    if not running:
-        return [
-            f"{command.verb.value} recorded as command {command_id}; no daemon is running for account "
-            f"{account!r}: it will be applied at the next start"
-        ], True
-    deadline = clock.monotonic() + wait
-    while True:
-        settled = await command_status(db, command_id)
-        if settled is not None and settled[0] != "pending":
-            break
-        if clock.monotonic() >= deadline:
-            return [f"{command.verb.value} (command {command_id}) was not applied within {wait:g} s"], False
-        await asyncio.sleep(POLL_SECONDS)
-    state_now = await _state_line(db, account)
-    status_text, outcome = settled
-    if status_text == "applied":
-        return [f"{command.verb.value}: {outcome}", state_now], True
-    return [f"{command.verb.value} {status_text}: {outcome}", state_now], False
-
-
-async def _state_line(db: Database, account: str) -> str:
-    snapshot = await load_snapshot(db, account)
-    if snapshot is None:
-        return f"account {account!r}: no state stored yet"
-    record = snapshot.state
-    since = f"{record.changed_at:%Y-%m-%d %H:%M:%S %Z}"
-    return f"account {account!r}: state {record.state.value} since {since} by {record.changed_by}: {record.reason}"
-
-
-async def _status(settings: Settings, given: str | None) -> tuple[list[str], bool]:
-    """The status lines, and whether a daemon runs the account."""
-    async with open_database(settings.database) as db:
-        account = await chosen_account(db, settings, given)
-        running = await daemon_running(db, account)
-        snapshot = await load_snapshot(db, account)
-        with db.errors(f"reading the positions of {account}"):
-            positions = await db.pool.fetch(
-                "SELECT symbol, qty, avg_price, stop_price, target_price FROM positions "
-                "WHERE account = $1 AND qty <> 0 ORDER BY symbol",
-                account,
-            )
-            equity = await db.pool.fetchrow(
-                "SELECT ts, equity, cash, drawdown FROM portfolio_snapshots WHERE account = $1 "
-                "ORDER BY ts DESC, id DESC LIMIT 1",
-                account,
-            )
-            pending = await db.pool.fetchval(
-                "SELECT count(*) FROM coordinator_commands WHERE account = $1 AND status = 'pending'", account
-            )
-    lines = [f"account      {account} on {db.server}", f"daemon       {'running' if running else 'not running'}"]
-    if snapshot is None:
-        return [*lines, "state        none stored yet (a new daemon starts RUNNING)"], running
-    record, degradation = snapshot.state, snapshot.degradation
-    lines.append(
-        f"state        {record.state.value} since {record.changed_at:%Y-%m-%d %H:%M:%S %Z} "
-        f"by {record.changed_by}: {record.reason}"
-    )
-    causes = "; ".join(
-        f"{cause.signal}{f' ({cause.subject})' if cause.subject else ''} {cause.value:g} ≥ {cause.threshold:g}"
-        for cause in degradation.causes
-    )
-    lines.append(
-        f"degradation  {degradation.level.name} since {degradation.since:%Y-%m-%d %H:%M:%S %Z}"
-        + (f": {causes}" if causes else "")
-    )
-    trips = "; ".join(trip.reason for trip in snapshot.breaker.trips) or "no active trip"
-    lines.append(f"breaker      {trips}")
-    heartbeat = snapshot.last_heartbeat
-    lines.append(f"heartbeat    {f'{heartbeat:%Y-%m-%d %H:%M:%S %Z}' if heartbeat else 'never'}")
-    if pending:
-        lines.append(f"pending      {pending} command(s) waiting for the daemon")
-    if equity is not None:
-        lines.append(
-            f"equity       {float(equity['equity']):,.2f} (cash {float(equity['cash']):,.2f}, drawdown "
-            f"{float(equity['drawdown']) * 100:.2f} %) at {equity['ts']:%Y-%m-%d %H:%M:%S %Z}"
-        )
-    for row in positions:
-        stop = f" stop {float(row['stop_price']):g}" if row["stop_price"] is not None else ""
-        target = f" target {float(row['target_price']):g}" if row["target_price"] is not None else ""
-        lines.append(f"position     {row['symbol']} {float(row['qty']):g} @ {float(row['avg_price']):g}{stop}{target}")
-    if not positions:
-        lines.append("positions    none")
-    return lines, running

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from tests.e2e.cli import run_cli
 from tests.review_data import MARKUP_PROMPT, ReviewData, ReviewTemplate, review_database_url
-from triplegain.cli import app
+from triplegain.commands import app
 from triplegain.errors import UserError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]

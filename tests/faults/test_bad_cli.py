@@ -17,7 +17,7 @@ import typer.main
 
 from tests.e2e.cli import run_cli
 from tests.faults.conftest import REFUSED_DATABASE_URL, CliOutcome, InvokeCli
-from triplegain.cli import app
+from triplegain.commands import app
 
 ENV = {"TRIPLEGAIN_DATABASE_URL": REFUSED_DATABASE_URL}
 

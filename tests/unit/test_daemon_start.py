@@ -67,7 +67,7 @@ def test_a_file_is_read_whole_before_the_run_and_named_by_its_path(tmp_path: Pat
     path = tmp_path / "BTC_USDT-5m.csv"
     rows = [f"{1_704_067_200_000 + step * 300_000},100,101,99,100,1" for step in range(5)]
     path.write_text("\n".join(["timestamp,open,high,low,close,volume", *rows]) + "\n")
-    assert check_files([CandleFile.from_name(path)]) == 5
+    assert check_files([CandleFile.from_name(path)]) == {"BTC/USDT": 5}
     path.write_text("\n".join(["timestamp,open,high,low,close,volume", *rows, "1704068700000,100,101,99,n/a,1"]))
     with pytest.raises(ReplayFileError) as bad:
         check_files([CandleFile.from_name(path)])

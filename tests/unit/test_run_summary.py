@@ -10,6 +10,7 @@ from triplegain.daemon.summary import ProviderUse, RunSummary
 def summary(**changes: Any) -> RunSummary:
     figures: dict[str, Any] = {
         "run_id": 3,
+        "account": "paper",
         "exit_reason": "replay finished",
         "candles": 100,
         "decisions": 40,
@@ -27,7 +28,7 @@ def summary(**changes: Any) -> RunSummary:
 
 def test_a_quiet_run_says_nothing_more() -> None:
     labels = [line.split()[0] for line in summary().lines()]
-    assert labels == ["run", "candles", "decisions", "trades", "LLM", "final", "buy", "max", "wall"]
+    assert labels == ["run", "account", "candles", "decisions", "trades", "LLM", "final", "buy", "max", "wall"]
 
 
 def test_resolutions_cut_short_timeouts_and_refused_rows_are_reported() -> None:

@@ -47,6 +47,7 @@ from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
 from triplegain.daemon.continuity import check_continuity
+from triplegain.daemon.control_socket import serving_control
 from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
@@ -59,6 +60,7 @@ from triplegain.market import Candle, SyntheticFeed, Timeframe
 from triplegain.market.feeds import Feed, FeedStats, MarketDataError
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed, check_files
 from triplegain.market.settings import ReplayFile, SyntheticSettings
+from triplegain.paths import home_dir
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
 from triplegain.store.execution import stored_marks
 from triplegain.store.llm_calls import run_llm_calls
@@ -265,7 +267,10 @@ async def _trade(
         system.candle_hook = on_candle
         watcher = asyncio.create_task(_watch_bounds(system, watch, stop_for))
         try:
-            async with board.showing(tracker, options.status_interval_seconds):
+            async with (
+                serving_control(db, account, system.coordinator, home_dir(), environ),
+                board.showing(tracker, options.status_interval_seconds),
+            ):
                 if options.source == "ccxt":
                     await run_live(system, feed, stop, feed_errors)
                 else:

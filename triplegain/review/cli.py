@@ -1,7 +1,7 @@
 """``triplegain decisions …``, ``triplegain llm-calls …``, ``triplegain report`` and ``triplegain runs compare``:
 reviewing what was decided.
 
-Registered by ``triplegain.cli``. Every option is checked before the database is opened (``args``): a mistake
+Registered by ``triplegain.commands``. Every option is checked before the database is opened (``args``): a mistake
 is one line naming the option and its value, exit code 2. Lists, exports and the report read the latest daemon run
 unless told otherwise: ``--run ID`` another run, ``--account NAME`` every run of an account, ``--all`` everything;
 a list's title says which. An id nobody has is one line, exit code 1. Ids may be
