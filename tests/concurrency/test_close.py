@@ -1,4 +1,5 @@
-"""DESIGN §4.7: close() drains or reports every undelivered message; nothing is left unaccounted."""
+"""docs/ARCHITECTURE.md, bus rule 7: aclose() drains or reports every undelivered message; nothing is left
+unaccounted."""
 
 import asyncio
 from collections import Counter

@@ -1,4 +1,4 @@
-"""DESIGN §4.1 and §4.5: a slow or failing handler affects only its own subscription."""
+"""docs/ARCHITECTURE.md, bus rules 1 and 5: a slow or failing handler affects only its own subscription."""
 
 import asyncio
 

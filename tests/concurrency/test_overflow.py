@@ -1,4 +1,5 @@
-"""DESIGN §4.6: a full queue blocks the publisher (backpressure) or drops the oldest of the lowest priority."""
+"""docs/ARCHITECTURE.md, bus rule 6: a full queue blocks the publisher (backpressure) or drops the oldest of the
+lowest priority."""
 
 import asyncio
 

@@ -1,4 +1,4 @@
-"""DESIGN §4.3: under backlog, higher priority first; equal priorities keep publish order."""
+"""docs/ARCHITECTURE.md, bus rule 3: under backlog, higher priority first; equal priorities keep publish order."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""DESIGN §4.2: handlers may publish, subscribe and unsubscribe without deadlock."""
+"""docs/ARCHITECTURE.md, bus rule 2: handlers may publish, subscribe and unsubscribe without deadlock."""
 
 import asyncio
 

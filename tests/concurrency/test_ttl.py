@@ -1,4 +1,5 @@
-"""DESIGN §4.4: a message whose TTL passes while it is queued is never delivered; it is counted and kept."""
+"""docs/ARCHITECTURE.md, bus rule 4: a message whose TTL passes while it is queued is never delivered; it is
+counted and kept."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""latest() and history(), keyed by (topic, symbol) (DESIGN §4.9)."""
+"""latest() and history(), keyed by (topic, symbol) (docs/ARCHITECTURE.md, bus rule 9)."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""stats(): counts that add up, queue depth and high-water mark, delivery latency (DESIGN §4.8)."""
+"""stats(): counts that add up, queue depth and high-water mark, delivery latency (docs/ARCHITECTURE.md, bus rule 8)."""
 
 import asyncio
 

@@ -28,8 +28,7 @@ log holds every attempt (joined to the output by ``served_id`` = output id). Hea
 ``allow_llm`` False skips the refinement (for degraded modes). The portfolio agent has no refinement: its view is
 arithmetic.
 
-``publish_output`` and ``AGENT_TOPICS`` live in ``triplegain.agents.publishing``, which this package does not
-import: the bus imports ``triplegain.config``, and that imports ``triplegain.agents.settings``.
+``publish_output`` and ``AGENT_TOPICS`` are in ``triplegain.agents.publishing``.
 
 Scoping: every context names one symbol and agents refuse inputs of another (frames, a TA view); the regime
 agent's hysteresis state is per symbol.

@@ -1,8 +1,4 @@
-"""Putting an agent's output on the bus: its topic, its symbol, and a TTL equal to how long the view is valid.
-
-Import it from here (``triplegain.agents.publishing``): the package itself does not import the bus, because the
-bus imports ``triplegain.config``, which imports this package's settings.
-"""
+"""Putting an agent's output on the bus: its topic, its symbol, and a TTL equal to how long the view is valid."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The in-process async priority message bus (DESIGN §4).
+"""The in-process async priority message bus (its rules: docs/ARCHITECTURE.md, "The bus and its topics").
 
 Usage::
 
@@ -7,6 +7,26 @@ Usage::
         await bus.publish(bus.message(Topic.TA_SIGNALS, {"bias": "long"}, source="ta", symbol="BTC/USDT"))
         await bus.drain()
         await sub.unsubscribe()
+
+Topics
+    Payloads are frozen typed models; TTL is the topic's default (``bus.topics``), an agent's view carrying its
+    own (how long it is valid). Operator commands do not travel on the bus (``coordinator_commands`` rows).
+
+    ================= ======================= =========================== ========================== ====== ======
+    topic             payload                 published by                read by                    TTL    prio
+    ================= ======================= =========================== ========================== ====== ======
+    market_data       market.Candle           system.TradingSystem.ingest daemon.events (progress)   120 s  normal
+    ta_signals        agents.TechnicalOutput  the technical agent's task  coordinator, regime agent, view   normal
+                                                                          recorder
+    regime_updates    agents.RegimeOutput     the regime agent's task     coordinator, recorder      view   normal
+    sentiment_updates agents.SentimentOutput  the sentiment agent's task  coordinator, recorder      view   normal
+    portfolio_updates agents.PortfolioOutput  the portfolio agent's task  coordinator, recorder      view   normal
+    trade_intents     model.DecisionMade      the coordinator (decide)    daemon.events              60 s   normal
+    execution_events  model.OrderRow, FillRow the coordinator, the daemon daemon.events              3600 s normal
+    risk_alerts       model.BreakerTripped    the coordinator (breaker)   daemon.events              300 s  urgent
+    system_events     model.StateChanged,     the coordinator (commands,  daemon.events              3600 s high
+                      model.LevelChanged      degradation)
+    ================= ======================= =========================== ========================== ====== ======
 
 Messages
     ``Message`` is a cheap immutable value (slots; setting a field raises, ``replace()`` makes a changed copy).

@@ -1,4 +1,4 @@
-"""Bus counters and their snapshots (DESIGN §4.8).
+"""Bus counters and their snapshots (docs/ARCHITECTURE.md, bus rule 8).
 
 Every (message, subscription) pair that passes the subscription's filter is ``enqueued`` once and ends in
 exactly one outcome: ``delivered``, ``expired``, ``failed``, ``dropped`` or ``discarded`` (unsubscribed or

@@ -1,4 +1,4 @@
-"""Decision review: every decision and LLM call, searchable, with the numbers that led to it (DESIGN §1).
+"""Decision review: every decision and LLM call, searchable, with the numbers that led to it (docs/ARCHITECTURE.md).
 
 The reads are what the CLI, the report and ``notebooks/decision_review.ipynb`` share: ``filters`` say which
 decisions and LLM calls to read, ``where`` turns them into SQL of fixed fragments and ``$n`` parameters, and

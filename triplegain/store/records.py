@@ -40,7 +40,6 @@ from triplegain.llm.models import LLMCallRecord
 from triplegain.store import database
 
 if TYPE_CHECKING:
-    # Only a type here: importing the bus would import triplegain.config, which may import store settings.
     from triplegain.bus.dead_letters import DeadLetter
 
 LZ4_SUPPORTED = "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
