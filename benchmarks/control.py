@@ -12,9 +12,11 @@ pause returned, and is counted (it must be none). PAUSED stops new entries only:
 closing positions (README.md, "Controlling the running daemon"), so they are counted apart. Prints one JSON document.
 
 Then the command line as an operator runs it: the wall time of the whole ``triplegain coordinator status`` and
-``triplegain coordinator pause`` process (start, imports, settings, database, the answer; the daemon still
-running), ``--cli-tries`` times each, beside ``python -c pass`` measured in the same run: p50 and p99, and the
-p50 as a multiple of the bare interpreter's (target: at most 4×).
+``triplegain coordinator pause`` process (start, imports, the daemon's answer over its control socket; the daemon
+still running), ``--cli-tries`` times each, beside ``python -c pass`` measured in the same run: p50 and p99, and
+the p50 as a multiple of the bare interpreter's (target: at most 4×). The same status the database way (a global
+``--config`` before ``coordinator`` keeps the quick way out: settings, the driver, a connection) is measured too,
+for comparison.
 
 The database is a throwaway one: on TRIPLEGAIN_DATABASE_URL's server when that is set, else on an embedded
 server in a temporary data directory (started by the daemon; the benchmark connects to it once it runs).
@@ -150,6 +152,7 @@ async def measure_cli(tries: int, config: Path) -> dict[str, Any]:
         "python -c pass": [sys.executable, "-c", "pass"],
         "coordinator status": [cli, "coordinator", "status"],
         "coordinator pause": [cli, "coordinator", "pause", "--reason", "benchmark"],
+        "coordinator status, the database way": [cli, "--config", str(config), "coordinator", "status"],
     }
     seconds: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(tries):

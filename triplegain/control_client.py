@@ -24,12 +24,14 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
 from triplegain.paths import home_dir
+
+if TYPE_CHECKING:  # each import costs start-up time here, the point of this module (see README, "Performance")
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 SOCKET_DIRECTORY = "control"
 DATABASE_URL_ENV = "TRIPLEGAIN_DATABASE_URL"
@@ -49,6 +51,8 @@ def database_digest(environ: Mapping[str, str]) -> str:
     if not url:
         identity = "embedded"
     else:
+        from urllib.parse import urlsplit
+
         parts = urlsplit(url)
         port = f":{parts.port}" if parts.port else ""
         identity = f"{parts.scheme}://{parts.username or ''}@{parts.hostname or ''}{port}{parts.path}?{parts.query}"

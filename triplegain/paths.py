@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 _PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT_DATA_DIR = Path("/var/lib/triplegain")
 
@@ -24,6 +22,8 @@ def home_dir() -> Path:
         return Path(configured).expanduser().resolve()
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return ROOT_DATA_DIR
+    import platformdirs  # imported when used: ``triplegain coordinator`` pays for its import only when it needs it
+
     return Path(platformdirs.user_data_dir("triplegain"))
 
 

@@ -59,3 +59,17 @@ def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, upwar
     assert "BROKEN" in result.stdout
     imported = upward.removeprefix("import ")
     assert imported in result.stdout
+
+
+def test_docs_architecture_lists_the_contracts_layers() -> None:
+    """The layer table a reader sees in docs/ARCHITECTURE.md is the contract the test above checks."""
+    import re
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    [layers] = [contract["layers"] for contract in contracts["contracts"] if contract["type"] == "layers"]
+    declared = [sorted(re.split(r"\s*[|:]\s*", layer)) for layer in layers]
+    table = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| \d+ \| (.+?) \| ", table, flags=re.MULTILINE)
+    documented = [sorted(re.findall(r"`([a-z_]+)`", row)) for row in rows]
+    assert documented == declared
