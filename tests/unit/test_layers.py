@@ -7,9 +7,11 @@ second proves the check has teeth: a contract breaks on a copy of the package gi
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -63,9 +65,6 @@ def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, upwar
 
 def test_docs_architecture_lists_the_contracts_layers() -> None:
     """The layer table a reader sees in docs/ARCHITECTURE.md is the contract the test above checks."""
-    import re
-    import tomllib
-
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
     [layers] = [contract["layers"] for contract in contracts["contracts"] if contract["type"] == "layers"]
     declared = [sorted(re.split(r"\s*[|:]\s*", layer)) for layer in layers]
