@@ -26,8 +26,8 @@ from triplegain.coordinator.schedule import TaskName
 from triplegain.daemon.events import RunEvents
 from triplegain.market import Candle, SyntheticFeed, SyntheticSettings, Timeframe
 from triplegain.model import AgentName, Bias, DecisionMade, OrderRow
+from triplegain.review.decision_queries import decision_record
 from triplegain.store import Database
-from triplegain.store.decisions import decision_details
 from triplegain.system import TradingSystem, trading_system
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -97,7 +97,7 @@ async def test_a_replay_stores_decisions_that_explain_every_number(
     assert {"buy", "sell"} & actions, actions
     conflicted = 0
     for row in rows:
-        details = await decision_details(db, row["id"])
+        details = await decision_record(db, row["id"])
         assert details is not None
         decision = details.decision
         inputs = decision.consensus_inputs
@@ -113,7 +113,8 @@ async def test_a_replay_stores_decisions_that_explain_every_number(
         if decision.action == "hold":
             assert details.orders == ()
         else:
-            [order] = details.orders
+            [placed] = details.orders
+            order = placed.order
             assert order.client_order_id == client_order_id_for(decision.id)
             assert order.side == decision.action
             risk = decision.risk_checks["decision"]

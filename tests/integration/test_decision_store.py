@@ -16,16 +16,15 @@ from tests.state_rows import write_state_row
 from triplegain.coordinator.state import apply_command as real_apply
 from triplegain.errors import DatabaseError
 from triplegain.model import Command, CoordinatorState, DegradationLevel, OrderRow, StateRecord, Verb
+from triplegain.review.decision_queries import decision_record
 from triplegain.store.coordinator_state import apply_pending, load_state, submit_command
 from triplegain.store.database import Database, open_database_at
 from triplegain.store.decisions import (
     ConflictRow,
-    DecisionCall,
     DecisionRow,
     DecisionWrite,
     StoredDecision,
     commit_decision,
-    decision_details,
     pending_orders,
 )
 from triplegain.store.settings import DatabaseSettings
@@ -140,19 +139,19 @@ async def test_a_decision_its_conflicts_and_its_order_are_stored_and_read_back(m
     stored = await commit_decision(migrated_database, ACCOUNT, lambda state: write)
 
     assert stored == StoredDecision(write=write, state=RUNNING, already_stored=False, order_stored=True)
-    details = await decision_details(migrated_database, decision_id)
+    details = await decision_record(migrated_database, decision_id)
     assert details is not None
     assert details.decision == write.decision
     assert details.conflicts == conflicts
-    assert details.orders == (order,)
-    assert details.orders[0].qty == Decimal("0.1")
+    assert tuple(entry.order for entry in details.orders) == (order,)
+    assert details.orders[0].order.qty == Decimal("0.1")
     assert details.llm_calls == ()
     raw = await migrated_database.pool.fetchrow(
         "SELECT degradation_level, coordinator_state, resolution FROM decisions WHERE id = $1", decision_id
     )
     assert (raw["degradation_level"], raw["coordinator_state"]) == ("LIMITED", "RUNNING")
     assert raw["resolution"]["clamps"] == [{"field": "leverage", "asked": 5.0, "applied": 3.0}]
-    assert await decision_details(migrated_database, uuid.uuid4()) is None
+    assert await decision_record(migrated_database, uuid.uuid4()) is None
 
 
 async def test_the_first_decision_creates_a_running_state_row_dated_by_the_decision(
@@ -175,7 +174,7 @@ async def test_a_decision_without_conflicts_or_order_and_without_resolution(migr
     stored = await commit_decision(migrated_database, ACCOUNT, lambda state: DecisionWrite(decision=decision))
 
     assert (stored.already_stored, stored.order_stored) == (False, False)
-    details = await decision_details(migrated_database, decision_id)
+    details = await decision_record(migrated_database, decision_id)
     assert details is not None
     assert details.decision.resolution is None
     assert (details.conflicts, details.orders) == ((), ())
@@ -213,7 +212,7 @@ async def test_a_client_order_id_is_never_stored_twice(migrated_database: Databa
     stored = await commit_decision(migrated_database, ACCOUNT, builder(second, "same"))
 
     assert (stored.already_stored, stored.order_stored) == (False, False)
-    details = await decision_details(migrated_database, second)
+    details = await decision_record(migrated_database, second)
     assert details is not None
     assert details.orders == ()  # the decision is stored, its order was not: the key was used
     rows = await migrated_database.pool.fetch("SELECT decision_id FROM orders WHERE client_order_id = 'same'")
@@ -230,7 +229,7 @@ async def test_build_sees_the_paused_state_and_no_order_is_stored(migrated_datab
     assert seen == [PAUSED]
     assert (stored.state, stored.write.decision.action, stored.order_stored) == (PAUSED, "hold", False)
     assert await count(migrated_database.pool, "orders") == 0
-    details = await decision_details(migrated_database, decision_id)
+    details = await decision_record(migrated_database, decision_id)
     assert details is not None
     assert details.decision.coordinator_state is PAUSED
 
@@ -287,7 +286,7 @@ async def test_a_failure_after_the_decision_is_inserted_stores_nothing_of_it(mig
     with pytest.raises(DatabaseError, match=rf"storing a decision of {ACCOUNT} failed on .*duplicate key"):
         await commit_decision(migrated_database, ACCOUNT, lambda state: write)
 
-    assert await decision_details(migrated_database, second) is None
+    assert await decision_record(migrated_database, second) is None
     assert await count(migrated_database.pool, "orders") == 0
 
 
@@ -326,19 +325,12 @@ async def test_an_llm_call_stored_after_its_decision_commits_is_listed_with_it(m
         T0,
     )
 
-    details = await decision_details(migrated_database, decision_id)
+    details = await decision_record(migrated_database, decision_id)
     assert details is not None
-    assert details.llm_calls == (
-        DecisionCall(
-            id=call_id,
-            provider="anthropic",
-            model="claude",
-            purpose="conflict_resolution",
-            attempt=2,
-            error_class="ProviderTimeout",
-            started_at=T0,
-        ),
-    )
+    assert [
+        (call.id, call.provider, call.model, call.purpose, call.attempt, call.error_class, call.started_at)
+        for call in details.llm_calls
+    ] == [(call_id, "anthropic", "claude", "conflict_resolution", 2, "ProviderTimeout", T0)]
 
 
 async def test_pending_orders_are_the_accounts_unacknowledged_orders_oldest_first(migrated_database: Database) -> None:

@@ -47,13 +47,10 @@ from triplegain.store.database import (
 from triplegain.store.dead_letters import dead_letter_hook
 from triplegain.store.decisions import (
     ConflictRow,
-    DecisionCall,
-    DecisionDetails,
     DecisionRow,
     DecisionWrite,
     StoredDecision,
     commit_decision,
-    decision_details,
     pending_orders,
 )
 from triplegain.store.embedded import EmbeddedServer, embedded_server, interrupt_on_sigterm
@@ -86,8 +83,6 @@ __all__ = [
     "ConflictRow",
     "Database",
     "DeadLetterRow",
-    "DecisionCall",
-    "DecisionDetails",
     "DecisionRow",
     "DecisionWrite",
     "DegradationEventRow",
@@ -111,7 +106,6 @@ __all__ = [
     "agent_outputs_for",
     "commit_decision",
     "dead_letter_hook",
-    "decision_details",
     "describe_url",
     "embedded_server",
     "interrupt_on_sigterm",

@@ -18,7 +18,7 @@ Trading policy (which orders a state or degradation level allows) is ``build``'s
 the rows belong together and record the state they were built against.
 
 ``pending_orders`` gives the orders stored but not yet acknowledged, to hand to the broker again after a
-restart; ``decision_details`` reads a decision with everything attached to it, for tests and review tooling.
+restart. A decision with everything attached to it is read by the review (``review.decision_queries``).
 LLM calls reach ``llm_calls`` through the batching writer, before or after the decision commits: their
 reference to it is checked at their own commit, and the writer waits for a decision not stored yet.
 """
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Self
 from uuid import UUID
 
@@ -131,29 +130,6 @@ class StoredDecision:
     order_stored: bool
 
 
-@dataclass(frozen=True)
-class DecisionCall:
-    """An ``llm_calls`` row made for a decision, in brief."""
-
-    id: UUID
-    provider: str
-    model: str
-    purpose: str
-    attempt: int
-    error_class: str | None
-    started_at: datetime
-
-
-@dataclass(frozen=True)
-class DecisionDetails:
-    """A decision with its conflicts, its orders and its LLM calls, each in time order."""
-
-    decision: DecisionRow
-    conflicts: tuple[ConflictRow, ...]
-    orders: tuple[OrderRow, ...]
-    llm_calls: tuple[DecisionCall, ...]
-
-
 _DECISION_COLUMNS = """
     id, run_id, account, symbol, ts, action, confidence, consensus_inputs, consensus_terms, consensus_result,
     risk_checks, degradation_level, coordinator_state, reason, intent, resolution, effects
@@ -164,12 +140,10 @@ _INSERT_DECISION_ONCE = f"""
     ON CONFLICT (id) DO NOTHING
 """
 _INSERT_DECISION = f"{_INSERT_DECISION_ONCE} RETURNING true"
-_SELECT_DECISION = f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = $1"
 
 _CONFLICT_COLUMNS = "id, decision_id, ts, rule, details, resolution, resolved_by"
 _INSERT_CONFLICT = f"INSERT INTO conflicts ({_CONFLICT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 _INSERT_CONFLICT_ONCE = f"{_INSERT_CONFLICT} ON CONFLICT (id) DO NOTHING"
-_SELECT_CONFLICTS = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE decision_id = $1 ORDER BY ts, id"
 
 ORDER_COLUMNS = """
     id, client_order_id, account, decision_id, symbol, side, type, qty, price, status, created_at, updated_at, reason,
@@ -181,16 +155,9 @@ INSERT_ORDER = f"""
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING true
 """
-_SELECT_ORDERS_OF_DECISION = (
-    f"SELECT {ORDER_COLUMNS} FROM orders WHERE decision_id = $1 ORDER BY created_at, client_order_id"
-)
 _SELECT_PENDING_ORDERS = f"""
     SELECT {ORDER_COLUMNS} FROM orders WHERE account = $1 AND status = 'pending'
     ORDER BY created_at, client_order_id
-"""
-_SELECT_CALLS = """
-    SELECT id, provider, model, purpose, attempt, error_class, started_at FROM llm_calls
-    WHERE decision_id = $1 ORDER BY started_at, attempt, id
 """
 
 
@@ -256,27 +223,6 @@ async def pending_orders(db: Database, account: str) -> list[OrderRow]:
     with db.errors(f"reading the pending orders of {account}"):
         rows = await db.pool.fetch(_SELECT_PENDING_ORDERS, account)
     return [order_from_row(row) for row in rows]
-
-
-async def decision_details(db: Database, decision_id: UUID) -> DecisionDetails | None:
-    """The decision with its conflicts, orders and LLM calls, read in one snapshot; None if it is not stored."""
-    with db.errors(f"reading decision {decision_id}"):
-        async with (
-            db.pool.acquire() as connection,
-            connection.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            row = await connection.fetchrow(_SELECT_DECISION, decision_id)
-            if row is None:
-                return None
-            conflicts = await connection.fetch(_SELECT_CONFLICTS, decision_id)
-            orders = await connection.fetch(_SELECT_ORDERS_OF_DECISION, decision_id)
-            calls = await connection.fetch(_SELECT_CALLS, decision_id)
-    return DecisionDetails(
-        decision=decision_from_row(row),
-        conflicts=tuple(ConflictRow(**dict(conflict)) for conflict in conflicts),
-        orders=tuple(order_from_row(order) for order in orders),
-        llm_calls=tuple(DecisionCall(**dict(call)) for call in calls),
-    )
 
 
 def _check(write: DecisionWrite, account: str, state: CoordinatorState) -> None:
