@@ -1,0 +1,328 @@
+"""The bridge between the in-process bus and NATS JetStream: not a second bus, a pair of pipes into it.
+
+Egress forwards chosen local topics to the deployment's stream; ingress hands the stream's messages to the
+local bus, so local readers (``latest()``, subscribers) work unchanged whether a message came from this process
+or another.
+
+Subjects
+    ``<prefix>.<topic>.<symbol>``. A symbol keeps letters, digits and ``/ : _ -`` as they are (``BTC/USDT`` is
+    ``triplegain.ta_signals.BTC/USDT``); any other character, ``.`` ``*`` ``>`` and spaces included, is written
+    ``%XX`` per UTF-8 byte (``%`` itself too), so every symbol is one subject token and no two symbols share one.
+    A message without a symbol is the token ``%`` alone, which no encoded symbol can be.
+
+The wire
+    The body is the message's JSON form (``Message.to_wire``: id, topic, source, priority, created_at, ttl,
+    correlation id, symbol and the payload), and the ``Nats-Msg-Id`` header is the message's id: a message sent
+    again after a lost acknowledgement is stored once (within ``duplicate_window_seconds``). On the way in the
+    payload is validated as its topic's model (``decode``, given by the layer that knows every payload type).
+
+Egress
+    One local subscription per forwarded topic puts each message in an outbox, in order, and returns; one sender
+    publishes the outbox in batches, pipelined, and drops a batch only once JetStream acknowledged all of it. A
+    batch that fails or is not acknowledged within ``ack_timeout_seconds`` is sent again, whole, once connected
+    (the server stores each id once). While NATS is away the outbox grows up to ``max_unacked_messages``; one
+    more is refused (its delivery fails, a dead letter) and ``overflowed`` is set: the process stops rather than
+    drop anything. ``flush()`` returns once everything queued so far is acknowledged.
+
+Ingress
+    An ordered consumer on ``<prefix>.>``, from the newest message of every subject (``last_per_subject``: a
+    process starting decides on the current views at once) or from the stream's start (``all``: a run that
+    follows candle time reads the whole stream, in order). ``next()`` returns the next message of a wanted topic
+    and symbol, each id once; a message already past its TTL on the local bus's clock is never returned, but
+    counted and kept as a dead letter (``expired``) of ``nats.ingress``, as the bus does at delivery; one older than
+    the newest already taken for its (topic, symbol) is counted and skipped, so ``latest()`` never goes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from nats.js.api import DeliverPolicy
+from pydantic import BaseModel
+
+from triplegain.bus.bus import MessageBus, Subscription
+from triplegain.bus.dead_letters import DeadLetterReason, LogThinner
+from triplegain.bus.jetstream import MSG_ID, JetStreamLink
+from triplegain.bus.message import Message, Topic
+from triplegain.bus.settings import NatsSettings
+from triplegain.errors import TriplegainError
+
+logger = structlog.get_logger(__name__)
+
+Decode = Callable[[Topic, Any], BaseModel]
+"""A payload's JSON value as its topic's typed model (raises when it is not one)."""
+Delivery = Literal["last_per_subject", "all"]
+
+_KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:_-")
+NO_SYMBOL = "%"
+_BATCH = 512
+_SEEN_IDS = 200_000
+
+
+class EgressFull(TriplegainError):
+    """The outbox holds ``max_unacked_messages`` that NATS has not acknowledged: one more is refused."""
+
+
+def symbol_token(symbol: str | None) -> str:
+    """A symbol as one subject token (see the module docstring)."""
+    if symbol is None:
+        return NO_SYMBOL
+    if all(char in _KEPT for char in symbol) and symbol:
+        return symbol
+    return "".join(char if char in _KEPT else "".join(f"%{b:02X}" for b in char.encode()) for char in symbol)
+
+
+def subject(prefix: str, topic: Topic, symbol: str | None) -> str:
+    """``<prefix>.<topic>.<symbol token>``."""
+    return f"{prefix}.{topic.value}.{symbol_token(symbol)}"
+
+
+def encode(message: Message) -> bytes:
+    """A message's wire form as the JSON bytes a NATS message carries."""
+    return json.dumps(message.to_wire(), separators=(",", ":")).encode()
+
+
+def decode_message(data: bytes | str, decode: Decode) -> Message:
+    """The message the JSON ``data`` holds, its payload validated as its topic's model."""
+    wire = json.loads(data)
+    if not isinstance(wire, dict):
+        raise ValueError("a message is a JSON object")
+    wire["payload"] = decode(Topic(str(wire.get("topic"))), wire.get("payload"))
+    return Message.from_wire(wire)
+
+
+@dataclass(frozen=True)
+class EgressStats:
+    held: int
+    """Messages in the outbox: not acknowledged yet."""
+    acknowledged: int
+    duplicates: int
+    """Acknowledgements that said the id was stored already (a batch sent again)."""
+    resent_batches: int
+    refused: int
+
+
+class Egress:
+    """Local topics to JetStream (see the module docstring)."""
+
+    def __init__(self, link: JetStreamLink, bus: MessageBus, settings: NatsSettings, topics: Iterable[Topic]) -> None:
+        self._link = link
+        self._bus = bus
+        self._settings = settings
+        self._topics = tuple(topics)
+        self._outbox: deque[tuple[str, str, bytes]] = deque()
+        self._work = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self.overflowed = asyncio.Event()
+        self._subscriptions: list[Subscription] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._acknowledged = self._duplicates = self._resent = self._refused = 0
+        self._failure_log = LogThinner()
+
+    async def start(self) -> None:
+        for topic in self._topics:
+            self._subscriptions.append(await self._bus.subscribe(topic, self._hold, name=f"nats.egress.{topic.value}"))
+        self._sender = asyncio.create_task(self._send(), name="nats-egress")
+
+    def stats(self) -> EgressStats:
+        return EgressStats(len(self._outbox), self._acknowledged, self._duplicates, self._resent, self._refused)
+
+    def down_seconds(self) -> float:
+        return self._link.down_seconds()
+
+    async def _hold(self, message: Message) -> None:
+        self.put(message)
+
+    def put(self, message: Message) -> None:
+        """Queue ``message`` for the stream; ``EgressFull`` when the outbox is at its bound."""
+        if len(self._outbox) >= self._settings.max_unacked_messages:
+            self._refused += 1
+            self.overflowed.set()
+            raise EgressFull(
+                f"{len(self._outbox):,} messages wait for NATS at {self._link.server}: the bound "
+                f"bus.nats.max_unacked_messages = {self._settings.max_unacked_messages:,} is reached"
+            )
+        where = subject(self._settings.subject_prefix, message.topic, message.symbol)
+        self._outbox.append((str(message.id), where, encode(message)))
+        self._empty.clear()
+        self._work.set()
+
+    async def flush(self) -> None:
+        """Return once every message queued so far is acknowledged (local deliveries drained first)."""
+        await self._bus.drain()
+        await self._empty.wait()
+
+    async def aclose(self) -> None:
+        """Stop forwarding; wait up to ``ack_timeout_seconds`` for the outbox to empty, then stop the sender."""
+        for subscription in self._subscriptions:
+            await subscription.unsubscribe()
+        if self._sender is None:
+            return
+        try:
+            await asyncio.wait_for(self._empty.wait(), self._settings.ack_timeout_seconds)
+        except TimeoutError:
+            logger.warning("NATS egress closed with messages not acknowledged", held=len(self._outbox))
+        self._sender.cancel()
+        await asyncio.gather(self._sender, return_exceptions=True)
+
+    async def _send(self) -> None:
+        js = self._link.js
+        while True:
+            if not self._outbox:
+                self._empty.set()
+                self._work.clear()
+                await self._work.wait()
+                continue
+            await self._link.connected.wait()
+            batch = [self._outbox[index] for index in range(min(_BATCH, len(self._outbox)))]
+            try:
+                futures = [
+                    await js.publish_async(subject_, data, headers={MSG_ID: key}) for key, subject_, data in batch
+                ]
+                async with asyncio.timeout(self._settings.ack_timeout_seconds):
+                    acks = await asyncio.gather(*futures)
+            except Exception as exc:  # whatever failed, the batch is sent again (ids dedupe it)
+                self._resent += 1
+                if self._failure_log.due():
+                    logger.warning(
+                        "NATS batch not acknowledged; sending it again",
+                        server=self._link.server,
+                        error=f"{type(exc).__name__}: {exc}",
+                        held=len(self._outbox),
+                        failure_number=self._failure_log.count,
+                    )
+                await asyncio.sleep(self._settings.reconnect_wait_seconds)
+                continue
+            for ack in acks:
+                self._acknowledged += 1
+                self._duplicates += bool(ack.duplicate)
+            for _ in batch:
+                self._outbox.popleft()
+
+
+@dataclass(frozen=True)
+class IngressStats:
+    received: int
+    taken: int
+    expired: int
+    superseded: int
+    duplicates: int
+    ignored: int
+    """Messages of topics or symbols this process does not take."""
+    rejected: int
+    """Messages that did not decode (a dead letter would need a message: they are logged and counted)."""
+
+
+class Ingress:
+    """JetStream to the local bus's readers (see the module docstring)."""
+
+    def __init__(
+        self,
+        link: JetStreamLink,
+        bus: MessageBus,
+        settings: NatsSettings,
+        decode: Decode,
+        *,
+        topics: Iterable[Topic],
+        symbols: Iterable[str] | None,
+        delivery: Delivery,
+    ) -> None:
+        self._link = link
+        self._bus = bus
+        self._settings = settings
+        self._decode = decode
+        self._topics = frozenset(topics)
+        self._symbols = None if symbols is None else frozenset(symbols)
+        self._delivery = delivery
+        self._subscription: Any = None
+        self._messages: Any = None
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._newest: dict[tuple[Topic, str | None], Any] = {}
+        self._received = self._taken = self._expired = self._superseded = 0
+        self._duplicates = self._ignored = self._rejected = 0
+        self._reject_log = LogThinner()
+
+    async def start(self) -> None:
+        policy = DeliverPolicy.LAST_PER_SUBJECT if self._delivery == "last_per_subject" else DeliverPolicy.ALL
+        self._subscription = await self._link.js.subscribe(
+            f"{self._settings.subject_prefix}.>",
+            stream=self._settings.stream,
+            ordered_consumer=True,
+            deliver_policy=policy,
+            idle_heartbeat=2.0,
+        )
+        self._messages = self._subscription.messages
+
+    def stats(self) -> IngressStats:
+        return IngressStats(
+            self._received,
+            self._taken,
+            self._expired,
+            self._superseded,
+            self._duplicates,
+            self._ignored,
+            self._rejected,
+        )
+
+    def down_seconds(self) -> float:
+        return self._link.down_seconds()
+
+    async def next(self) -> Message:
+        """The next message to take in (waits for one)."""
+        while True:
+            raw = await anext(self._messages)
+            self._received += 1
+            message = self._accept(raw.data)
+            if message is not None:
+                self._taken += 1
+                return message
+
+    def _accept(self, data: bytes) -> Message | None:
+        try:
+            message = decode_message(data, self._decode)
+        except Exception as exc:  # counted and logged: a bad message costs only itself
+            self._rejected += 1
+            if self._reject_log.due():
+                logger.warning(
+                    "NATS message refused", error=f"{type(exc).__name__}: {exc}"[:500], number=self._reject_log.count
+                )
+            return None
+        if message.topic not in self._topics or (
+            self._symbols is not None and message.symbol is not None and message.symbol not in self._symbols
+        ):
+            self._ignored += 1
+            return None
+        key = message.id.int
+        if key in self._seen:
+            self._duplicates += 1
+            return None
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_IDS:
+            self._seen.popitem(last=False)
+        bus = self._bus
+        if bus.clock.now() >= bus.expires_at(message):
+            self._expired += 1
+            bus.dead_letter(message, by="nats.ingress", reason=DeadLetterReason.EXPIRED)
+            return None
+        slot = (message.topic, message.symbol)
+        newest = self._newest.get(slot)
+        if newest is not None and message.created_at < newest:
+            self._superseded += 1
+            return None
+        self._newest[slot] = message.created_at
+        return message
+
+    async def aclose(self) -> None:
+        if self._subscription is not None:
+            try:
+                await self._subscription.unsubscribe()
+            except Exception as exc:  # a connection already gone: nothing to unsubscribe
+                logger.debug("NATS unsubscribe failed", error=str(exc))
+
