@@ -178,9 +178,9 @@ async def test_messages_cross_between_two_buses_keeping_every_field(nats: NatsSe
             await sender.publish(message)
         await egress.flush()
         assert egress.stats().acknowledged == len(messages)
-        ingress = Ingress(link, receiver, nats, decode_payload, topics=set(Topic), symbols=None, delivery="all")
+        ingress = Ingress(link, nats, decode_payload, topics=set(Topic), symbols=None, delivery="all")
         await ingress.start()
-        taken = [await asyncio.wait_for(ingress.next(), 10) for _ in messages]
+        taken = [await asyncio.wait_for(ingress.next(receiver), 10) for _ in messages]
         await ingress.aclose()
         await egress.aclose()
     assert sorted(taken, key=lambda m: m.topic) == sorted(messages, key=lambda m: m.topic)
@@ -196,10 +196,10 @@ async def test_a_message_sent_twice_is_stored_and_taken_once(nats: NatsSettings,
             egress.put(message)
         await egress.flush()
         assert egress.stats().duplicates == 1
-        ingress = Ingress(link, bus, nats, decode_payload, topics=set(Topic), symbols=None, delivery="all")
+        ingress = Ingress(link, nats, decode_payload, topics=set(Topic), symbols=None, delivery="all")
         await ingress.start()
-        assert await asyncio.wait_for(ingress.next(), 10) == first
-        assert await asyncio.wait_for(ingress.next(), 10) == second
+        assert await asyncio.wait_for(ingress.next(bus), 10) == first
+        assert await asyncio.wait_for(ingress.next(bus), 10) == second
         info = await link.js.stream_info(nats.stream)
         assert info.state.messages == 2
         await ingress.aclose()
@@ -220,9 +220,9 @@ async def test_a_message_whose_ttl_passes_in_transit_is_never_taken(nats: NatsSe
         egress.put(short)
         egress.put(long)
         await egress.flush()
-        ingress = Ingress(link, receiver, nats, lambda _t, v: v, topics=set(Topic), symbols=None, delivery="all")
+        ingress = Ingress(link, nats, lambda _t, v: v, topics=set(Topic), symbols=None, delivery="all")
         await ingress.start()
-        assert (await asyncio.wait_for(ingress.next(), 10)).id == long.id
+        assert (await asyncio.wait_for(ingress.next(receiver), 10)).id == long.id
         assert ingress.stats().expired == 1
         [letter] = receiver.dead_letters()
         assert letter.message.id == short.id
@@ -247,14 +247,14 @@ async def test_a_late_reader_starts_from_the_newest_message_of_each_subject(
             egress.put(message)
         await egress.flush()
         ingress = Ingress(
-            link, bus, nats, lambda _t, v: v, topics={Topic.TA_SIGNALS}, symbols=None, delivery="last_per_subject"
+            link, nats, lambda _t, v: v, topics={Topic.TA_SIGNALS}, symbols=None, delivery="last_per_subject"
         )
         await ingress.start()
-        taken = {(await asyncio.wait_for(ingress.next(), 10)).id for _ in SYMBOLS}
+        taken = {(await asyncio.wait_for(ingress.next(bus), 10)).id for _ in SYMBOLS}
         assert taken == {made[-1].id, made[-2].id}
         later = Message.create(clock, topic=Topic.TA_SIGNALS, source="t", payload={"n": 9}, symbol=SYMBOLS[0])
         egress.put(later)
-        assert (await asyncio.wait_for(ingress.next(), 10)).id == later.id
+        assert (await asyncio.wait_for(ingress.next(bus), 10)).id == later.id
         await ingress.aclose()
         await egress.aclose()
 

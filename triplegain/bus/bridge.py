@@ -27,8 +27,8 @@ Egress
 Ingress
     An ordered consumer on ``<prefix>.>``, from the newest message of every subject (``last_per_subject``: a
     process starting decides on the current views at once) or from the stream's start (``all``: a run that
-    follows candle time reads the whole stream, in order). ``next()`` returns the next message of a wanted topic
-    and symbol, each id once; a message already past its TTL on the local bus's clock is never returned, but
+    follows candle time reads the whole stream, in order). ``next(bus)`` returns the next message of a wanted
+    topic and symbol, each id once; a message already past its TTL on the local bus's clock is never returned, but
     counted and kept as a dead letter (``expired``) of ``nats.ingress``, as the bus does at delivery; one older than
     the newest already taken for its (topic, symbol) is counted and skipped, so ``latest()`` never goes back.
 """
@@ -48,7 +48,7 @@ from pydantic import BaseModel
 
 from triplegain.bus.bus import MessageBus, Subscription
 from triplegain.bus.dead_letters import DeadLetterReason, LogThinner
-from triplegain.bus.jetstream import MSG_ID, JetStreamLink
+from triplegain.bus.jetstream import MSG_ID, JetStreamLink, ensure_stream
 from triplegain.bus.message import Message, Topic
 from triplegain.bus.settings import NatsSettings
 from triplegain.errors import TriplegainError
@@ -95,6 +95,18 @@ def decode_message(data: bytes | str, decode: Decode) -> Message:
         raise ValueError("a message is a JSON object")
     wire["payload"] = decode(Topic(str(wire.get("topic"))), wire.get("payload"))
     return Message.from_wire(wire)
+
+
+async def ensure_bus_stream(link: JetStreamLink, settings: NatsSettings) -> None:
+    """The deployment's stream (``bus.nats.stream``) for every subject under ``subject_prefix``, as configured."""
+    await ensure_stream(
+        link,
+        name=settings.stream,
+        subjects=[f"{settings.subject_prefix}.>"],
+        max_age_seconds=settings.max_age_seconds,
+        max_bytes=settings.max_bytes,
+        duplicate_window_seconds=settings.duplicate_window_seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -226,7 +238,6 @@ class Ingress:
     def __init__(
         self,
         link: JetStreamLink,
-        bus: MessageBus,
         settings: NatsSettings,
         decode: Decode,
         *,
@@ -235,7 +246,6 @@ class Ingress:
         delivery: Delivery,
     ) -> None:
         self._link = link
-        self._bus = bus
         self._settings = settings
         self._decode = decode
         self._topics = frozenset(topics)
@@ -274,15 +284,31 @@ class Ingress:
     def down_seconds(self) -> float:
         return self._link.down_seconds()
 
-    async def next(self) -> Message:
-        """The next message to take in (waits for one)."""
+    async def next(self, bus: MessageBus | None = None) -> Message:
+        """The next message to take in (waits for one); with ``bus``, only one that is still deliverable on its
+        clock and newer than the last taken for its (topic, symbol) (see ``admit``)."""
         while True:
             raw = await anext(self._messages)
             self._received += 1
             message = self._accept(raw.data)
-            if message is not None:
+            if message is not None and (bus is None or self.admit(message, bus)):
                 self._taken += 1
                 return message
+
+    def admit(self, message: Message, bus: MessageBus) -> bool:
+        """Whether ``message`` may go on ``bus``: not past its TTL on the bus's clock (else counted and kept as a
+        dead letter of ``nats.ingress``), not older than the newest taken for its (topic, symbol)."""
+        if bus.clock.now() >= bus.expires_at(message):
+            self._expired += 1
+            bus.dead_letter(message, by="nats.ingress", reason=DeadLetterReason.EXPIRED)
+            return False
+        slot = (message.topic, message.symbol)
+        newest = self._newest.get(slot)
+        if newest is not None and message.created_at < newest:
+            self._superseded += 1
+            return False
+        self._newest[slot] = message.created_at
+        return True
 
     def _accept(self, data: bytes) -> Message | None:
         try:
@@ -306,17 +332,6 @@ class Ingress:
         self._seen[key] = None
         if len(self._seen) > _SEEN_IDS:
             self._seen.popitem(last=False)
-        bus = self._bus
-        if bus.clock.now() >= bus.expires_at(message):
-            self._expired += 1
-            bus.dead_letter(message, by="nats.ingress", reason=DeadLetterReason.EXPIRED)
-            return None
-        slot = (message.topic, message.symbol)
-        newest = self._newest.get(slot)
-        if newest is not None and message.created_at < newest:
-            self._superseded += 1
-            return None
-        self._newest[slot] = message.created_at
         return message
 
     async def aclose(self) -> None:
