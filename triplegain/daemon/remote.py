@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -162,6 +162,7 @@ class RemoteFeed:
         self._closed = True
         await self._ingress.aclose()
         await self._stack.aclose()
+        logger.info("nats ingress closed", **asdict(self._ingress.stats()), candles=self._monitor.snapshot().emitted)
 
 
 async def first_candle(feed: RemoteFeed, stop: asyncio.Event) -> Candle | None:

@@ -127,6 +127,18 @@ def with_schedule(settings: Settings, tasks: Iterable[TaskName]) -> Settings:
     return settings.model_copy(update={"coordinator": coordinator.model_copy(update={"schedule": schedule})})
 
 
+def without_shared_agents(settings: Settings) -> Settings:
+    """``settings`` for a coordinator whose technical, regime and sentiment agents run elsewhere: their tasks left
+    out of the schedule and no LLM review asked of them here."""
+    settings = with_schedule(settings, set(TaskName) - SHARED_AGENT_TASKS)
+    agents = settings.agents
+    unreviewed = {
+        name: getattr(agents, name).model_copy(update={"llm_provider": None})
+        for name in ("technical", "regime", "sentiment")
+    }
+    return settings.model_copy(update={"agents": agents.model_copy(update=unreviewed)})
+
+
 @asynccontextmanager
 async def trading_system(
     settings: Settings,
@@ -165,7 +177,7 @@ async def trading_system(
     Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
     """
     if agents == "remote":
-        settings = with_schedule(settings, set(TaskName) - SHARED_AGENT_TASKS)
+        settings = without_shared_agents(settings)
     account = settings.coordinator.account
     restored = await load_snapshot(db, account)
     task_runs = await load_task_runs(db, account)
