@@ -155,12 +155,14 @@ async def run_daemon(
 
             def standing_by(holder: str) -> None:
                 stop.waiting_for_lock = True
+                logger.info("standby waiting for the account's lock", account=account, holder=holder.strip())
                 board.say(f"standby: account {account!r} is held by another daemon{holder}; waiting to take over")
 
             try:
                 async with account_lock(db, account, standby=standing_by if options.standby else None) as lock:
                     stop.waiting_for_lock = False
                     if options.standby:
+                        logger.info("standby took the account over", account=account)
                         board.say(f"standby: took account {account!r} over")
                     if remote is not None:
                         opened = await _open_remote(settings, remote, account, environ, stop)
