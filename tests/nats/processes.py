@@ -42,8 +42,8 @@ def agents_service(env: dict[str, str], *, speed: str) -> DaemonProcess:
     return DaemonProcess.start(["--source", "synthetic", "--seed", SEED, "--speed", speed], env=env, command="agents")
 
 
-def remote_coordinator(env: dict[str, str], account: str, *extra: str) -> DaemonProcess:
-    return DaemonProcess.start(["--agents", "remote", "--source", "synthetic", "--account", account, *extra], env=env)
+def remote_coordinator(env: dict[str, str], account: str, *extra: str, source: str = "synthetic") -> DaemonProcess:
+    return DaemonProcess.start(["--agents", "remote", "--source", source, "--account", account, *extra], env=env)
 
 
 def single_process(env: dict[str, str], account: str) -> DaemonProcess:
@@ -114,12 +114,18 @@ async def agent_llm_calls(url: str) -> dict[str | None, int]:
     return {row["account"]: row["calls"] for row in rows}
 
 
+def decisions_made(process: DaemonProcess) -> int:
+    """The new decisions ``process`` has logged so far (of the lines read)."""
+    return sum(1 for event in process.events if is_new_decision(event))
+
+
 def wait_for_decisions(process: DaemonProcess, count: int, *, within: float) -> None:
-    """Until ``process`` has logged ``count`` new decisions."""
-    made = 0
+    """Until ``process`` has logged ``count`` new decisions in all."""
+    if decisions_made(process) >= count:
+        return
     for event in process.lines(within):
-        if is_new_decision(event):
-            made += 1
-            if made >= count:
-                return
-    raise AssertionError(f"the daemon exited after {made} of {count} decisions: {process.err()[-2000:]}")
+        if is_new_decision(event) and decisions_made(process) >= count:
+            return
+    raise AssertionError(
+        f"the daemon exited after {decisions_made(process)} of {count} decisions: {process.err()[-2000:]}"
+    )

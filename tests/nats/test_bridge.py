@@ -8,27 +8,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from tests.agent_replay import replay_agents
 from tests.builders import candles_from_closes
-from triplegain.agents.pipeline import AgentPipeline
-from triplegain.agents.settings import (
-    AgentsSettings,
-    PortfolioSettings,
-    ReplaySourceSettings,
-    SentimentSettings,
-)
+from tests.nats.views import agent_messages
 from triplegain.bus import DeadLetterReason, Message, MessageBus, Priority, Topic
 from triplegain.bus.bridge import Egress, Ingress, decode_message, encode
 from triplegain.bus.jetstream import JetStreamLink, connect_jetstream, ensure_stream
 from triplegain.bus.settings import BusSettings, NatsSettings
 from triplegain.clock import FakeClock, WallClock
-from triplegain.market import SyntheticFeed, Timeframe
-from triplegain.market.settings import SyntheticSettings
 from triplegain.model import (
     BreakerAction,
     BreakerRule,
@@ -50,7 +40,6 @@ from triplegain.system.payloads import PAYLOADS, decode_payload
 pytestmark = [pytest.mark.timeout(60)]
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-HEADLINES = Path(__file__).resolve().parents[1] / "data" / "headlines.jsonl"
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
@@ -72,26 +61,6 @@ async def link(nats: NatsSettings) -> AsyncIterator[JetStreamLink]:
         )
         yield link
         await link.js.delete_stream(nats.stream)
-
-
-async def agent_messages() -> list[Message]:
-    """The newest view of each agent topic, made by the real agents over synthetic candles."""
-    clock = FakeClock(T0)
-    synthetic = SyntheticSettings(symbols={"BTC/USDT": 40_000.0}, count=300, start=T0, timeframe=Timeframe.M5)
-    settings = AgentsSettings(
-        sentiment=SentimentSettings(sources=[ReplaySourceSettings(path=HEADLINES)]),
-        portfolio=PortfolioSettings(target_allocation={"BTC": 0.5, "USDT": 0.5}),
-    )
-    async with MessageBus(clock=clock) as bus:
-        pipeline = AgentPipeline(
-            settings, bus=bus, clock=clock, base_timeframe=Timeframe.M5, balances=lambda: {"USDT": 1_000.0}
-        )
-        await replay_agents(pipeline, SyntheticFeed(synthetic, clock=WallClock()), ["BTC/USDT"], clock)
-        topics = (Topic.TA_SIGNALS, Topic.REGIME_UPDATES, Topic.SENTIMENT_UPDATES, Topic.PORTFOLIO_UPDATES)
-        found = [bus.latest(topic, "BTC/USDT", include_expired=True) for topic in topics]
-        await pipeline.aclose()
-    assert all(message is not None for message in found), (found, pipeline.skipped)
-    return [message for message in found if message is not None]
 
 
 def one_of_each(clock: WallClock) -> list[Message]:

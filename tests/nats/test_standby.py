@@ -16,6 +16,7 @@ from tests.faults.daemon_process import DaemonProcess
 from tests.faults.test_crash_recovery import is_progress
 from tests.nats.processes import (
     agents_service,
+    decisions_made,
     finished,
     remote_coordinator,
     role_env,
@@ -58,7 +59,7 @@ def read_until(process: DaemonProcess, processes: list[DaemonProcess], progress:
 async def decided_through(process: DaemonProcess, url: str, account: str, decisions: int) -> None:
     """Until ``account`` has stored ``decisions`` decisions (what ``process`` makes meanwhile is read)."""
     while len((await trading_rows(url, account))["decisions"]) < decisions:
-        wait_for_decisions(process, 1, within=60)
+        wait_for_decisions(process, decisions_made(process) + 1, within=60)
 
 
 async def test_a_standby_takes_over_at_each_of_ten_kills_and_ends_as_an_uninterrupted_run(
