@@ -34,7 +34,7 @@ PAYLOADS: Mapping[Topic, TypeAdapter[Any]] = {
 """Every topic's payload model (docs/ARCHITECTURE.md's topic table)."""
 
 
-def decode_payload(topic: Topic, value: Any) -> BaseModel:
-    """A payload's JSON value validated as ``topic``'s model."""
-    payload: BaseModel = PAYLOADS[topic].validate_python(value)
+def decode_payload(topic: Topic, data: bytes) -> BaseModel:
+    """A payload's JSON text validated as ``topic``'s model."""
+    payload: BaseModel = PAYLOADS[topic].validate_json(data)
     return payload
