@@ -16,9 +16,10 @@ import pytest
 
 from tests.builders import candles_from_closes
 from tests.nats.views import agent_messages
+from tests.nats_server import free_port
 from triplegain.bus import DeadLetterReason, Message, MessageBus, Priority, Topic
-from triplegain.bus.bridge import Egress, Ingress, decode_message, encode
-from triplegain.bus.jetstream import JetStreamLink, connect_jetstream, ensure_stream
+from triplegain.bus.bridge import Egress, EgressFull, Ingress, decode_message, encode
+from triplegain.bus.jetstream import NATS_URL_ENV, JetStreamLink, NatsUnavailable, connect_jetstream, ensure_stream
 from triplegain.bus.settings import BusSettings, NatsSettings
 from triplegain.clock import FakeClock, WallClock
 from triplegain.model import (
@@ -237,3 +238,30 @@ async def test_a_late_reader_starts_from_the_newest_message_of_each_subject(
 def test_settings_refuse_a_nats_url_with_a_password() -> None:
     with pytest.raises(ValueError, match="TRIPLEGAIN_NATS_URL"):
         BusSettings(nats=NatsSettings(url="nats://user:secret@host:4222"))
+
+
+async def test_past_its_bound_the_outbox_refuses_a_message_and_says_it_overflowed(
+    nats: NatsSettings, link: JetStreamLink
+) -> None:
+    bounded = nats.model_copy(update={"max_unacked_messages": 2})
+    clock = WallClock()
+    async with MessageBus(clock=clock) as bus:
+        egress = Egress(link, bus, bounded, [])  # not started: nothing is sent, as while NATS is away
+        first, second, third = one_of_each(clock)[:3]
+        egress.put(first)
+        egress.put(second)
+        with pytest.raises(EgressFull, match=r"bus\.nats\.max_unacked_messages = 2"):
+            egress.put(third)
+        assert egress.overflowed.is_set()
+        assert (egress.stats().held, egress.stats().refused) == (2, 1)
+
+
+async def test_an_unreachable_server_is_one_line_naming_it_and_never_its_password() -> None:
+    settings = NatsSettings(connect_timeout_seconds=1.0)
+    closed = f"nats://someone:canary-password@127.0.0.1:{free_port()}"
+    with pytest.raises(NatsUnavailable) as raised:
+        async with connect_jetstream(settings, name="test", environ={NATS_URL_ENV: closed}):
+            pass
+    assert str(raised.value).startswith("cannot connect to NATS at 127.0.0.1:")
+    assert "canary" not in str(raised.value)
+    assert "\n" not in str(raised.value)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-import nats
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -103,22 +102,17 @@ async def connect_jetstream(
     async def error(exc: Exception) -> None:
         logger.debug("NATS client error", server=server, error=f"{type(exc).__name__}: {exc}")
 
+    client = Client()
     try:
-        client = await nats.connect(
-            url,
-            name=name,
-            connect_timeout=max(1, round(settings.connect_timeout_seconds)),
-            reconnect_time_wait=settings.reconnect_wait_seconds,
-            max_reconnect_attempts=-1,
-            allow_reconnect=True,
-            ping_interval=2,
-            max_outstanding_pings=2,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
-        )
+        # The client would try a first connection for ever (its reconnects never stop): the first one is bounded.
+        async with asyncio.timeout(settings.connect_timeout_seconds):
+            await _connect(client, url, name, settings, disconnected, reconnected, error)
     except Exception as exc:  # nats-py raises its own errors and OSError alike
-        raise NatsUnavailable(f"cannot connect to NATS at {server}: {_reason(exc)}") from None
+        await client.close()
+        reason = "no answer" if isinstance(exc, TimeoutError) else _reason(exc)
+        raise NatsUnavailable(
+            f"cannot connect to NATS at {server}: {reason} within {settings.connect_timeout_seconds:g} s"
+        ) from None
     link = JetStreamLink(client, client.jetstream(timeout=settings.ack_timeout_seconds), server)
     link.connected.set()
     try:
@@ -129,6 +123,30 @@ async def connect_jetstream(
             await asyncio.wait_for(client.drain(), timeout=settings.ack_timeout_seconds)
         except Exception:  # a server gone at exit: the connection is closed all the same
             await client.close()
+
+
+async def _connect(
+    client: Client,
+    url: str,
+    name: str,
+    settings: NatsSettings,
+    disconnected: Callable[[], Awaitable[None]],
+    reconnected: Callable[[], Awaitable[None]],
+    error: Callable[[Exception], Awaitable[None]],
+) -> None:
+    await client.connect(
+        url,
+        name=name,
+        connect_timeout=max(1, round(settings.connect_timeout_seconds)),
+        reconnect_time_wait=settings.reconnect_wait_seconds,  # type: ignore[arg-type]  # typed int, slept as given
+        max_reconnect_attempts=-1,
+        allow_reconnect=True,
+        ping_interval=2,
+        max_outstanding_pings=2,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )
 
 
 async def ensure_stream(
