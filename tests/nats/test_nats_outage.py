@@ -255,3 +255,19 @@ async def publisher_once_stale(publisher: Publisher, wall: WallClock) -> list[UU
 
 def is_level_change(level: str) -> Callable[[Event], bool]:
     return lambda event: event.get("event") == "degradation level changed" and event.get("to_level") == level
+
+
+async def test_past_its_bound_the_agents_service_stops_with_one_line_and_exit_75(
+    migrated_database_url: str, own_nats: NatsServer, nats_names: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, nats_names, count=CANDLES)
+    bounded = config.read_text().replace("ack_timeout_seconds: 2.0", "max_unacked_messages: 3")
+    config.write_text(bounded)
+    agents = agents_service(role_env(migrated_database_url, config, own_nats.url), speed=SPEED)
+    agents.wait_for(lambda event: event.get("event") == "agents service publishing", within=60)
+    own_nats.kill()
+    code = agents.finish(within=60)
+    assert code == 75, agents.err()[-2000:]
+    [line] = [line for line in agents.stderr if line.startswith("error: ")]
+    assert "the bound bus.nats.max_unacked_messages = 3 reached" in line
+    assert "Traceback" not in agents.err()

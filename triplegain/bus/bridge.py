@@ -207,9 +207,19 @@ class Egress:
         self._work.set()
 
     async def flush(self) -> None:
-        """Return once every message queued so far is acknowledged (local deliveries drained first)."""
+        """Return once every message queued so far is acknowledged (local deliveries drained first), or the outbox
+        overflowed (nothing more will be taken: the caller stops)."""
         await self._bus.drain()
-        await self._empty.wait()
+        if self.overflowed.is_set():
+            return
+        emptied = asyncio.ensure_future(self._empty.wait())
+        overflowed = asyncio.ensure_future(self.overflowed.wait())
+        try:
+            await asyncio.wait({emptied, overflowed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (emptied, overflowed):
+                waiter.cancel()
+            await asyncio.gather(emptied, overflowed, return_exceptions=True)
 
     async def aclose(self) -> None:
         """Stop forwarding; wait up to ``ack_timeout_seconds`` for the outbox to empty, then stop the sender."""

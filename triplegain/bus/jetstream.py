@@ -108,7 +108,7 @@ async def connect_jetstream(
         async with asyncio.timeout(settings.connect_timeout_seconds):
             await _connect(client, url, name, settings, disconnected, reconnected, error)
     except Exception as exc:  # nats-py raises its own errors and OSError alike
-        await client.close()
+        await _close(client)
         reason = "no answer" if isinstance(exc, TimeoutError) else _reason(exc)
         raise NatsUnavailable(
             f"cannot connect to NATS at {server}: {reason} within {settings.connect_timeout_seconds:g} s"
@@ -122,7 +122,15 @@ async def connect_jetstream(
         try:
             await asyncio.wait_for(client.drain(), timeout=settings.ack_timeout_seconds)
         except Exception:  # a server gone at exit: the connection is closed all the same
-            await client.close()
+            await _close(client)
+
+
+async def _close(client: Client) -> None:
+    """Close, whatever state the connection is in (a server gone mid-close is closed all the same)."""
+    try:
+        await client.close()
+    except Exception as exc:
+        logger.debug("NATS connection closed with an error", error=f"{type(exc).__name__}: {exc}")
 
 
 async def _connect(

@@ -119,11 +119,12 @@ async def run_agents(
                 f"agents for {', '.join(opened.symbols)} publishing to NATS {link.server}, stream {nats.stream}, "
                 f"source {options.source}"
             )
+            logger.info("agents service publishing", symbols=opened.symbols, server=link.server, stream=nats.stream)
             await _serve(service, egress, options, opened.feed, stop)
             if egress.overflowed.is_set():
                 raise NatsOutageStop(
-                    f"NATS at {link.server} unreachable for {egress.down_seconds():.0f} s; "
-                    f"{egress.stats().held:,} messages held, the bound bus.nats.max_unacked_messages = "
+                    f"NATS at {link.server} did not acknowledge {egress.stats().held:,} messages held in memory "
+                    f"(connection down for {egress.down_seconds():.0f} s): the bound bus.nats.max_unacked_messages = "
                     f"{nats.max_unacked_messages:,} reached; stopped: the messages held are lost"
                 )
             await egress.aclose()
