@@ -109,7 +109,8 @@ async def test_a_replay_through_nats_pauses_while_nats_is_away_and_loses_and_dou
     finished(coordinator, within=60)
 
     stored = await stream_messages(own_nats.url, nats_names)
-    assert stored == summary["published"] - summary["duplicates"] == summary["candles"] + await shared_views(url)
+    # Each message acknowledged once: stored at the first try, or found stored when its batch was sent again.
+    assert stored == summary["published"] == summary["candles"] + await shared_views(url)
     taken = event_named(coordinator, "nats ingress closed")
     assert (taken["taken"], taken["duplicates"], taken["expired"]) == (stored, 0, 0)
     assert await trading_rows(url, "remote") == expected
@@ -230,7 +231,7 @@ async def test_live_nats_away_raises_the_level_holds_off_stale_views_and_recover
 
     assert held_during_outage > 0
     assert stats.held == 0
-    assert await stream_messages(own_nats.url, nats_names) == stats.acknowledged - stats.duplicates
+    assert await stream_messages(own_nats.url, nats_names) == stats.acknowledged
     taken = event_named(coordinator, "nats ingress closed")
     assert taken["expired"] >= len(stale)
     decisions = await decisions_with_inputs(url)
