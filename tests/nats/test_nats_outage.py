@@ -1,8 +1,8 @@
 """NATS killed mid-run and started again, with real processes and a real server of the test's own.
 
-At candle time (an agents service replaying synthetic candles, a remote coordinator following the stream): the
-replay pauses while NATS is away (what the agents published waits in their outbox, within its bound), and resumes
-when it is back; the stream holds every candle and view once, the coordinator takes each once, and its decisions
+At candle time (an agents service replaying synthetic candles, a remote coordinator following the stream): while
+NATS is away what the agents publish waits in their outbox, within its bound, and the coordinator waits; once NATS
+is back the stream holds every candle and view once, in order, the coordinator takes each once, and its decisions
 are those of a single-process run over the same candles.
 
 Live (a remote coordinator on the wall clock; the agents' side of the wire played by the test through the real
@@ -84,7 +84,7 @@ async def shared_views(url: str) -> int:
     return count
 
 
-async def test_a_replay_through_nats_pauses_while_nats_is_away_and_loses_and_doubles_nothing(
+async def test_a_replay_through_nats_waits_while_nats_is_away_and_loses_and_doubles_nothing(
     migrated_database_url: str, own_nats: NatsServer, nats_names: dict[str, str], tmp_path: Path
 ) -> None:
     url = migrated_database_url

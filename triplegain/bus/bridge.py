@@ -57,7 +57,7 @@ from triplegain.bus.bus import MessageBus, Subscription
 from triplegain.bus.dead_letters import DeadLetterReason, LogThinner
 from triplegain.bus.jetstream import MSG_ID, JetStreamLink, ensure_stream
 from triplegain.bus.message import Message, Priority, Topic, new_message, thaw_payload
-from triplegain.bus.settings import NatsSettings
+from triplegain.bus.settings import NatsSettings, Overflow
 from triplegain.errors import TriplegainError
 
 logger = structlog.get_logger(__name__)
@@ -180,7 +180,12 @@ class Egress:
 
     async def start(self) -> None:
         for topic in self._topics:
-            self._subscriptions.append(await self._bus.subscribe(topic, self._hold, name=f"nats.egress.{topic.value}"))
+            # Block, never drop: a candle dropped here (market_data's own policy) would never reach the stream; the
+            # handler only appends to the outbox, so a publisher waits at most for that.
+            subscription = await self._bus.subscribe(
+                topic, self._hold, name=f"nats.egress.{topic.value}", overflow=Overflow.BLOCK
+            )
+            self._subscriptions.append(subscription)
         self._sender = asyncio.create_task(self._send(), name="nats-egress")
 
     def stats(self) -> EgressStats:

@@ -10,10 +10,10 @@ account); NATS is connected and the deployment's stream made sure of; the agents
 its own symbols.
 
 Time follows the feed, as in the daemon: live (ccxt) the wall clock and the live schedule; a replay or synthetic
-candles at candle time, paced by ``--speed``, where the candles of a new close time are published only once
-everything before them is acknowledged, so the stream holds candles and views in the order a single process
-sees them. While NATS is unreachable, what the agents publish waits in memory up to
-``bus.nats.max_unacked_messages`` and is sent once NATS is back (the replay pauses meanwhile); past the bound the
+candles at candle time, paced by ``--speed``, where the candles of a new close time enter the bridge's outbox only
+once everything published before them has (the outbox is sent in order, and sent again in order), so the stream
+holds candles and views in the order a single process sees them. While NATS is unreachable, what the agents
+publish waits in memory up to ``bus.nats.max_unacked_messages`` and is sent once NATS is back; past the bound the
 service stops with one line, exit 75. SIGINT or SIGTERM stops it cleanly: the outbox is flushed first.
 """
 
@@ -153,7 +153,7 @@ async def _serve(service: AgentsService, egress: Egress, options: RunOptions, fe
         if options.source == "ccxt":
             await run_live(service, feed, stop, FeedErrors(feed, service.monitor))
         else:
-            service.before_close = egress.flush
+            service.before_close = service.bus.drain
             await service.replay(until_stopped(feed, stop))
             await egress.flush()
     finally:

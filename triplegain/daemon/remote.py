@@ -15,9 +15,9 @@ Two ways to follow the stream, from the settings' market source (the one the age
   stale data. The client reconnects by itself and the consumer carries on where it was.
 - ``replay`` or ``synthetic``: candle time, as a replay in one process. The consumer reads the stream from its
   start; a decision at candle time T runs when the first candle after T arrives, when every view of T has (the
-  agents service publishes a time's candles only once the views before them are acknowledged). A coordinator
-  restarted or taking over reads it again from the start: the candles its account processed are skipped, as a
-  restarted replay skips them. An outage only pauses it.
+  agents service puts a time's candles in its outbox only after the views before them, and the outbox is sent in
+  order). A coordinator restarted or taking over reads it again from the start: the candles its account processed
+  are skipped, as a restarted replay skips them. An outage only delays it.
 """
 
 from __future__ import annotations

@@ -62,8 +62,9 @@ class AgentsService:
     ledger: SpendLedger
     gateways: tuple[LLMGateway, ...]
     before_close: Callable[[], Awaitable[None]] | None = None
-    """Awaited before the first candle of each new close time is taken in (a replay publishing to NATS: the
-    bridge's flush, so the stream holds each time's views before the next time's candles)."""
+    """Awaited before the first candle of each new close time is taken in (a replay publishing to NATS: the bus
+    drained, so every view of a time is in the bridge's outbox, which is sent in order, before the next time's
+    candles)."""
     candles: int = 0
     _last_close: datetime | None = None
 
