@@ -165,3 +165,26 @@ def review_template(postgres_url: str, migrated_template: str) -> Iterator[Revie
     template = asyncio.run(create_review_template(postgres_url, migrated_template))
     yield template
     asyncio.run(drop_database(postgres_url, template.name))
+
+
+@pytest.fixture(scope="session")
+def nats_url(scratch_dir: Path) -> Iterator[str]:
+    """A NATS server with JetStream: ``TRIPLEGAIN_TEST_NATS_URL`` when set, else one started for the session."""
+    from tests.nats_server import TEST_NATS_URL_ENV, NatsServer
+
+    configured = os.environ.get(TEST_NATS_URL_ENV)
+    if configured:
+        yield configured
+        return
+    server = NatsServer.start(scratch_dir / "nats")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_names() -> dict[str, str]:
+    """A stream and subject prefix of the test's own, so tests sharing a server never see each other's messages."""
+    token = uuid.uuid4().hex[:10]
+    return {"stream": f"TEST_{token}", "subject_prefix": f"t{token}"}

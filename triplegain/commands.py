@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 COMMANDS_BY_MODULE: dict[str, tuple[str, str]] = {
     "run": ("triplegain.daemon.cli", "run"),
+    "agents": ("triplegain.daemon.cli", "agents"),
     "coordinator": ("triplegain.control", "coordinator_app"),
     "account": ("triplegain.accounts", "account_app"),
     "decisions": ("triplegain.review.cli", "decisions_app"),

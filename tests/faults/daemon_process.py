@@ -38,8 +38,11 @@ class DaemonProcess:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
-    def start(cls, args: Sequence[str], *, env: Mapping[str, str]) -> DaemonProcess:
-        process = start_cli("run", *args, "--json-logs", "--log-level", "info", env={**env, "PYTHONUNBUFFERED": "1"})
+    def start(cls, args: Sequence[str], *, env: Mapping[str, str], command: str = "run") -> DaemonProcess:
+        """``triplegain COMMAND ARGS --json-logs --log-level info`` (``run``, or ``agents``)."""
+        process = start_cli(
+            command, *args, "--json-logs", "--log-level", "info", env={**env, "PYTHONUNBUFFERED": "1"}
+        )
         daemon = cls(process)
         assert process.stdout is not None
         assert process.stderr is not None

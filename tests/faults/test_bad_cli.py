@@ -61,6 +61,7 @@ def test_the_walk_finds_the_documented_commands() -> None:
     names = {" ".join(path) for path in LEAVES}
     assert {
         "run",
+        "agents",
         "coordinator status",
         "coordinator pause",
         "coordinator resume",
@@ -129,6 +130,11 @@ BAD_VALUES = [
     (["run", "--answers-from", "3", "--on-missing", "guess"], "'--on-missing': 'guess' is not one of 'ask'"),
     (["run", "--max-llm-usd", "-1"], "--max-llm-usd: -1.0: a number of USD ≥ 0"),
     (["run", "--max-llm-usd", "nan"], "--max-llm-usd: nan: a number of USD ≥ 0"),
+    (["run", "--agents", "elsewhere"], "'--agents': 'elsewhere' is not one of 'local', 'remote'"),
+    (["agents", "--speed", "fast"], "--speed: 'fast' is neither a number nor 'max'"),
+    (["agents", "--source", "nowhere"], "'--source': 'nowhere' is not one of 'ccxt', 'replay', 'synthetic'"),
+    (["agents", "--replay", "no-such-file.csv"], "--replay: no-such-file.csv: no such file"),
+    (["agents", "--max-llm-usd", "-1"], "--max-llm-usd: -1.0: a number of USD ≥ 0"),
     (["coordinator", "pause", "--wait", "0"], "'--wait': Input should be greater than or equal to 0.1"),
     (["coordinator", "halt", "--wait", "nan"], "'--wait': Input should be less than or equal to 3600"),
     (["coordinator", "pause", "--wait", "inf"], "'--wait': Input should be less than or equal to 3600"),

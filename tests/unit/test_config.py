@@ -88,7 +88,7 @@ def test_every_problem_is_reported_on_its_own_line(tmp_path: Path) -> None:
         [
             "bus.default_maxsize: -1 — input should be greater than or equal to 1",
             "bus.foo: 2 — unknown key; allowed here: default_maxsize, dead_letter_limit, history_size, "
-            "latency_window, close_timeout_seconds, topics",
+            "latency_window, close_timeout_seconds, topics, nats",
             "bus.topics.market_data.overflow: 'sideways' — input should be 'block' or 'drop_oldest_lowest'",
             "database.pool_max_size: 2 — must be at least pool_min_size (5)",
         ]

@@ -4,7 +4,8 @@ structure (parsed as YAML), and docker/entrypoint.sh run with a stand-in ``tripl
 What the compose file must say: the daemon has a health check; the database password reaches both containers as
 a secret file, never as an environment variable or inside a URL (so ``docker inspect`` cannot show it and no
 character of it needs escaping); restarts happen on failure only, and the entry point turns exit 2 (a user's
-mistake) into 0 so that a configuration error does not restart in a loop.
+mistake) into 0 so that a configuration error does not restart in a loop. The profile ``scale-out`` adds NATS with
+JetStream, an agents service and two coordinators taking their views from it, one with a hot standby.
 """
 
 from __future__ import annotations
@@ -48,6 +49,32 @@ def test_the_compose_file_keeps_the_password_out_of_the_environment_and_checks_t
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY docker/entrypoint.sh /usr/local/bin/triplegain-entrypoint" in dockerfile
     assert 'ENTRYPOINT ["/usr/local/bin/triplegain-entrypoint"]' in dockerfile
+
+
+def test_the_scale_out_profile_runs_nats_one_agents_service_and_two_coordinators_with_a_standby() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    scaled = {name for name, service in services.items() if service.get("profiles") == ["scale-out"]}
+    assert scaled == {"nats", "agents", "coordinator-a", "coordinator-a-standby", "coordinator-b"}
+    assert "profiles" not in services["triplegain"]  # the default stays one process, without NATS
+    assert "--jetstream" in services["nats"]["command"]
+    assert services["agents"]["command"] == ["agents"]
+    commands = {name: services[name]["command"] for name in scaled - {"nats", "agents"}}
+    assert commands == {
+        "coordinator-a": ["run", "--agents", "remote", "--account", "a"],
+        "coordinator-a-standby": ["run", "--agents", "remote", "--account", "a", "--standby"],
+        "coordinator-b": ["run", "--agents", "remote", "--account", "b"],
+    }
+    for name in scaled - {"nats"}:
+        service = services[name]
+        assert service["environment"]["TRIPLEGAIN_NATS_URL"] == "nats://nats:4222"
+        assert service["depends_on"]["nats"] == {"condition": "service_healthy"}
+        assert service["secrets"] == ["db_password"]
+        assert not [value for value in service["environment"].values() if "DB_PASSWORD" in str(value)]
+    for account in ("a", "b"):
+        check = services[f"coordinator-{account}"]["healthcheck"]["test"]
+        assert check == ["CMD", "triplegain", "coordinator", "status", "--account", account, "--healthcheck"]
+    assert "natsdata" in compose["volumes"]
 
 
 @pytest.fixture

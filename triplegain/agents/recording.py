@@ -3,6 +3,7 @@ stored view read back as the agent's typed output (``output_from_record``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from triplegain.agents.base import AgentOutput
@@ -11,7 +12,7 @@ from triplegain.agents.publishing import AGENT_TOPICS
 from triplegain.agents.regime import RegimeOutput
 from triplegain.agents.sentiment import SentimentOutput
 from triplegain.agents.technical import TechnicalOutput
-from triplegain.bus import Message, MessageBus, Subscription
+from triplegain.bus import Message, MessageBus, Subscription, Topic
 from triplegain.model import AgentName
 from triplegain.store import AgentOutputRecord, PostgresAgentOutputLog
 from triplegain.store.database import json_text
@@ -59,9 +60,13 @@ def output_from_record(record: AgentOutputRecord) -> AgentOutput[Any]:
 
 
 async def record_agent_views(
-    bus: MessageBus, log: PostgresAgentOutputLog, *, run_id: int | None = None
+    bus: MessageBus,
+    log: PostgresAgentOutputLog,
+    *,
+    run_id: int | None = None,
+    topics: Iterable[Topic] = AGENT_TOPICS.values(),
 ) -> list[Subscription]:
-    """Subscribe to the agents' topics and record every view published there.
+    """Subscribe to the agents' topics (or those of ``topics``) and record every view published there.
 
     A message on those topics that is not an agent's view fails its delivery (a dead letter naming it)."""
 
@@ -71,4 +76,4 @@ async def record_agent_views(
             raise TypeError(f"{message.topic.value} carried a {type(output).__name__}, not an agent's view")
         await log.record(output_row(output, run_id=run_id))
 
-    return [await bus.subscribe(topic, record, name=f"store.{topic.value}") for topic in AGENT_TOPICS.values()]
+    return [await bus.subscribe(topic, record, name=f"store.{topic.value}") for topic in topics]

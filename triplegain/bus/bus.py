@@ -319,6 +319,11 @@ class MessageBus:
             **totals.snapshot(),
         )
 
+    def dead_letter(self, message: Message, *, by: str, reason: DeadLetterReason) -> None:
+        """Keep a message that was never published here as a dead letter of ``by`` (a bridge's ingress: a message
+        from another process that expired in transit), handed to ``on_dead_letter`` like any other."""
+        self._dead_letters.add(DeadLetter(message=message, subscription=by, reason=reason, at=self._clock.now()))
+
     def dead_letters(self) -> list[DeadLetter]:
         """The dead letters kept (the last ``dead_letter_limit``), oldest first."""
         return self._dead_letters.letters()

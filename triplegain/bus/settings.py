@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from triplegain.section import Section
 
@@ -63,6 +64,62 @@ class TopicsSettings(Section):
     )
 
 
+class NatsSettings(Section):
+    """The bridge to NATS JetStream (``triplegain agents``, ``triplegain run --agents remote``); unused otherwise."""
+
+    url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="the NATS server (JetStream enabled, 2.10+); TRIPLEGAIN_NATS_URL wins; a URL with a user's "
+        "password or token belongs in TRIPLEGAIN_NATS_URL only, never in this file",
+    )
+    stream: str = Field(
+        default="TRIPLEGAIN",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="the deployment's JetStream stream (created if missing, its limits updated to these settings)",
+    )
+    subject_prefix: str = Field(
+        default="triplegain",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="first token of every subject: <prefix>.<topic>.<symbol>; one per deployment on a server",
+    )
+    max_age_seconds: float = Field(
+        default=86_400.0, gt=0, description="the stream keeps a message at most this long (bound by age)"
+    )
+    max_bytes: int = Field(
+        default=1_073_741_824, ge=1_048_576, description="the stream keeps at most this many bytes (oldest go first)"
+    )
+    duplicate_window_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a message resent within this long (same id) is stored once: covers resends after a lost ack",
+    )
+    max_unacked_messages: int = Field(
+        default=100_000,
+        ge=1,
+        description="messages held in memory that NATS has not acknowledged (an outage); past this the process "
+        "stops (exit 75) rather than drop one",
+    )
+    ack_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="a batch not acknowledged within this long is sent again (same ids)"
+    )
+    connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="the first connection must succeed within this long, else one line, exit 1"
+    )
+    reconnect_wait_seconds: float = Field(
+        default=0.5, gt=0, description="wait between two attempts to reconnect (attempts never stop)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.hostname:
+            raise ValueError("not a nats://host:port URL")
+        if parts.password is not None or (parts.username is not None and parts.password is None):
+            raise ValueError("holds a user's credentials: give them in TRIPLEGAIN_NATS_URL, never in a file")
+        return value
+
+
 class BusSettings(Section):
     """The in-process priority message bus."""
 
@@ -93,3 +150,6 @@ class BusSettings(Section):
         description="aclose() waits this long for queues to drain, then dead-letters what is left",
     )
     topics: TopicsSettings = Field(default_factory=TopicsSettings, description="per-topic settings")
+    nats: NatsSettings = Field(
+        default_factory=NatsSettings, description="NATS JetStream, for agents and coordinators in several processes"
+    )

@@ -10,7 +10,7 @@ the resolution of ``datetime``, so boundaries are exact.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Self
@@ -131,6 +131,22 @@ class ScheduleSettings(Section):
             placed.append(ready)
             remaining.remove(ready)
         return placed
+
+    def restricted_to(self, names: Iterable[TaskName]) -> ScheduleSettings:
+        """The same schedule with only ``names`` enabled (those already enabled), and no dependency on a task that
+        runs elsewhere: the schedule of a process that runs part of the tasks (``triplegain agents``, a coordinator
+        taking its views from NATS), whose other tasks' results arrive from another process."""
+        kept = set(names)
+        update = {
+            name.value: self.spec(name).model_copy(
+                update={
+                    "enabled": self.spec(name).enabled and name in kept,
+                    "depends_on": [dependency for dependency in self.spec(name).depends_on if dependency in kept],
+                }
+            )
+            for name in TaskName
+        }
+        return self.model_copy(update=update)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

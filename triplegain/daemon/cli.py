@@ -10,11 +10,13 @@ from typing import Annotated, Literal
 
 import typer
 
-from triplegain.daemon.run import RunOptions, Source, run_daemon
+from triplegain.config import Settings
+from triplegain.daemon.run import RunOptions, Source, StoppedBeforeTrading, run_daemon
 from triplegain.daemon.status import StatusBoard
 from triplegain.llm import OnMissing
 from triplegain.logs import configure_logging
 from triplegain.model import account_name
+from triplegain.system.assembly import AgentsPlacement
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 STOPPED_AT_ONCE = 130
@@ -91,6 +93,21 @@ def run(
             help="Run budget: once the run's paid LLM calls cost this, they stop and the conservative rule answers.",
         ),
     ] = None,
+    agents: Annotated[
+        AgentsPlacement,
+        typer.Option(
+            "--agents",
+            help="local: every agent in this process; remote: candles and the technical, regime and sentiment views "
+            "from NATS (a triplegain agents service; bus.nats.*, TRIPLEGAIN_NATS_URL).",
+        ),
+    ] = "local",
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby",
+            help="When another daemon holds the account, wait and take over the moment it stops or dies.",
+        ),
+    ] = False,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
     log_level: Annotated[
         LogLevel | None,
@@ -102,25 +119,13 @@ def run(
     if account is not None:
         coordinator = settings.coordinator.model_copy(update={"account": account_name(account, "--account")})
         settings = settings.model_copy(update={"coordinator": coordinator})
-    paths = [*(replay or []), *(files or [])]
-    if files and not replay:
-        raise typer.BadParameter("candle files are given with --replay FILE…", param_hint="FILES")
-    chosen: Source = "replay" if paths else (source or settings.market.source)
-    if paths and source not in (None, "replay"):
-        raise typer.BadParameter(f"--replay with --source {source}: pick one", param_hint="--source")
-    for path in paths:
-        if not path.is_file():
-            raise typer.BadParameter(f"{path}: no such file", param_hint="--replay")
+    chosen, paths = _source(settings, source, replay, files, check_files=agents == "local")
     replaying = chosen != "ccxt"
     if answers_from is not None and not replaying:
         raise typer.BadParameter("re-runs a run over its candles: use it with --replay", param_hint="--answers-from")
     if on_missing is not None and answers_from is None:
         raise typer.BadParameter("applies to --answers-from RUN only", param_hint="--on-missing")
-    level = log_level or ("warning" if replaying else settings.logging.level)
-    logging_config = settings.logging.model_copy(
-        update={"level": level, "format": "json" if json_logs else settings.logging.format}
-    )
-    configure_logging(logging_config, stream=sys.stdout if json_logs else sys.stderr)
+    _logging(settings, log_level, json_logs, replaying)
     options = RunOptions(
         source=chosen,
         replay_files=tuple(paths),
@@ -129,16 +134,105 @@ def run(
         answers_from=answers_from,
         on_missing=on_missing or "conservative",
         max_llm_usd=parse_usd(max_llm_usd),
+        agents=agents,
+        standby=standby,
     )
-    interactive = sys.stdout.isatty() and not json_logs
-    board = StatusBoard(sys.stdout if interactive else sys.stderr, rich_panel=interactive)
+    board = _board(json_logs)
     try:
         summary = asyncio.run(run_daemon(settings, options, os.environ, board))
     except asyncio.CancelledError:
         typer.echo("stopped at once (second signal); acknowledged writes were already committed", err=True)
+        raise typer.Exit(STOPPED_AT_ONCE) from None
+    except StoppedBeforeTrading as stopped:
+        typer.echo(str(stopped), err=True)
+        raise typer.Exit(0) from None
+    if json_logs:
+        typer.echo(summary.model_dump_json())
+    else:
+        for line in summary.lines():
+            typer.echo(line)
+
+
+def agents(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="More candle files for --replay.", show_default=False)
+    ] = None,
+    source: Annotated[
+        Source | None,
+        typer.Option("--source", help="ccxt (live public candles), replay or synthetic. Default: market.source."),
+    ] = None,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option("--replay", help="Replay these CSV candle files (implies --source replay).", dir_okay=False),
+    ] = None,
+    speed: Annotated[
+        str | None, typer.Option("--speed", help="Replay speed: a factor on candle time, or 'max'. Default: max.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --source synthetic.")] = None,
+    max_llm_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--max-llm-usd",
+            metavar="USD",
+            help="Run budget: once the agents' paid LLM calls cost this, they stop and the baselines stand.",
+        ),
+    ] = None,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", help="Default: logging.level live; warning in a replay."),
+    ] = None,
+) -> None:
+    """Run the technical, regime and sentiment agents for every account, publishing candles and views to NATS."""
+    from triplegain.daemon.agents import run_agents  # imports nats-py: only for this command
+
+    settings = ctx.obj.settings()
+    chosen, paths = _source(settings, source, replay, files, check_files=True)
+    _logging(settings, log_level, json_logs, chosen != "ccxt")
+    options = RunOptions(
+        source=chosen,
+        replay_files=tuple(paths),
+        speed=parse_speed(speed),
+        seed=seed,
+        max_llm_usd=parse_usd(max_llm_usd),
+    )
+    try:
+        summary = asyncio.run(run_agents(settings, options, os.environ, _board(json_logs)))
+    except asyncio.CancelledError:
+        typer.echo("stopped at once (second signal)", err=True)
         raise typer.Exit(STOPPED_AT_ONCE) from None
     if json_logs:
         typer.echo(summary.model_dump_json())
     else:
         for line in summary.lines():
             typer.echo(line)
+
+
+def _source(
+    settings: Settings, source: Source | None, replay: list[Path] | None, files: list[Path] | None, *, check_files: bool
+) -> tuple[Source, list[Path]]:
+    """The source chosen (``--replay`` files imply ``replay``) and the candle files, checked to exist."""
+    paths = [*(replay or []), *(files or [])]
+    if files and not replay:
+        raise typer.BadParameter("candle files are given with --replay FILE…", param_hint="FILES")
+    chosen: Source = "replay" if paths else (source or settings.market.source)
+    if paths and source not in (None, "replay"):
+        raise typer.BadParameter(f"--replay with --source {source}: pick one", param_hint="--source")
+    for path in paths if check_files else ():
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint="--replay")
+    return chosen, paths
+
+
+def _logging(settings: Settings, log_level: LogLevel | None, json_logs: bool, replaying: bool) -> None:
+    level = log_level or ("warning" if replaying else settings.logging.level)
+    logging_config = settings.logging.model_copy(
+        update={"level": level, "format": "json" if json_logs else settings.logging.format}
+    )
+    configure_logging(logging_config, stream=sys.stdout if json_logs else sys.stderr)
+
+
+def _board(json_logs: bool) -> StatusBoard:
+    interactive = sys.stdout.isatty() and not json_logs
+    return StatusBoard(sys.stdout if interactive else sys.stderr, rich_panel=interactive)

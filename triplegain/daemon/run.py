@@ -37,7 +37,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 
@@ -46,18 +46,20 @@ from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings, settings_digest
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.live import LiveSchedule
+from triplegain.coordinator.runner import TaskRunner
 from triplegain.daemon.continuity import check_continuity
 from triplegain.daemon.control_socket import serving_control
 from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
 from triplegain.daemon.summary import RunSummary, summarize
-from triplegain.errors import DatabaseError, UserError
+from triplegain.errors import DatabaseError, TriplegainError, UserError
 from triplegain.execution import PaperBroker
 from triplegain.execution.broker import UnstoredCandlesFull
 from triplegain.llm import OnMissing, RecordedAnswers
 from triplegain.market import Candle, SyntheticFeed, Timeframe
 from triplegain.market.feeds import Feed, FeedStats, MarketDataError
+from triplegain.market.feeds.monitor import FeedMonitor
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed, check_files
 from triplegain.market.settings import ReplayFile, SyntheticSettings
 from triplegain.paths import home_dir
@@ -66,6 +68,10 @@ from triplegain.store.execution import stored_marks
 from triplegain.store.llm_calls import run_llm_calls
 from triplegain.store.runs import AccountLock, DaemonAlreadyRunning, account_lock, end_run, start_run
 from triplegain.system import TradingSystem, trading_system
+from triplegain.system.assembly import AgentsPlacement
+
+if TYPE_CHECKING:
+    from triplegain.daemon.remote import RemoteMarket
 
 logger = structlog.get_logger(__name__)
 
@@ -88,6 +94,10 @@ class RunOptions:
     """With ``answers_from``: what a question that run never asked gets."""
     max_llm_usd: float | None = None
     """The run budget: once the run's paid LLM calls cost this much, paid calls stop for the rest of it."""
+    agents: AgentsPlacement = "local"
+    """``remote``: candles and the shared agents' views come from NATS (``daemon.remote``), not a feed of its own."""
+    standby: bool = False
+    """Wait for the account's lock instead of stopping when another daemon holds it (a hot standby)."""
 
     @property
     def replaying(self) -> bool:
@@ -102,6 +112,15 @@ class StopRequest:
     requested: asyncio.Event = field(default_factory=asyncio.Event)
     signals: int = 0
     reason: str = ""
+    waiting_for_lock: bool = False
+    """A standby waiting for the account's lock: the first signal ends the wait at once."""
+
+
+class StoppedBeforeTrading(TriplegainError):
+    """A signal stopped the daemon before it traded: a standby waiting for its account, or a remote coordinator
+    waiting for the stream's first candle (exit 0)."""
+
+    exit_code = 0
 
 
 async def run_daemon(
@@ -109,50 +128,76 @@ async def run_daemon(
 ) -> RunSummary:
     """Run until the replay ends or a signal arrives; the summary of the run."""
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
-    opened = await _open_feed(settings, options)
+    remote = None
+    if options.agents == "remote":
+        from triplegain.daemon.remote import remote_market  # imports nats-py: only for this role
+
+        remote = remote_market(settings, options.source, options.replay_files)
+        opened = OpenedFeed(_NO_FEED, WallClock(), remote.symbols, remote.timeframe, None, None)
+    else:
+        opened = await open_feed(settings, options)
     stop = StopRequest()
     main = asyncio.current_task()
-    _install_signal_handlers(stop, main)
+    install_signal_handlers(stop, main)
     outage: DatabaseOutageStop | None = None
     finished: RunSummary | None = None
     try:
-        _check_quoted(settings, opened.symbols)
-        plan = None if options.answers_from is not None else _plan(settings, options, environ, None)
+        check_quoted(settings, opened.symbols)
+        plan = None if options.answers_from is not None else plan_for(settings, options, environ, None)
         async with open_database(settings.database) as db:
             await migrate(db)
             answers = await _recorded_answers(db, options)
             if plan is None:
-                plan = _plan(settings, options, environ, answers)
+                plan = plan_for(settings, options, environ, answers)
             settings = plan.settings
             _say_plan(plan, options, opened, board)
             account = settings.coordinator.account
-            async with account_lock(db, account) as lock:
-                if opened.first is not None:
-                    marks = await stored_marks(db, account)
-                    carrying_on = await check_continuity(
-                        account, marks, opened.first, lambda: _candles_again(settings, options)
-                    )
-                    if carrying_on is not None:
-                        board.say(carrying_on)
-                wall = WallClock()
-                run_id = await start_run(db, account, settings_digest(settings), wall.now())
-                board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
-                reason = "error"
-                try:
-                    summary = await _trade(plan, options, db, lock, run_id, opened, stop, board, answers, environ)
-                    if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
-                        raise asyncio.CancelledError
-                    reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
-                    finished = summary.model_copy(update={"exit_reason": reason})
-                    return finished
-                except DatabaseOutageStop as error:
-                    outage, reason = error, "database outage"
-                except asyncio.CancelledError:
-                    reason = stop.reason or "cancelled"
-                    raise
-                finally:
-                    with suppress(Exception):
-                        await end_run(db, run_id, wall.now(), reason)
+
+            def standing_by(holder: str) -> None:
+                stop.waiting_for_lock = True
+                logger.info("standby waiting for the account's lock", account=account, holder=holder.strip())
+                board.say(f"standby: account {account!r} is held by another daemon{holder}; waiting to take over")
+
+            try:
+                async with account_lock(db, account, standby=standing_by if options.standby else None) as lock:
+                    stop.waiting_for_lock = False
+                    if options.standby:
+                        logger.info("standby took the account over", account=account)
+                        board.say(f"standby: took account {account!r} over")
+                    if remote is not None:
+                        opened = await _open_remote(settings, remote, account, environ, stop)
+                    if opened.first is not None and remote is None:
+                        marks = await stored_marks(db, account)
+                        carrying_on = await check_continuity(
+                            account, marks, opened.first, lambda: _candles_again(settings, options)
+                        )
+                        if carrying_on is not None:
+                            board.say(carrying_on)
+                    wall = WallClock()
+                    run_id = await start_run(db, account, settings_digest(settings), wall.now())
+                    board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
+                    reason = "error"
+                    try:
+                        summary = await _trade(plan, options, db, lock, run_id, opened, stop, board, answers, environ)
+                        if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
+                            raise asyncio.CancelledError
+                        reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
+                        finished = summary.model_copy(update={"exit_reason": reason})
+                        return finished
+                    except DatabaseOutageStop as error:
+                        outage, reason = error, "database outage"
+                    except asyncio.CancelledError:
+                        reason = stop.reason or "cancelled"
+                        raise
+                    finally:
+                        with suppress(Exception):
+                            await end_run(db, run_id, wall.now(), reason)
+            except asyncio.CancelledError:
+                if stop.waiting_for_lock:
+                    raise StoppedBeforeTrading(
+                        f"standby stopped ({stop.reason}) before it took account {account!r} over"
+                    ) from None
+                raise
     except DatabaseError as error:
         if outage is None and finished is None:
             raise
@@ -161,7 +206,7 @@ async def run_daemon(
         if finished is not None:
             return finished
     finally:
-        _remove_signal_handlers()
+        remove_signal_handlers()
         await opened.feed.aclose()
     assert outage is not None  # every other way out returns or raises
     raise outage
@@ -212,6 +257,7 @@ async def _trade(
             llm_run_limit_usd=options.max_llm_usd,
             answers=answers,
             mask_history=plan.mask_history,
+            agents=options.agents,
         ) as system,
     ):
         broker.on_write = system.monitor.db_write
@@ -266,6 +312,15 @@ async def _trade(
 
         system.candle_hook = on_candle
         watcher = asyncio.create_task(_watch_bounds(system, watch, stop_for))
+        outages: asyncio.Task[None] | None = None
+        if options.agents == "remote":
+            from triplegain.daemon.remote import RemoteFeed, report_outages
+
+            remote = feed.inner if isinstance(feed, _Prepended) else feed
+            assert isinstance(remote, RemoteFeed)
+            remote.bind(system.bus)
+            if options.source == "ccxt":
+                outages = asyncio.create_task(report_outages(remote, feed_errors, system.clock))
         try:
             async with (
                 serving_control(db, account, system.coordinator, home_dir(), environ),
@@ -274,11 +329,13 @@ async def _trade(
                 if options.source == "ccxt":
                     await run_live(system, feed, stop, feed_errors)
                 else:
-                    await system.replay(_until_stopped(feed, stop))
+                    await system.replay(until_stopped(feed, stop))
             await system.bus.drain()
         finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            for task in (watcher, outages):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
     if lock_lost:
         raise lock_lost[0]
     with suppress(DatabaseError):
@@ -317,7 +374,7 @@ async def _watch_bounds(system: TradingSystem, watch: StoreWatch, stop_for: Call
     stop_for(watch.observe())
 
 
-def _plan(
+def plan_for(
     settings: Settings, options: RunOptions, environ: Mapping[str, str], answers: RecordedAnswers | None
 ) -> LLMPlan:
     return plan_llm(
@@ -343,7 +400,7 @@ def _say_plan(plan: LLMPlan, options: RunOptions, opened: OpenedFeed, board: Sta
         board.say(estimate_spend(plan.settings, opened.candles, opened.timeframe).line(options.max_llm_usd))
 
 
-def _check_quoted(settings: Settings, symbols: list[str]) -> None:
+def check_quoted(settings: Settings, symbols: list[str]) -> None:
     """Every symbol must be quoted in the asset the paper account and the portfolio agent count in: the broker
     could not buy ETH/BTC with USDT, and the portfolio agent would fail at every run."""
     accounts = {settings.execution.quote_asset, settings.agents.portfolio.quote_asset}
@@ -375,7 +432,22 @@ class FeedErrors:
         return new
 
 
-async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest, feed_errors: FeedErrors | None = None) -> None:
+class Scheduled(Protocol):
+    """What the live schedule drives: a trading system, or the agents service."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def runner(self) -> TaskRunner: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    async def ingest(self, candle: Candle) -> None: ...
+
+
+async def run_live(system: Scheduled, feed: Feed, stop: StopRequest, feed_errors: FeedErrors | None = None) -> None:
     """Take the feed's candles in while APScheduler runs the schedule, until the feed ends or a stop.
 
     An exchange that keeps failing (``MarketDataError``, once the feed's own retries ran out) stops nothing: its
@@ -389,7 +461,7 @@ async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest, feed_er
     try:
         while True:
             try:
-                async for candle in _until_stopped(feed, stop):
+                async for candle in until_stopped(feed, stop):
                     await system.ingest(candle)
                 return
             except MarketDataError as error:
@@ -402,7 +474,7 @@ async def run_live(system: TradingSystem, feed: Feed, stop: StopRequest, feed_er
         await live.aclose()
 
 
-async def _until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]:
+async def until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]:
     """The feed's candles until it ends or a stop is requested (a candle already taken in is finished)."""
     next_candle = asyncio.ensure_future(anext(feed))
     stopping = asyncio.ensure_future(stop.requested.wait())
@@ -446,7 +518,7 @@ class OpenedFeed:
         return sum(self.candles.values()) if self.candles is not None else None
 
 
-async def _open_feed(settings: Settings, options: RunOptions) -> OpenedFeed:
+async def open_feed(settings: Settings, options: RunOptions) -> OpenedFeed:
     """The feed, checked whole before anything starts (every row of a candle file), and its first candle."""
     wall = WallClock()
     if options.source == "ccxt":
@@ -510,6 +582,44 @@ def _synthetic_settings(settings: Settings, options: RunOptions) -> SyntheticSet
     return settings.market.synthetic.model_copy(update=update)
 
 
+class _NoFeed:
+    """The feed of a remote coordinator before it opened its stream (after taking the account's lock)."""
+
+    def __aiter__(self) -> _NoFeed:
+        return self
+
+    async def __anext__(self) -> Candle:
+        raise StopAsyncIteration
+
+    def stats(self) -> FeedStats:
+        return FeedMonitor(feed="none").snapshot()
+
+    async def aclose(self) -> None:
+        pass
+
+
+_NO_FEED = _NoFeed()
+
+
+async def _open_remote(
+    settings: Settings, market: RemoteMarket, account: str, environ: Mapping[str, str], stop: StopRequest
+) -> OpenedFeed:
+    """The stream as this run's feed: connected, and following candle time from its first candle (waited for)
+    or the wall clock (``daemon.remote``)."""
+    from triplegain.daemon.remote import RemoteFeed, first_candle, remote_clock
+
+    feed = await RemoteFeed.open(settings, market, account=account, environ=environ)
+    first = None
+    if market.candle_time:
+        first = await first_candle(feed, stop.requested)
+        if first is None:
+            await feed.aclose()
+            raise StoppedBeforeTrading(f"stopped ({stop.reason}) before the first candle arrived from NATS")
+    clock = remote_clock(market, first)
+    candles = feed if first is None else _Prepended(first, feed)
+    return OpenedFeed(candles, clock, market.symbols, market.timeframe, first, None)
+
+
 async def _candles_again(settings: Settings, options: RunOptions) -> Feed:
     """The replay afresh from its first candle, as fast as possible (to look at its candles before the run)."""
     feed, _, _ = _replay_feed(settings, options, WallClock(), paced=False)
@@ -522,6 +632,10 @@ class _Prepended:
     def __init__(self, first: Candle, rest: Feed) -> None:
         self._first: Candle | None = first
         self._rest = rest
+
+    @property
+    def inner(self) -> Feed:
+        return self._rest
 
     def __aiter__(self) -> _Prepended:
         return self
@@ -539,7 +653,7 @@ class _Prepended:
         await self._rest.aclose()
 
 
-def _install_signal_handlers(stop: StopRequest, main: asyncio.Task[object] | None) -> None:
+def install_signal_handlers(stop: StopRequest, main: asyncio.Task[object] | None) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
@@ -549,6 +663,8 @@ def _install_signal_handlers(stop: StopRequest, main: asyncio.Task[object] | Non
             stop.reason = f"signal {name}"
             logger.warning("stopping: finishing running tasks and flushing writes", signal=name)
             stop.requested.set()
+            if stop.waiting_for_lock and main is not None:
+                main.cancel()
         elif main is not None:
             stop.reason = f"signal {name} twice"
             logger.warning("stopping at once", signal=name)
@@ -558,7 +674,7 @@ def _install_signal_handlers(stop: StopRequest, main: asyncio.Task[object] | Non
         loop.add_signal_handler(signum, on_signal, signum)
 
 
-def _remove_signal_handlers() -> None:
+def remove_signal_handlers() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(signum)

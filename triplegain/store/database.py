@@ -65,6 +65,18 @@ class Database:
         return translate_errors(f"{action} failed on {self.server}", timeout_seconds=self.command_timeout_seconds)
 
 
+DEAD_CLIENT_SETTINGS = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "1",
+    "tcp_keepalives_count": "5",
+    "idle_in_transaction_session_timeout": "10000",
+}
+"""Every connection's session settings that let the server find a client gone without a word (a machine that
+died, a network cut): TCP keepalives from 5 s of silence, one a second, five missed, so it closes the session
+(and frees the account's lock with it: a standby takes over) about 10 s after the last packet; a transaction left
+idle 10 s is ended. On a Unix socket (the embedded server) a dead client's socket closes at once anyway."""
+
+
 @contextlib.asynccontextmanager
 async def open_database(config: DatabaseSettings) -> AsyncIterator[Database]:
     """The configured database for the duration of the block: ``TRIPLEGAIN_DATABASE_URL``, else embedded."""
@@ -213,7 +225,7 @@ async def _pooled(
             command_timeout=config.command_timeout_seconds,
             init=_use_json_codecs,
             reset=_keep_session,
-            server_settings={"application_name": APPLICATION_NAME},
+            server_settings={"application_name": APPLICATION_NAME, **DEAD_CLIENT_SETTINGS},
         )
         try:
             # With pool_min_size 0 the pool has not connected yet: fail here, with this message, if it cannot.

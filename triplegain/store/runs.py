@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -92,12 +92,31 @@ class AccountLock:
 
 
 @asynccontextmanager
-async def account_lock(db: Database, account: str) -> AsyncIterator[AccountLock]:
-    """Hold ``account``'s coordinator lock while the block runs; ``DaemonAlreadyRunning`` if another holds it."""
+async def account_lock(
+    db: Database, account: str, *, standby: Callable[[str], None] | None = None
+) -> AsyncIterator[AccountLock]:
+    """Hold ``account``'s coordinator lock while the block runs; ``DaemonAlreadyRunning`` if another holds it.
+
+    ``standby``: wait for the lock instead, told once with whom it waits for (``(run 7, pid 1234 on host, since
+    …)``); the server grants it the moment the holder's session ends (a daemon stopped or killed, or a client the
+    server found dead: ``database.DEAD_CLIENT_SETTINGS``). Cancelling the wait gives the connection back.
+    """
     with db.errors(f"taking the coordinator lock of {account}"):
         connection = await db.pool.acquire()
         try:
             taken = await connection.fetchval(f"SELECT pg_try_advisory_lock(({_LOCK_KEY}))", account)
+            if not taken and standby is not None:
+                standby(await _latest_open_run(connection, account))
+                while not taken:
+                    # The server ends each wait after 50 s (lock_timeout: no race with a client-side timeout, which
+                    # could cancel a wait the server had just granted) and it is asked again.
+                    with contextlib.suppress(asyncpg.LockNotAvailableError):
+                        async with connection.transaction():
+                            await connection.execute("SET LOCAL lock_timeout = '50s'")
+                            await connection.fetchval(
+                                f"SELECT pg_advisory_lock(({_LOCK_KEY}))", account, timeout=60
+                            )
+                        taken = True
         except BaseException:
             await db.pool.release(connection)
             raise

@@ -19,11 +19,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from triplegain.agents import AGENT_OFFLINE_RULES
 from triplegain.agents.base import AgentOutput
 from triplegain.agents.pipeline import AgentPipeline, Balances
+from triplegain.agents.publishing import AGENT_TOPICS
 from triplegain.agents.recording import output_from_record, record_agent_views
 from triplegain.bus import MessageBus, Topic
 from triplegain.clock import Clock, FakeClock, WallClock
@@ -49,6 +50,14 @@ from triplegain.store.coordinator_snapshot import TaskRunRow, load_task_runs
 from triplegain.store.llm_calls import spent_on
 
 CandleHook = Callable[[Candle], Awaitable[None]]
+AgentsPlacement = Literal["local", "remote"]
+"""Where the market's agents run: in this process, or in a ``triplegain agents`` service whose views arrive from
+NATS (the portfolio agent, which reads the account's balances, always runs with its coordinator)."""
+
+SHARED_AGENT_TASKS = frozenset({TaskName.TECHNICAL, TaskName.REGIME, TaskName.SENTIMENT})
+"""The agents whose views are the same for every account: run once by ``triplegain agents`` for all of them."""
+SHARED_AGENT_TOPICS = (Topic.TA_SIGNALS, Topic.REGIME_UPDATES, Topic.SENTIMENT_UPDATES)
+"""Their topics, which an agents service publishes to NATS with ``market_data``."""
 
 
 def decision_rules(settings: Settings) -> DecisionRules:
@@ -92,9 +101,7 @@ class TradingSystem:
     async def ingest(self, candle: Candle) -> None:
         """Take a closed candle in: the agents' frames, the market's price, market-data freshness, the candle on
         ``market_data``, then the ``candle_hook`` (the broker's fills, before any task of this candle's time runs)."""
-        self.pipeline.ingest(candle)
-        self.monitor.candle(candle.symbol, candle.close_time, candle.timeframe.duration)
-        await self.bus.publish(self.bus.message(Topic.MARKET_DATA, candle, source="market", symbol=candle.symbol))
+        await take_in(self.pipeline, self.monitor, self.bus, candle)
         if self.candle_hook is not None:
             await self.candle_hook(candle)
 
@@ -104,6 +111,32 @@ class TradingSystem:
             raise TypeError("a replay runs on a simulated clock (FakeClock)")
         replay = CandleReplay(self.settings.coordinator.schedule, self.runner, clock=self.clock, ingest=self.ingest)
         return await replay.run(candles)
+
+
+async def take_in(pipeline: AgentPipeline, monitor: HealthMonitor, bus: MessageBus, candle: Candle) -> None:
+    """A closed candle into the agents' frames, the monitor's market-data freshness and ``market_data``."""
+    pipeline.ingest(candle)
+    monitor.candle(candle.symbol, candle.close_time, candle.timeframe.duration)
+    await bus.publish(bus.message(Topic.MARKET_DATA, candle, source="market", symbol=candle.symbol))
+
+
+def with_schedule(settings: Settings, tasks: Iterable[TaskName]) -> Settings:
+    """``settings`` whose schedule runs only ``tasks`` (``ScheduleSettings.restricted_to``)."""
+    coordinator = settings.coordinator
+    schedule = coordinator.schedule.restricted_to(tasks)
+    return settings.model_copy(update={"coordinator": coordinator.model_copy(update={"schedule": schedule})})
+
+
+def without_shared_agents(settings: Settings) -> Settings:
+    """``settings`` for a coordinator whose technical, regime and sentiment agents run elsewhere: their tasks left
+    out of the schedule and no LLM review asked of them here."""
+    settings = with_schedule(settings, set(TaskName) - SHARED_AGENT_TASKS)
+    agents = settings.agents
+    unreviewed = {
+        name: getattr(agents, name).model_copy(update={"llm_provider": None})
+        for name in ("technical", "regime", "sentiment")
+    }
+    return settings.model_copy(update={"agents": agents.model_copy(update=unreviewed)})
 
 
 @asynccontextmanager
@@ -127,8 +160,13 @@ async def trading_system(
     llm_run_limit_usd: float | None = None,
     answers: RecordedAnswers | None = None,
     mask_history: bool = False,
+    agents: AgentsPlacement = "local",
 ) -> AsyncIterator[TradingSystem]:
     """Assemble, restore and start the system for ``settings.coordinator.account``; stop it on exit.
+
+    ``agents`` ``remote``: the technical, regime and sentiment agents run in a ``triplegain agents`` service, so
+    this system's schedule leaves their tasks out (the trade decision no longer waits for them), builds no LLM
+    gateway for them and records only its own (portfolio) views; their views reach ``latest()`` from NATS.
 
     ``wall`` is the real clock (default ``WallClock``): LLM latency, the budgets' UTC day and the LLM breakers
     run on it, whatever ``clock`` says. The LLM spend ledger starts with what each provider cost today (summed
@@ -138,6 +176,8 @@ async def trading_system(
 
     Raises ``MissingAPIKey`` when a configured provider's key is not set in ``environ`` (default: the process's).
     """
+    if agents == "remote":
+        settings = without_shared_agents(settings)
     account = settings.coordinator.account
     restored = await load_snapshot(db, account)
     task_runs = await load_task_runs(db, account)
@@ -160,7 +200,9 @@ async def trading_system(
             writer_failures=lambda: writer.consecutive_failures,
         )
         shared = _SharedByGateways(clock, wall, ledger, answers)
-        gateways = _agent_gateways(settings, writer, monitor, shared, replaying, run_id, environ)
+        gateways = (
+            _agent_gateways(settings, writer, monitor, shared, replaying, run_id, environ) if agents == "local" else {}
+        )
         resolver_gateways = build_resolver_gateways(
             settings.coordinator.resolver,
             settings.llm,
@@ -217,7 +259,8 @@ async def trading_system(
         views = [output_from_record(r) for r in await latest_agent_outputs(db, account)] if run_id is not None else None
         await pipeline.restore(views or ())
         runner.restore(restored_last_runs(task_runs.values(), views))
-        await record_agent_views(bus, PostgresAgentOutputLog(writer), run_id=run_id)
+        recorded = AGENT_TOPICS.values() if agents == "local" else [Topic.PORTFOLIO_UPDATES]
+        await record_agent_views(bus, PostgresAgentOutputLog(writer), run_id=run_id, topics=recorded)
         await stack.enter_async_context(coordinator)
         await stack.enter_async_context(runner)
         yield TradingSystem(
