@@ -135,6 +135,27 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     return settings
 
 
+def with_overrides(settings: Settings, overrides: Mapping[str, Any], origins: Mapping[str, str]) -> Settings:
+    """``settings`` with each dotted path of ``overrides`` (``coordinator.consensus.agreement_boost``) set to its
+    value, validated as a whole. Raises ``ConfigError`` listing every problem, each ending with where the value
+    came from (``origins[path]``, e.g. ``--set coordinator.consensus.agreement_boost=abc``)."""
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for path, value in overrides.items():
+        keys = tuple(path.split("."))
+        _set_nested(data, keys, value)
+        origin[keys] = origins[path]
+    try:
+        changed = Settings.model_validate(_merged(settings.model_dump(mode="python"), data, Settings))
+    except ValidationError as exc:
+        problems = [_describe(error, origin) for error in exc.errors()]
+    else:
+        problems = _across_sections(changed)
+    if problems:
+        raise ConfigError("--set", problems)
+    return changed
+
+
 def _across_sections(settings: Settings) -> list[str]:
     """Problems no section sees alone: a task whose LLM calls may outlast its timeout."""
     coordinator = settings.coordinator

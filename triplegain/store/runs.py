@@ -202,3 +202,19 @@ async def latest_run_account(db: Database) -> str | None:
             "SELECT account FROM daemon_runs ORDER BY started_at DESC, id DESC LIMIT 1"
         )
     return account
+
+
+async def end_open_runs(db: Database, account: str, now: datetime, reason: str) -> list[int]:
+    """Record the end of every run of ``account`` that has none (its daemon died without recording it); their
+    ids."""
+    with db.errors(f"ending the open runs of {account}"):
+        rows = await db.pool.fetch(
+            """
+            UPDATE daemon_runs SET ended_at = greatest($2, started_at), exit_reason = $3
+            WHERE account = $1 AND ended_at IS NULL RETURNING id
+            """,
+            account,
+            now,
+            reason,
+        )
+    return sorted(row["id"] for row in rows)
