@@ -174,6 +174,19 @@ BAD_VALUES = [
     (["results", "--format", "xml"], "--format: 'xml' is not allowed — one of text, json"),
     (["results", "--run", "1", "--account", "paper"], "--account: given with --run — pick one"),
     (["decisions", "list", "--all", "--account", "paper"], "--all: given with --account — pick one"),
+    (["sweep", "--set", "novalue"], "--set 'novalue': not KEY=VALUE[,VALUE…]"),
+    (["sweep", "--set", "a.b=1", "--set", "a.b=2", "--source", "synthetic"], "--set a.b: given more than once"),
+    (["sweep", "--set", "coordinator.account=x"], "--set: each run has an account of its own"),
+    (["sweep", "--seeds", "1,x", "--source", "synthetic"], "--seeds '1,x': 'x' is not a whole number"),
+    (["sweep", "--replay", "README.md", "--seeds", "1"], "--seeds: seeds apply to --source synthetic"),
+    (["sweep", "--replay", "no-such-file.csv"], "--replay: no-such-file.csv: no such file"),
+    (["sweep", "--source", "ccxt"], "'--source': 'ccxt' is not one of 'replay', 'synthetic'"),
+    (["sweep"], "--source: a sweep replays: use --replay FILE or --source synthetic"),
+    (["sweep", "--workers", "0"], "'--workers': Input should be greater than or equal to 1"),
+    (["sweep", "--top", "0"], "'--top': Input should be greater than or equal to 1"),
+    (["sweep", "--on-missing", "ask"], "--on-missing: applies to --answers-from RUN only"),
+    (["sweep", "--max-llm-usd", "-1"], "--max-llm-usd: -1.0: a number of USD ≥ 0"),
+    (["sweep", "--format", "xml"], "'--format' / '-f': 'xml' is not one of 'text', 'json'"),
 ]
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from triplegain.config import Settings
 from triplegain.daemon.cli import parse_usd
 from triplegain.llm import OnMissing
 from triplegain.logs import configure_logging
@@ -83,30 +84,24 @@ def sweep(
 ) -> None:
     """Replay a grid of settings × candle files × seeds, each on its own account, in parallel worker processes;
     print each run's results (P&L, drawdown, win rate, fees, trades) and the best runs by P&L."""
-    settings = ctx.obj.settings()
-    files = list(replay or [])
-    chosen = "replay" if files else (source or settings.market.source)
-    if files and source == "synthetic":
-        raise typer.BadParameter("--replay with --source synthetic: pick one", param_hint="--source")
-    if chosen == "ccxt":
-        raise typer.BadParameter("a sweep replays: use --replay FILE or --source synthetic", param_hint="--source")
-    if chosen == "replay" and seeds is not None:
-        raise typer.BadParameter("seeds apply to --source synthetic", param_hint="--seeds")
-    for path in files:
-        if not path.is_file():
-            raise typer.BadParameter(f"{path}: no such file", param_hint="--replay")
-    if on_missing is not None and answers_from is None:
-        raise typer.BadParameter("applies to --answers-from RUN only", param_hint="--on-missing")
     parsed = [parse_override(text) for text in overrides or []]
     if any(override.key == "coordinator.account" for override in parsed):
         raise typer.BadParameter("each run has an account of its own (sweep-ID-N)", param_hint="--set")
+    seed_list = parse_seeds(seeds)
+    budget = parse_usd(max_llm_usd)
+    if on_missing is not None and answers_from is None:
+        raise typer.BadParameter("applies to --answers-from RUN only", param_hint="--on-missing")
+    settings = ctx.obj.settings()
+    files = list(replay or [])
+    chosen = _source(settings, source, files, seeds)
     options = SweepOptions(
         sweep_id=new_sweep_id(),
+        source=chosen,
         answers_from=answers_from,
         on_missing=on_missing or "conservative",
-        max_llm_usd=parse_usd(max_llm_usd),
+        max_llm_usd=budget,
     )
-    grid = build_grid(parsed, files, parse_seeds(seeds))
+    grid = build_grid(parsed, files, seed_list)
     runs = plan_runs(settings, parsed, grid, options, os.environ)
     configure_logging(settings.logging.model_copy(update={"level": "warning"}), stream=sys.stderr)
     count = workers or os.cpu_count() or 1
@@ -163,6 +158,28 @@ def sweep(
         raise typer.Exit(INTERRUPTED)
     if any(row.status != "finished" for row in table.runs):
         raise typer.Exit(1)
+
+
+def _source(
+    settings: Settings, source: Literal["replay", "synthetic"] | None, files: list[Path], seeds: str | None
+) -> Literal["replay", "synthetic"]:
+    """What the runs replay: the candle files given (each a point of the grid), else ``--source`` or
+    ``market.source`` (the configured files, or synthetic candles); ``BadParameter`` when that cannot be swept."""
+    if files and source == "synthetic":
+        raise typer.BadParameter("--replay with --source synthetic: pick one", param_hint="--source")
+    chosen = "replay" if files else (source or settings.market.source)
+    if chosen == "ccxt":
+        raise typer.BadParameter("a sweep replays: use --replay FILE or --source synthetic", param_hint="--source")
+    if chosen == "replay" and not files and not settings.market.replay.files:
+        raise typer.BadParameter(
+            "give at least one candle file (or market.replay.files in the config)", param_hint="--replay"
+        )
+    if chosen == "replay" and seeds is not None:
+        raise typer.BadParameter("seeds apply to --source synthetic", param_hint="--seeds")
+    for path in files:
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint="--replay")
+    return chosen
 
 
 def _print_table(table: SweepTable) -> None:

@@ -38,8 +38,8 @@ class Override:
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One run of the sweep: its number, the settings it overrides, its candle file (None: synthetic candles)
-    and its seed (None: the settings' own)."""
+    """One run of the sweep: its number, the settings it overrides, its candle file (None: synthetic candles, or
+    the settings' files) and its seed (None: the settings' own)."""
 
     index: int
     overrides: tuple[tuple[str, Any], ...]
@@ -113,7 +113,8 @@ def parse_seeds(text: str | None) -> list[int | None]:
 
 
 def build_grid(overrides: Sequence[Override], files: Sequence[Path], seeds: Sequence[int | None]) -> list[GridPoint]:
-    """Every combination of the overrides' values, the candle files (none: synthetic candles) and the seeds."""
+    """Every combination of the overrides' values, the candle files (none: one point without a file) and the
+    seeds."""
     keys = [override.key for override in overrides]
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:

@@ -38,6 +38,7 @@ class SweepOptions:
     """What every run of the sweep is given besides its grid point."""
 
     sweep_id: str
+    source: Literal["replay", "synthetic"]
     answers_from: int | None = None
     on_missing: Literal["conservative", "ask"] = "conservative"
     max_llm_usd: float | None = None
@@ -90,6 +91,7 @@ def plan_runs(
                 label=point.label,
                 account=account,
                 settings=chosen.model_dump(mode="json"),
+                source=options.source,
                 replay_file=point.candles,
                 seed=point.seed,
                 answers_from=options.answers_from,

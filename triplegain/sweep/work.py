@@ -28,7 +28,8 @@ class SweepRun(BaseModel):
     label: str = Field(description="what the point varies, in a line")
     account: str
     settings: dict[str, Any] = Field(description="the run's whole settings (``Settings.model_dump(mode='json')``)")
-    replay_file: Path | None = Field(description="the candle file; None: synthetic candles")
+    source: Literal["replay", "synthetic"]
+    replay_file: Path | None = Field(description="the candle file; None: the settings' (market.replay.files)")
     seed: int | None
     answers_from: int | None = None
     on_missing: Literal["conservative", "ask"] = "conservative"

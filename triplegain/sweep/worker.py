@@ -30,10 +30,10 @@ FINISHED = "replay finished"
 
 def options_for(run: SweepRun) -> RunOptions:
     """What ``triplegain run`` would be given for this run: a replay (or synthetic candles) as fast as possible."""
-    if run.replay_file is not None:
+    if run.source == "replay":
         return RunOptions(
             source="replay",
-            replay_files=(run.replay_file,),
+            replay_files=() if run.replay_file is None else (run.replay_file,),
             answers_from=run.answers_from,
             on_missing=run.on_missing,
             max_llm_usd=run.max_llm_usd,
