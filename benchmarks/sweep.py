@@ -6,23 +6,28 @@ The same grid (``--runs`` seeds of synthetic 5-minute BTC/USDT candles, ``--cand
 breaker pausing instead of halting as in ``benchmarks.replay``) is swept with ``triplegain sweep``'s own path
 (``sweep.plan_runs``, ``sweep.run_sweep`` and ``LocalProcesses``: each run on the daemon's ``run_daemon`` in a
 worker process) once per worker count, on a fresh database each time (``benchmarks.replay.scratch_database``:
-embedded unless TRIPLEGAIN_DATABASE_URL is set). The database is opened before the clock starts, so the server's
-start is not counted; the workers' start is. ``--rounds`` repeats the pair (1 then 2 workers) to see the spread on
-a busy machine. Prints one JSON document: per measurement the wall time, candles and aggregate candles/s, the
-load average before and after, and the ratio of 2 workers to 1 (target ≥ 1.6 on 2 cores).
+embedded unless TRIPLEGAIN_DATABASE_URL is set). The database is opened and the fork server started before the
+clock starts, so neither is counted; the workers' start is. ``--rounds`` repeats the pair (1 then 2 workers) to
+see the spread on a busy machine. Prints one JSON document: per measurement the wall time, candles and aggregate
+candles/s, the workers' CPU time (and the cores it amounts to over the wall time), the load average before and
+after and how busy every core was (anything else running included), and the ratio of 2 workers to 1 (target
+≥ 1.6 on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,7 @@ from triplegain.store import open_database
 from triplegain.sweep.grid import build_grid
 from triplegain.sweep.local import LocalProcesses
 from triplegain.sweep.sweep import SweepOptions, plan_runs, run_sweep
-from triplegain.sweep.work import WorkEvent
+from triplegain.sweep.work import RunOutcome, WorkEvent
 
 TARGET_RATIO = 1.6
 """Two workers against one on this 2-core machine (issue 16)."""
@@ -48,9 +53,11 @@ async def measure(settings: Settings, scratch: Path, runs: int, workers: int) ->
         planned = plan_runs(settings, [], grid, options, os.environ)
         async with open_database(settings.database):  # the server up (and the schema there) before the clock
             load_before = os.getloadavg()[0]
-            started = time.perf_counter()
-            outcomes = await run_sweep(settings, planned, LocalProcesses(workers, dict(os.environ)), _quiet)
-            wall = time.perf_counter() - started
+            with machine_busy() as busy:
+                started = time.perf_counter()
+                cpu = WorkerCpu()
+                outcomes = await run_sweep(settings, planned, LocalProcesses(workers, dict(os.environ)), cpu.note)
+                wall = time.perf_counter() - started
             load_after = os.getloadavg()[0]
     failed = [outcome.error for outcome in outcomes if outcome.status != "finished"]
     if failed:
@@ -67,16 +74,52 @@ async def measure(settings: Settings, scratch: Path, runs: int, workers: int) ->
             round(outcome.summary.candles_per_second, 1) for outcome in outcomes if outcome.summary is not None
         ],
         "load_average_1m": {"before": round(load_before, 2), "after": round(load_after, 2)},
+        "workers_cpu_seconds": round(cpu.seconds, 2),
+        "workers_cores_used": round(cpu.seconds / wall, 2),
+        "machine_cpu_busy": busy,
     }
 
 
-def _quiet(event: WorkEvent) -> None:
-    """The benchmark prints figures only."""
+@contextlib.contextmanager
+def machine_busy() -> Iterator[dict[str, float]]:
+    """Every core's busy share over the block (this sweep, its database server and anything else running on
+    the machine), filled in when the block ends: how much of the machine the sweep could have had."""
+    import psutil
+
+    figures: dict[str, float] = {}
+    before = psutil.cpu_times()
+    try:
+        yield figures
+    finally:
+        after = psutil.cpu_times()
+        total = sum(after) - sum(before)
+        idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
+        figures["share"] = round(1 - idle / total, 3) if total > 0 else 0.0
+
+
+class WorkerCpu:
+    """The CPU time of the worker processes: each one's own, read as it hands in a run (it is alive then)."""
+
+    def __init__(self) -> None:
+        self._by_pid: dict[int, float] = {}
+
+    def note(self, event: WorkEvent) -> None:
+        import psutil
+
+        if isinstance(event, RunOutcome) and event.worker is not None:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(int(event.worker)).cpu_times()
+                self._by_pid[int(event.worker)] = times.user + times.system
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._by_pid.values())
 
 
 async def run(arguments: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     configure_logging(load_settings(None).logging.model_copy(update={"level": "warning"}))
     settings = settings_from(scratch, "sweep", BREAKER_PAUSES, year_overlay(1, arguments.candles_per_run))
+    forkserver.ensure_running()  # its start (importing the daemon once) is not counted in the first measurement
     rounds = []
     for _ in range(arguments.rounds):
         pair = {}
