@@ -104,10 +104,10 @@ def sweep(
     grid = build_grid(parsed, files, seed_list)
     runs = plan_runs(settings, parsed, grid, options, os.environ)
     configure_logging(settings.logging.model_copy(update={"level": "warning"}), stream=sys.stderr)
-    count = workers or os.cpu_count() or 1
-    source_of_work = LocalProcesses(min(count, len(runs)))
-    errors = Console(stderr=True)
-    errors.print(f"sweep {options.sweep_id}: {len(runs)} runs on {min(count, len(runs))} workers")
+    count = min(workers or os.cpu_count() or 1, len(runs))
+    source_of_work = LocalProcesses(count)
+    errors = Console(stderr=True, soft_wrap=True)
+    errors.print(f"sweep {options.sweep_id}: {_plural(len(runs), 'run')} on {_plural(count, 'worker')}")
     labels = {run.index: f"#{run.index} {run.label}" for run in runs}
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -218,6 +218,10 @@ def _best(row: SweepRow) -> str:
 
 def _number(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _or_dash(value: int | None) -> str:
