@@ -187,6 +187,10 @@ BAD_VALUES = [
     (["sweep", "--on-missing", "ask"], "--on-missing: applies to --answers-from RUN only"),
     (["sweep", "--max-llm-usd", "-1"], "--max-llm-usd: -1.0: a number of USD ≥ 0"),
     (["sweep", "--format", "xml"], "'--format' / '-f': 'xml' is not one of 'text', 'json'"),
+    (["sweep", "--work", "smtp"], "'--work': 'smtp' is not one of 'local', 'nats'"),
+    (["sweep", "--work", "nats", "--workers", "2"], "--workers: applies to --work local"),
+    (["sweep", "--worker-timeout", "5"], "--worker-timeout: applies to --work nats"),
+    (["sweep", "--work", "nats", "--worker-timeout", "0"], "'--worker-timeout': Input should be greater than or equal"),
 ]
 
 

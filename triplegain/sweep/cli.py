@@ -30,7 +30,7 @@ from triplegain.sweep.sweep import (
     run_sweep,
 )
 from triplegain.sweep.sweep import sweep_table as table_of
-from triplegain.sweep.work import RunOutcome, RunStarted, WorkEvent
+from triplegain.sweep.work import RunOutcome, RunStarted, WorkEvent, WorkSource
 
 INTERRUPTED = 130
 """Exit code after Ctrl-C (as a shell reports an interrupted command)."""
@@ -79,6 +79,23 @@ def sweep(
         float | None,
         typer.Option("--max-llm-usd", metavar="USD", help="Each run's budget for paid LLM calls."),
     ] = None,
+    work: Annotated[
+        Literal["local", "nats"],
+        typer.Option(
+            "--work",
+            help="local: worker processes on this machine; nats: runs put on a JetStream work queue for "
+            "'triplegain worker' processes anywhere (bus.nats.*, TRIPLEGAIN_NATS_URL), on the same database.",
+        ),
+    ] = "local",
+    worker_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--worker-timeout",
+            min=1,
+            metavar="SECONDS",
+            help="With --work nats: a run whose worker has not been heard of this long fails. Default: 30.",
+        ),
+    ] = None,
     top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many best runs to name.")] = 3,
     fmt: Annotated[Literal["text", "json"], typer.Option("--format", "-f", help="Output format.")] = "text",
 ) -> None:
@@ -91,6 +108,12 @@ def sweep(
     budget = parse_usd(max_llm_usd)
     if on_missing is not None and answers_from is None:
         raise typer.BadParameter("applies to --answers-from RUN only", param_hint="--on-missing")
+    if worker_timeout is not None and work != "nats":
+        raise typer.BadParameter("applies to --work nats", param_hint="--worker-timeout")
+    if workers is not None and work != "local":
+        raise typer.BadParameter(
+            "applies to --work local (with nats, the workers are 'triplegain worker')", param_hint="--workers"
+        )
     settings = ctx.obj.settings()
     files = list(replay or [])
     chosen = _source(settings, source, files, seeds)
@@ -104,10 +127,19 @@ def sweep(
     grid = build_grid(parsed, files, seed_list)
     runs = plan_runs(settings, parsed, grid, options, os.environ)
     configure_logging(settings.logging.model_copy(update={"level": "warning"}), stream=sys.stderr)
-    count = min(workers or os.cpu_count() or 1, len(runs))
-    source_of_work = LocalProcesses(count)
+    source_of_work: WorkSource
     errors = Console(stderr=True, soft_wrap=True)
-    errors.print(f"sweep {options.sweep_id}: {_plural(len(runs), 'run')} on {_plural(count, 'worker')}")
+    if work == "nats":
+        from triplegain.sweep.jetstream import JetStreamSource  # imports nats-py: only for this way of working
+
+        source_of_work = JetStreamSource(
+            settings.bus.nats, options.sweep_id, heartbeat_timeout_seconds=worker_timeout or 30.0
+        )
+        errors.print(f"sweep {options.sweep_id}: {_plural(len(runs), 'run')} for 'triplegain worker' through NATS")
+    else:
+        count = min(workers or os.cpu_count() or 1, len(runs))
+        source_of_work = LocalProcesses(count)
+        errors.print(f"sweep {options.sweep_id}: {_plural(len(runs), 'run')} on {_plural(count, 'worker')}")
     labels = {run.index: f"#{run.index} {run.label}" for run in runs}
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -129,7 +161,7 @@ def sweep(
 
     stopped = False
 
-    async def work() -> list[RunOutcome]:
+    async def sweeping() -> list[RunOutcome]:
         nonlocal stopped
 
         def interrupt() -> None:
@@ -148,7 +180,7 @@ def sweep(
                 loop.remove_signal_handler(signum)
 
     with progress:
-        outcomes = asyncio.run(work())
+        outcomes = asyncio.run(sweeping())
     table = table_of(options.sweep_id, runs, outcomes, top)
     if fmt == "json":
         typer.echo(table.model_dump_json(indent=2))
@@ -158,6 +190,22 @@ def sweep(
         raise typer.Exit(INTERRUPTED)
     if any(row.status != "finished" for row in table.runs):
         raise typer.Exit(1)
+
+
+def worker(ctx: typer.Context) -> None:
+    """Take sweep runs from the JetStream work queue ('triplegain sweep --work nats'; bus.nats.*,
+    TRIPLEGAIN_NATS_URL) and replay each on this machine against the sweep's database (TRIPLEGAIN_DATABASE_URL),
+    one at a time, until Ctrl-C or SIGTERM (a run in progress is stopped cleanly first)."""
+    from triplegain.sweep.jetstream import serve_runs  # imports nats-py: only for this command
+
+    settings = ctx.obj.settings()
+    configure_logging(settings.logging.model_copy(update={"level": "warning"}), stream=sys.stderr)
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    done = asyncio.run(serve_runs(settings.bus.nats, os.environ, asyncio.Event(), say))
+    say(f"worker stopped after {_plural(done, 'run')}")
 
 
 def _source(
