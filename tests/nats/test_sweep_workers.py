@@ -16,6 +16,8 @@ import asyncpg
 import pytest
 
 from tests.e2e.cli import start_cli
+from triplegain.bus.jetstream import connect_jetstream, ensure_stream
+from triplegain.bus.settings import NatsSettings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 
@@ -49,8 +51,15 @@ def workers(env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
 
 
 async def test_workers_take_the_runs_and_a_killed_one_fails_its_run(
-    env: dict[str, str], workers: list[subprocess.Popen[str]], empty_database_url: str
+    env: dict[str, str], workers: list[subprocess.Popen[str]], empty_database_url: str, nats_names: dict[str, str]
 ) -> None:
+    # The deployment's own stream (<prefix>.>) is there, as beside an agents service: the sweep's do not overlap it.
+    nats = NatsSettings(url=env["TRIPLEGAIN_NATS_URL"], **nats_names)
+    async with connect_jetstream(nats, name="test") as link:
+        await ensure_stream(
+            link, name=nats.stream, subjects=[f"{nats.subject_prefix}.>"], max_age_seconds=60, max_bytes=2**20,
+            duplicate_window_seconds=60,
+        )  # fmt: skip
     sweep = start_cli(
         "sweep", "--source", "synthetic", "--set", "market.synthetic.count=null,60,60", "--work", "nats",
         "--worker-timeout", "3", "-f", "json", env=env,

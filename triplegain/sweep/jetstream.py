@@ -1,14 +1,15 @@
 """``JetStreamSource``: a ``WorkSource`` whose workers are ``triplegain worker`` processes on any machine, taking
 runs from a JetStream work-queue stream, against the same PostgreSQL (``TRIPLEGAIN_DATABASE_URL``).
 
-Subjects (``<prefix>`` is ``bus.nats.subject_prefix``, ``<stream>`` is ``bus.nats.stream``):
+Subjects (``<prefix>`` is ``bus.nats.subject_prefix``, ``<stream>`` is ``bus.nats.stream``), apart from the
+deployment's own stream (``<prefix>.>``):
 
-- ``<prefix>.sweep.runs.<sweep>``: each ``SweepRun`` as JSON (message id ``<sweep>-<n>``) on the stream
+- ``<prefix>_sweep.runs.<sweep>``: each ``SweepRun`` as JSON (message id ``<sweep>-<n>``) on the stream
   ``<stream>_SWEEP_RUNS`` (``workqueue`` retention: a run is taken once, by one worker, through the workers'
   shared durable consumer, never delivered again: ``max_deliver`` 1);
-- ``<prefix>.sweep.events.<sweep>``: the workers' ``WorkerEvent``\\s (a run started on ``host:pid``, still alive
+- ``<prefix>_sweep.events.<sweep>``: the workers' ``WorkerEvent``\\s (a run started on ``host:pid``, still alive
   every ``HEARTBEAT_SECONDS``, its outcome) on ``<stream>_SWEEP_EVENTS``, read by the sweep from its start;
-- ``<prefix>.sweep.stop.<sweep>``: a stop, kept on the events stream: each worker running one of the sweep's runs
+- ``<prefix>_sweep.stop.<sweep>``: a stop, kept on the events stream: each worker running one of the sweep's runs
   stops it as the daemon stops on SIGTERM (a second one: at once), and a worker that takes one of its runs after
   the stop leaves it.
 
@@ -62,7 +63,8 @@ class WorkerEvent(BaseModel):
 
 
 def _names(settings: NatsSettings, sweep_id: str = "*") -> dict[str, str]:
-    prefix = settings.subject_prefix
+    # Not under <prefix>.>: the deployment's stream holds every subject there (streams' subjects may not overlap).
+    prefix = f"{settings.subject_prefix}_sweep"
     return {
         "runs_stream": f"{settings.stream}_SWEEP_RUNS",
         "events_stream": f"{settings.stream}_SWEEP_EVENTS",
