@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 
+from triplegain.alerts.dispatcher import AlertDispatcher, alert_dispatcher
 from triplegain.bus import Topic
 from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings, settings_digest
@@ -62,6 +63,7 @@ from triplegain.market.feeds import Feed, FeedStats, MarketDataError
 from triplegain.market.feeds.monitor import FeedMonitor
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed, check_files
 from triplegain.market.settings import ReplayFile, SyntheticSettings
+from triplegain.model import DaemonStopped
 from triplegain.paths import home_dir
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
 from triplegain.store.execution import stored_marks
@@ -177,8 +179,11 @@ async def run_daemon(
                     run_id = await start_run(db, account, settings_digest(settings), wall.now())
                     board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                     reason = "error"
+                    alerts = alert_dispatcher(settings.alerts, db, account=account, run_id=run_id)
                     try:
-                        summary = await _trade(plan, options, db, lock, run_id, opened, stop, board, answers, environ)
+                        summary = await _trade(
+                            plan, options, db, lock, run_id, opened, stop, board, answers, environ, alerts
+                        )
                         if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                             raise asyncio.CancelledError
                         reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
@@ -192,6 +197,8 @@ async def run_daemon(
                     finally:
                         with suppress(Exception):
                             await end_run(db, run_id, wall.now(), reason)
+                        alerts.notify(DaemonStopped(account=account, run_id=run_id, reason=reason, at=wall.now()))
+                        await alerts.aclose(grace_seconds=0.0 if stop.signals > 1 else None)
             except asyncio.CancelledError:
                 if stop.waiting_for_lock:
                     raise StoppedBeforeTrading(
@@ -223,6 +230,7 @@ async def _trade(
     board: StatusBoard,
     answers: RecordedAnswers | None,
     environ: Mapping[str, str],
+    alerts: AlertDispatcher,
 ) -> RunSummary:
     settings = plan.settings
     account = settings.coordinator.account
@@ -268,7 +276,9 @@ async def _trade(
             wall,
             writer_bound=settings.database.writer.max_buffered_rows,
             coordinator_bound=settings.coordinator.max_unsaved_rows,
+            on_outage=alerts.notify,
         )
+        await alerts.follow(system.bus)
         tracker = await board.track(system, broker, opened.total)
         tracker.database = watch.status
         feed_errors = FeedErrors(feed, system.monitor)
