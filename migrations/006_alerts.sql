@@ -11,7 +11,7 @@
 --   finished_at are wall-clock times.
 
 CREATE TABLE alerts (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           uuid PRIMARY KEY,                     -- made by the dispatcher: a row stored twice is stored once
     account      text NOT NULL CHECK (account <> ''),
     run_id       bigint REFERENCES daemon_runs (id),
     kind         text NOT NULL CHECK (kind IN ('breaker_tripped', 'halted', 'level_changed', 'database_outage',
@@ -30,3 +30,4 @@ CREATE TABLE alerts (
     CHECK ((outcome = 'delivered') = (delivered_at IS NOT NULL))
 );
 CREATE INDEX alerts_account_raised_at ON alerts (account, raised_at);
+CREATE INDEX alerts_run_id ON alerts (run_id);

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any
+from uuid import uuid4
 
 import aiohttp
 import structlog
@@ -214,6 +215,7 @@ class AlertDispatcher:
             logger.warning(f"alert {outcome}", **fields, status_code=attempts.status_code, error=attempts.error)
         self._unstored.append(
             AlertRow(
+                id=uuid4(),
                 account=self._account,
                 run_id=self._run_id,
                 kind=alert.kind.value,
@@ -295,7 +297,7 @@ class AlertDispatcher:
             await asyncio.gather(self._storer, return_exceptions=True)
         if self._unstored and not await self._store_unstored(STORE_AT_CLOSE_SECONDS):
             self._stats.not_stored += len(self._unstored)
-            logger.error("alert rows not stored: the database is out of reach", rows=len(self._unstored))
+            logger.error("alert rows not stored", rows=len(self._unstored))
             self._unstored.clear()
         if cancelled:
             raise asyncio.CancelledError
