@@ -38,7 +38,8 @@ class Webhook:
             self._secrets.extend(piece for piece in (parts.username, parts.password) if piece)
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret part of the URL replaced by ``…``."""
+        """``text`` with every secret part of the URL replaced by ``…`` (the whole URL by its shown form)."""
+        text = text.replace(self.url, f"{self.shown}{MASK}")
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text
