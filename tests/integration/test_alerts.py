@@ -257,3 +257,13 @@ async def test_without_webhooks_nothing_is_sent_or_stored(
         await raise_every_event(alerts, bus)
         assert alerts.stats().raised == 0
     assert await stored(migrated_database_url) == []
+
+
+async def test_the_table_refuses_a_webhook_with_more_than_its_scheme_and_host(migrated_pool: Any) -> None:
+    insert = """
+        INSERT INTO alerts (id, account, kind, at, text, payload, webhook, outcome, attempts, raised_at, finished_at)
+        VALUES (gen_random_uuid(), 'paper', 'halted', now(), 't', '{}', $1, 'failed', 1, now(), now())
+    """
+    await migrated_pool.execute(insert, "https://api.telegram.org")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await migrated_pool.execute(insert, f"https://api.telegram.org/bot{SECRET_TOKEN}/sendMessage")
