@@ -34,7 +34,7 @@ COMMANDS_BY_MODULE: dict[str, tuple[str, str]] = {
     "runs": ("triplegain.review.cli", "runs_app"),
     "results": ("triplegain.review.cli", "results"),
     "report": ("triplegain.review.cli", "report"),
-    "alerts": ("triplegain.alerts.cli", "alerts_app"),
+    "alerts": ("triplegain.review.alerts_cli", "alerts_app"),
 }
 """The commands defined in other modules: name → (module, the Typer app or function). Each module is imported
 only when its command runs (or ``--help`` lists them), so ``triplegain coordinator status`` does not import the
