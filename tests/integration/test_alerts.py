@@ -151,6 +151,7 @@ async def test_each_event_reaches_the_webhook_once_and_is_stored_delivered_witho
     [trip] = [body for body in receiver.bodies if body["kind"] == "breaker_tripped"]
     assert trip["text"] == "triplegain paper: breaker daily_loss tripped: halt — daily loss 6.1% ≥ 5%"
     assert trip["account"] == ACCOUNT
+    assert trip["chat_id"] == "42"  # the URL's query, repeated in the body (Telegram reads chat_id there)
     assert trip["payload"]["rule"] == "daily_loss"
     assert trip["at"] == "2024-01-01T10:03:00+00:00"
 

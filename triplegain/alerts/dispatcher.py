@@ -15,10 +15,11 @@ alerts in order (``delivery.deliver``: retried with backoff); the outcome goes t
 stores (``store``, the ``alerts`` table), trying again while the database is out of reach, so neither a webhook
 nor the database holds the other up. With no webhook set, the dispatcher does nothing at all.
 
-The body of each POST (JSON) is Telegram's ``sendMessage`` shape with the alert's fields beside it::
+The body of each POST (JSON) is Telegram's ``sendMessage`` shape with the alert's fields beside it, after the
+webhook URL's own query parameters (``?chat_id=42`` puts ``"chat_id": "42"`` in the body)::
 
-    {"text": "triplegain paper: breaker daily_loss tripped: halt — …", "kind": "breaker_tripped",
-     "account": "paper", "run_id": 12, "at": "2024-01-01T10:05:00Z", "payload": {…the event's fields…}}
+    {"chat_id": "42", "text": "triplegain paper: breaker daily_loss tripped: halt — …", "kind": "breaker_tripped",
+     "account": "paper", "run_id": 12, "at": "2024-01-01T10:05:00+00:00", "payload": {…the event's fields…}}
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ class AlertDispatcher:
                 delivered = await deliver(
                     self._session,
                     lane.webhook,
-                    self._body(pending.alert),
+                    self._body(pending.alert, lane.webhook),
                     retry=self._settings.retry,
                     timeout_seconds=self._settings.timeout_seconds,
                     wall=self._wall,
@@ -194,8 +195,9 @@ class AlertDispatcher:
                 lane.queue.task_done()
             self._finish(lane, pending, "delivered" if delivered else "failed")
 
-    def _body(self, alert: Alert) -> dict[str, Any]:
+    def _body(self, alert: Alert, webhook: Webhook) -> dict[str, Any]:
         return {
+            **webhook.query_fields,
             "text": f"triplegain {self._account}: {alert.text}",
             "kind": alert.kind.value,
             "account": self._account,

@@ -7,7 +7,7 @@ and its query out of any text before that text is logged or stored (an HTTP libr
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 MASK = "…"
 
@@ -25,12 +25,14 @@ def redacted(url: str) -> str:
 class Webhook:
     """One URL alerts are POSTed to; its repr and ``shown`` are the redacted form."""
 
-    __slots__ = ("_secrets", "shown", "url")
+    __slots__ = ("_secrets", "query_fields", "shown", "url")
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.shown = redacted(url)
         parts = urlsplit(url)
+        # The URL's query parameters, which each POST's body repeats (Telegram's chat_id).
+        self.query_fields = dict(parse_qsl(parts.query))
         # Longest first, so the URL is masked whole before its pieces are.
         pieces = {url, parts.netloc, f"{parts.path}?{parts.query}", parts.path, parts.query, parts.fragment}
         self._secrets = sorted((piece for piece in pieces if len(piece) > 1 and piece not in self.shown), key=len)[::-1]
