@@ -125,11 +125,6 @@ class AlertDispatcher:
             for lane in self._lanes:
                 lane.worker = asyncio.create_task(self._send_loop(lane), name=f"alerts-send:{lane.webhook.shown}")
 
-    @property
-    def webhooks(self) -> list[str]:
-        """The webhooks, redacted (scheme and host)."""
-        return [lane.webhook.shown for lane in self._lanes]
-
     def stats(self) -> AlertStats:
         """A copy of the counts."""
         return AlertStats(**vars(self._stats))
