@@ -77,6 +77,7 @@ def test_the_walk_finds_the_documented_commands() -> None:
         "account list",
         "account reset",
         "runs compare",
+        "alerts list",
         "config check",
         "config defaults",
         "db migrate",
@@ -174,6 +175,8 @@ BAD_VALUES = [
     (["results", "--format", "xml"], "--format: 'xml' is not allowed — one of text, json"),
     (["results", "--run", "1", "--account", "paper"], "--account: given with --run — pick one"),
     (["decisions", "list", "--all", "--account", "paper"], "--all: given with --account — pick one"),
+    (["alerts", "list", "--limit", "0"], "--limit: '0' is not a whole number of at least 1"),
+    (["alerts", "list", "--account", "x y"], "--account: 'x y' is not an account name"),
 ]
 
 
