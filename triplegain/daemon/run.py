@@ -26,6 +26,10 @@ The database out of reach stops nothing at first: writes are held in memory and 
 EMERGENCY (no new exposure) and the status line shows the outage (``daemon.outage``). When a bound on the rows
 held is passed, the daemon stops like a clean stop and ``run_daemon`` raises ``DatabaseOutageStop`` (exit code
 75), as it does when a run ends with rows the database never took.
+
+With ``alerts.webhooks`` set, the run's alerts (``triplegain.alerts``) go to them without holding anything up: the
+coordinator's from the bus, an outage's start and end from the store watch, and the stop once the run's row records
+its reason; the stop gives alerts still being sent ``alerts.stop_grace_seconds`` (none after a second signal).
 """
 
 from __future__ import annotations
