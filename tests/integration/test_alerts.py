@@ -21,7 +21,8 @@ from tests.stubs.alert_receiver import SECRET_TOKEN, AlertReceiver
 from triplegain.alerts.dispatcher import AlertDispatcher, alert_dispatcher
 from triplegain.alerts.settings import AlertsSettings
 from triplegain.bus import MessageBus, Topic
-from triplegain.clock import FakeClock
+from triplegain.clock import FakeClock, WallClock
+from triplegain.errors import DatabaseError
 from triplegain.model import (
     BreakerAction,
     BreakerRule,
@@ -34,7 +35,7 @@ from triplegain.model import (
     StateChanged,
 )
 from triplegain.store import Database
-from triplegain.store.alerts import list_alerts
+from triplegain.store.alerts import AlertRow, list_alerts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(30)]
 
@@ -268,3 +269,33 @@ async def test_the_table_refuses_a_webhook_with_more_than_its_scheme_and_host(mi
     await migrated_pool.execute(insert, "https://api.telegram.org")
     with pytest.raises(asyncpg.CheckViolationError):
         await migrated_pool.execute(insert, f"https://api.telegram.org/bot{SECRET_TOKEN}/sendMessage")
+
+
+async def test_outcomes_wait_while_the_database_is_out_of_reach_and_are_stored_once(receiver: AlertReceiver) -> None:
+    stored_rows: list[AlertRow] = []
+    refusals = 2
+
+    async def store(rows: list[AlertRow]) -> None:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise DatabaseError("storing failed on 127.0.0.1:5432/x: connection refused")
+        stored_rows.extend(rows)
+
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    with capture_logs() as logs:
+        alerts = AlertDispatcher(
+            alerts_settings(receiver.url), store=store, account=ACCOUNT, run_id=None, wall=WallClock(), sleep=no_wait
+        )
+        for event in daemon_events():
+            alerts.notify(event)
+        await receiver.until(3)
+        await alerts.aclose()
+    assert sorted(row.kind for row in stored_rows) == ["daemon_stopped", "database_back", "database_outage"]
+    assert {row.outcome for row in stored_rows} == {"delivered"}
+    assert [entry["event"] for entry in logs].count("storing alerts failed") == 2
+    assert alerts.stats().stored == 3
