@@ -36,6 +36,7 @@ COMMANDS_BY_MODULE: dict[str, tuple[str, str]] = {
     "report": ("triplegain.review.cli", "report"),
     "sweep": ("triplegain.sweep.cli", "sweep"),
     "worker": ("triplegain.sweep.cli", "worker"),
+    "alerts": ("triplegain.review.alerts_cli", "alerts_app"),
 }
 """The commands defined in other modules: name → (module, the Typer app or function). Each module is imported
 only when its command runs (or ``--help`` lists them), so ``triplegain coordinator status`` does not import the

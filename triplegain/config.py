@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from triplegain.agents.settings import AgentsSettings
+from triplegain.alerts.settings import AlertsSettings
 from triplegain.bus.settings import BusSettings
 from triplegain.coordinator.settings import CoordinatorSettings
 from triplegain.coordinator.time_limits import time_limit_problems
@@ -43,7 +44,7 @@ ENV_PREFIX = "TRIPLEGAIN_"
 ENV_LEVEL_SEPARATOR = "__"
 # TRIPLEGAIN_* variables that are not setting overrides.
 # Key names that hold secrets: never echoed back, and never accepted from a file.
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "url", "dsn")
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "url", "dsn", "webhook")
 # What yaml.safe_load raises, besides YAMLError, for a value that matches a tag's pattern but does not exist
 # (2024-13-01, !!int x, !!timestamp nope).
 _YAML_VALUE_ERRORS = (ValueError, TypeError, AttributeError, OverflowError)
@@ -79,6 +80,9 @@ class Settings(Section):
         default_factory=ExecutionSettings, description="the paper broker: balances, fees, slippage, market rules"
     )
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="structured logs")
+    alerts: AlertsSettings = Field(
+        default_factory=AlertsSettings, description="alerts to the operator's webhooks (a Telegram bot, a chat)"
+    )
 
 
 _DEFAULTS: dict[str, Any] = Settings().model_dump(mode="python")

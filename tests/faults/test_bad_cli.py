@@ -77,6 +77,7 @@ def test_the_walk_finds_the_documented_commands() -> None:
         "account list",
         "account reset",
         "runs compare",
+        "alerts list",
         "config check",
         "config defaults",
         "db migrate",
@@ -191,6 +192,8 @@ BAD_VALUES = [
     (["sweep", "--work", "nats", "--workers", "2"], "--workers: applies to --work local"),
     (["sweep", "--worker-timeout", "5"], "--worker-timeout: applies to --work nats"),
     (["sweep", "--work", "nats", "--worker-timeout", "0"], "'--worker-timeout': Input should be greater than or equal"),
+    (["alerts", "list", "--limit", "0"], "--limit: '0' is not a whole number of at least 1"),
+    (["alerts", "list", "--account", "x y"], "--account: 'x y' is not an account name"),
 ]
 
 

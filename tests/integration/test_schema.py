@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "degradation_events",
     "breaker_events",
     "dead_letters",
+    "alerts",
 }
 
 

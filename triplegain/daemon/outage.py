@@ -9,12 +9,14 @@ anything: what is still held when it exits is lost, which is why it exits with `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from triplegain.clock import Clock
 from triplegain.coordinator.coordinator import Coordinator
 from triplegain.errors import TriplegainError
 from triplegain.execution.broker import PaperBroker
+from triplegain.model import DatabaseOutage
 from triplegain.store import BatchWriter
 
 OUTAGE_EXIT_CODE = 75
@@ -50,6 +52,8 @@ class StoreWatch:
     passed: Bound | None = None
     """The first bound passed; None while none was."""
     held_at_stop: int = 0
+    on_outage: Callable[[DatabaseOutage], None] | None = None
+    """Told when an outage starts (the first failed write) and when it ends (the alerts)."""
 
     def held(self) -> int:
         """Rows in memory that the database has not taken yet."""
@@ -65,8 +69,9 @@ class StoreWatch:
         """Note whether writes fail now; the bound just passed (once), if any."""
         if self.failing():
             if self.failing_since is None:
-                self.failing_since = self.wall.monotonic()
-        else:
+                self._begin()
+        elif self.failing_since is not None:
+            self._tell(started=False)
             self.failing_since = None
         if self.passed is not None:
             return None
@@ -82,8 +87,23 @@ class StoreWatch:
             self.passed = bound
             self.held_at_stop = self.held()
             if self.failing_since is None:
-                self.failing_since = self.wall.monotonic()
+                self._begin()
         return self.passed
+
+    def _begin(self) -> None:
+        self.failing_since = self.wall.monotonic()
+        self._tell(started=True)
+
+    def _tell(self, *, started: bool) -> None:
+        if self.on_outage is not None:
+            self.on_outage(
+                DatabaseOutage(
+                    started=started,
+                    at=self.wall.now(),
+                    unreachable_seconds=self.unreachable_seconds(),
+                    rows_held=self.held(),
+                )
+            )
 
     def unreachable_seconds(self) -> float:
         return 0.0 if self.failing_since is None else self.wall.monotonic() - self.failing_since

@@ -26,6 +26,10 @@ The database out of reach stops nothing at first: writes are held in memory and 
 EMERGENCY (no new exposure) and the status line shows the outage (``daemon.outage``). When a bound on the rows
 held is passed, the daemon stops like a clean stop and ``run_daemon`` raises ``DatabaseOutageStop`` (exit code
 75), as it does when a run ends with rows the database never took.
+
+With ``alerts.webhooks`` set, the run's alerts (``triplegain.alerts``) go to them without holding anything up: the
+coordinator's from the bus, an outage's start and end from the store watch, and the stop once the run's row records
+its reason; the stop gives alerts still being sent ``alerts.stop_grace_seconds`` (none after a second signal).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import structlog
 
+from triplegain.alerts.dispatcher import AlertDispatcher, alert_dispatcher
 from triplegain.bus import Topic
 from triplegain.clock import Clock, FakeClock, WallClock
 from triplegain.config import Settings, settings_digest
@@ -62,6 +67,7 @@ from triplegain.market.feeds import Feed, FeedStats, MarketDataError
 from triplegain.market.feeds.monitor import FeedMonitor
 from triplegain.market.feeds.replay import CandleFile, ReplayFeed, check_files
 from triplegain.market.settings import ReplayFile, SyntheticSettings
+from triplegain.model import DaemonStopped
 from triplegain.paths import home_dir
 from triplegain.store import Database, RowsNotWritten, migrate, open_database
 from triplegain.store.execution import stored_marks
@@ -177,8 +183,11 @@ async def run_daemon(
                     run_id = await start_run(db, account, settings_digest(settings), wall.now())
                     board.say(f"run {run_id} on account {account!r}, database {db.server}, source {options.source}")
                     reason = "error"
+                    alerts = alert_dispatcher(settings.alerts, db, account=account, run_id=run_id)
                     try:
-                        summary = await _trade(plan, options, db, lock, run_id, opened, stop, board, answers, environ)
+                        summary = await _trade(
+                            plan, options, db, lock, run_id, opened, stop, board, answers, environ, alerts
+                        )
                         if stop.signals > 1:  # the cancellation landed where a clean stop was already finishing
                             raise asyncio.CancelledError
                         reason = stop.reason or ("replay finished" if options.source != "ccxt" else "stopped")
@@ -192,6 +201,8 @@ async def run_daemon(
                     finally:
                         with suppress(Exception):
                             await end_run(db, run_id, wall.now(), reason)
+                        alerts.notify(DaemonStopped(account=account, run_id=run_id, reason=reason, at=wall.now()))
+                        await alerts.aclose(grace_seconds=0.0 if stop.signals > 1 else None)
             except asyncio.CancelledError:
                 if stop.waiting_for_lock:
                     raise StoppedBeforeTrading(
@@ -223,6 +234,7 @@ async def _trade(
     board: StatusBoard,
     answers: RecordedAnswers | None,
     environ: Mapping[str, str],
+    alerts: AlertDispatcher,
 ) -> RunSummary:
     settings = plan.settings
     account = settings.coordinator.account
@@ -268,7 +280,9 @@ async def _trade(
             wall,
             writer_bound=settings.database.writer.max_buffered_rows,
             coordinator_bound=settings.coordinator.max_unsaved_rows,
+            on_outage=alerts.notify,
         )
+        await alerts.follow(system.bus)
         tracker = await board.track(system, broker, opened.total)
         tracker.database = watch.status
         feed_errors = FeedErrors(feed, system.monitor)

@@ -14,7 +14,14 @@ This package sits at the bottom of the import layers (``docs/ARCHITECTURE.md``) 
 
 from triplegain.model.account import ACCOUNT_NAME_PATTERN, AccountSnapshot, ClosedTrade, account_name
 from triplegain.model.control import ARGUMENTS, Applied, Command, CommandError, Outcome, Refused, StateRecord
-from triplegain.model.events import BreakerTripped, DecisionMade, LevelChanged, StateChanged
+from triplegain.model.events import (
+    BreakerTripped,
+    DaemonStopped,
+    DatabaseOutage,
+    DecisionMade,
+    LevelChanged,
+    StateChanged,
+)
 from triplegain.model.names import (
     OPEN_STATUSES,
     AgentName,
@@ -60,6 +67,8 @@ __all__ = [
     "Command",
     "CommandError",
     "CoordinatorState",
+    "DaemonStopped",
+    "DatabaseOutage",
     "DecisionAction",
     "DecisionMade",
     "DegradationLevel",

@@ -6,6 +6,9 @@
 | ``system_events``  | ``StateChanged``, ``LevelChanged``       |
 | ``risk_alerts``    | ``BreakerTripped``                       |
 
+The daemon's own events, ``DatabaseOutage`` and ``DaemonStopped``, do not travel on the bus: the daemon hands them
+to the alert dispatcher (``triplegain.alerts``) directly (the bus is gone by the time the daemon stops).
+
 (``execution_events`` carries the orders and fills themselves, ``OrderRow`` and ``FillRow``; the market and agent
 topics carry ``Candle`` and the agents' ``AgentOutput``: see docs/ARCHITECTURE.md for the whole table.)
 """
@@ -66,3 +69,21 @@ class BreakerTripped(_Event):
     reason: str
     at: AwareDatetime
     until: AwareDatetime | None
+
+
+class DatabaseOutage(_Event):
+    """The database went out of reach (``started``) or came back; how long it was gone and what waits in memory."""
+
+    started: bool
+    at: AwareDatetime
+    unreachable_seconds: float
+    rows_held: int
+
+
+class DaemonStopped(_Event):
+    """The daemon stopped trading: why (the reason its ``daemon_runs`` row records)."""
+
+    account: str
+    run_id: int
+    reason: str
+    at: AwareDatetime

@@ -1,7 +1,7 @@
 """Paper accounts as a whole: what each one holds (``account_summaries``), and deleting one (``delete_account``).
 
 An account is the name every row of one paper portfolio carries: its runs, the coordinator's state and commands,
-its decisions, orders, fills, positions, snapshots, marks and events. Rows that carry no account name belong to
+its decisions, orders, fills, positions, snapshots, marks, events and alerts. Rows that carry no account name belong to
 it through its runs (agent views and LLM calls), its decisions (conflicts, a resolver's LLM calls) or its orders
 (fills). Deleting an account deletes exactly those rows, in one transaction, children first; no row of another
 account is touched (``tests/integration/test_accounts.py``). Dead letters carry no account and stay.
@@ -48,6 +48,7 @@ _DELETIONS: dict[str, str] = {
     "breaker events": "DELETE FROM breaker_events WHERE account = $1",
     "task runs": "DELETE FROM task_runs WHERE account = $1",
     "commands": "DELETE FROM coordinator_commands WHERE account = $1",
+    "alerts": "DELETE FROM alerts WHERE account = $1",
     "coordinator state": "DELETE FROM coordinator_state WHERE account = $1",
     "runs": "DELETE FROM daemon_runs WHERE account = $1",
 }
