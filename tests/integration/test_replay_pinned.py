@@ -1,6 +1,6 @@
 """A replay's stored rows and final equity, pinned: the daemon's own path (``run_daemon``) over seeded synthetic
-candles (two symbols, a few hundred each, the offline provider everywhere) stores exactly the rows recorded in
-``tests/data/replay_pinned.json`` before the replay was made faster.
+candles (two symbols, then one, a few hundred candles each, the offline provider everywhere) stores exactly the
+rows recorded in ``tests/data/replay_pinned.json`` before the replay was made faster.
 
 Each table's rows are read as canonical JSON (``to_jsonb``) less what differs between two identical runs: ids
 drawn at random, the run's id, wall-clock times and latencies (an id quoted inside a row's JSON is replaced by one
@@ -30,10 +30,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "replay_pinned.json"
 
-MARKET = """
-market:
-  synthetic: {symbols: {BTC/USDT: 40000.0, ETH/USDT: 2500.0}, count: 400, start: 2024-01-01T00:00:00Z, seed: 5}
-"""
+MARKETS = {
+    "two_symbols": "{BTC/USDT: 40000.0, ETH/USDT: 2500.0}",
+    "one_symbol": "{BTC/USDT: 40000.0}",
+}
+"""The replays pinned: several symbols (a tick's decisions side by side), and one."""
 
 LEFT_OUT = ("id", "run_id", "decision_id", "order_id", "llm_call_id", "request_id", "wall_started_at", "latency_ms")
 """Columns that differ between two runs of the same replay: random ids and the run's, the wall clock."""
@@ -84,11 +85,14 @@ def pinned_figures(rows: dict[str, list[str]], final_equity: float, decisions: i
     }
 
 
+@pytest.mark.parametrize("market", MARKETS)
 def test_a_replay_stores_the_rows_and_ends_at_the_equity_pinned(
-    migrated_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    market: str, migrated_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRIPLEGAIN_DATABASE_URL", migrated_database_url)
-    settings = offline_replay_settings(tmp_path, MARKET)
+    symbols = MARKETS[market]
+    more = f"market: {{synthetic: {{symbols: {symbols}, count: 400, start: 2024-01-01T00:00:00Z, seed: 5}}}}\n"
+    settings = offline_replay_settings(tmp_path, more)
 
     async def replay() -> tuple[float, int, dict[str, list[str]]]:
         summary = await run_daemon(
@@ -102,8 +106,9 @@ def test_a_replay_stores_the_rows_and_ends_at_the_equity_pinned(
     final_equity, decisions, rows = asyncio.run(replay())
     measured = pinned_figures(rows, final_equity, decisions)
     if os.environ.get("REPIN_REPLAY"):
-        FIXTURE.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
-    pinned = json.loads(FIXTURE.read_text())
+        recorded = json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {}
+        FIXTURE.write_text(json.dumps({**recorded, market: measured}, indent=2, sort_keys=True) + "\n")
+    pinned = json.loads(FIXTURE.read_text())[market]
 
     assert measured["tables"]["decisions"]["rows"] > 0
     assert measured["tables"]["llm_calls"]["rows"] > 0, "the offline provider answered the agents and the resolver"
