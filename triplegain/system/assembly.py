@@ -38,7 +38,7 @@ from triplegain.coordinator.resolver import ConflictResolver, build_resolver_gat
 from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.snapshot import load_snapshot
-from triplegain.coordinator.tasks import scheduled_tasks
+from triplegain.coordinator.tasks import replay_inline, scheduled_tasks
 from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger, build_gateway
 from triplegain.llm.masking import HistoryMask
 from triplegain.market import Candle, Timeframe
@@ -109,7 +109,13 @@ class TradingSystem:
         """Run the schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
         if not isinstance(self.clock, FakeClock):
             raise TypeError("a replay runs on a simulated clock (FakeClock)")
-        replay = CandleReplay(self.settings.coordinator.schedule, self.runner, clock=self.clock, ingest=self.ingest)
+        replay = CandleReplay(
+            self.settings.coordinator.schedule,
+            self.runner,
+            clock=self.clock,
+            ingest=self.ingest,
+            settle=self.bus.drain,
+        )
         return await replay.run(candles)
 
 
@@ -254,6 +260,7 @@ async def trading_system(
             symbols,
             clock=clock,
             on_finished=coordinator.record_task_run,
+            inline=replay_inline(symbols) if replaying else (),
         )
         # Views are an account's only through their daemon run: without one, none are attributed to restore.
         views = [output_from_record(r) for r in await latest_agent_outputs(db, account)] if run_id is not None else None
