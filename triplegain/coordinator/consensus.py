@@ -238,7 +238,7 @@ def consensus(
         weight = weights.of(agent)
         sums[stance] += weight * view.confidence
         inputs.append(
-            ConsensusInput.model_construct(
+            ConsensusInput(
                 agent=agent,
                 output_id=view.id,
                 direction=view_bias,
@@ -254,10 +254,7 @@ def consensus(
     penalty = settings.disagreement_penalty * (opposition + settings.neutral_weight * neutrality)
     unbounded = base_confidence + boost - penalty
     absent = tuple(agent for agent in AgentName if weights.of(agent) > 0 and agent not in views.fresh)
-    # model_construct here and for each input: every value is computed above from validated views and settings, in
-    # the bounds the fields state (sums of w·c over the total weight, clamped), so validating it again, twice per
-    # symbol and tick, only cost time.
-    return ConsensusResult.model_construct(
+    return ConsensusResult(
         symbol=views.symbol,
         direction=direction,
         base_confidence=base_confidence,

@@ -284,11 +284,9 @@ class PaperBroker:
             price = ledger.price_of(asset)
             if asset != ledger.quote_asset and qty and price:
                 notional[f"{asset}/{ledger.quote_asset}"] = abs(qty) * price
-        # model_construct: read at every decision from the broker's own validated state; the invariants hold by
-        # construction (absolute notionals, trades closed by ``now``), so validating it cost a candle's time twice.
-        return AccountSnapshot.model_construct(
-            equity=float(ledger.equity()),
-            cash=float(exchange.free_cash(state, self.settings)),
+        return AccountSnapshot(
+            equity=ledger.equity(),
+            cash=exchange.free_cash(state, self.settings),
             open_notional=notional,
             closed_trades=tuple(trade for trade in ledger.closed_trades if trade.closed_at <= now),
             now=now,

@@ -95,9 +95,7 @@ class FeedMonitor:
         self._emitted[candle.symbol] += 1
 
     def snapshot(self) -> FeedStats:
-        # model_construct: counters kept here, read at every candle of a replay (the daemon's rejected-candle count);
-        # validating them again cost more than counting.
-        return FeedStats.model_construct(
+        return FeedStats(
             emitted=sum(self._emitted.values()),
             emitted_by_symbol=dict(self._emitted),
             rejected=self.rejects.total,
