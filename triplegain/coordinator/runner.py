@@ -7,18 +7,20 @@ flight is not waited for: the new run is recorded as skipped, so a task slower t
 itself and never piles up. Every outcome, skips included, is a ``TaskRun`` handed to ``on_finished`` (which
 stores it and feeds degradation); nothing a task does is raised to the caller.
 
-In a replay the runs of the tasks named ``inline`` are awaited in the caller instead, one symbol after another,
-with no task and no timeout of their own: the replay loop waits for every run of a tick before the next candle
-anyway, so a task per run bought nothing but its cost (a task, a timeout and several event-loop iterations per
-run, about a tenth of a replay's time). What can block inside a run is bounded where it blocks: an LLM call by
-its provider's timeout, a database statement by ``database.command_timeout_seconds``. The outcomes and what is
-reported are the same; ``coordinator.tasks.replay_inline`` says which tasks may run so.
+In a replay (``inline``) the runs are awaited in the caller instead, one symbol after another, with no task and
+no timeout of their own: the replay loop waits for every run of a tick before the next candle anyway, so a task
+per run bought nothing but its cost (a task, a timeout and several event-loop iterations per run, about a tenth
+of a replay's time). What can block inside a run is bounded where it blocks: an LLM call by its provider's
+timeout, a database statement by ``database.command_timeout_seconds``. A symbol's run reads nothing another
+symbol's run of the same tick changes (the trade decisions of a tick share one reading of the account,
+``Coordinator._account_at``), so one after another they do what they did side by side: the same outcomes, the
+same rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -82,7 +84,7 @@ class TaskRunner:
         *,
         clock: Clock,
         on_finished: Callable[[TaskRun], Awaitable[None]] | None = None,
-        inline: Collection[TaskName] = (),
+        inline: bool = False,
     ) -> None:
         missing = [name.value for name in settings.ordered() if name not in tasks]
         if missing:
@@ -92,7 +94,7 @@ class TaskRunner:
         self._symbols = tuple(symbols)
         self._clock = clock
         self._on_finished = on_finished
-        self._inline = frozenset(inline)
+        self._inline = inline
         self._in_flight: dict[TaskKey, _Flight] = {}
         self._last_runs: dict[TaskKey, datetime] = {}
         self._closing = False
@@ -139,7 +141,7 @@ class TaskRunner:
     async def run_task(self, name: TaskName, now: datetime) -> list[TaskRun]:
         """Run task ``name`` as scheduled at ``now`` for each of its symbols; the runs in symbol order."""
         spec = self._settings.spec(name)
-        if name in self._inline:
+        if self._inline:
             return [await self._run_inline(name, spec, symbol, now) for symbol in self._symbols_of(spec)]
         outcomes = [self._launch(name, spec, symbol, now) for symbol in self._symbols_of(spec)]
         for outcome in outcomes:

@@ -7,7 +7,7 @@ counts it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from triplegain.agents.pipeline import AgentPipeline
@@ -64,16 +64,3 @@ def agent_tasks(pipeline: AgentPipeline, effects: Callable[[], LevelEffects]) ->
         TaskName.SENTIMENT: sentiment,
         TaskName.PORTFOLIO: portfolio,
     }
-
-
-SEEN_ACROSS_SYMBOLS = frozenset({TaskName.TRADE_DECISION})
-"""Tasks whose run for one symbol reads what its run for another changes: a trade decision reads the account, which
-another symbol's order changes. Their runs of one tick go side by side, as live, so that each decides on the
-account as it stood at the tick, never on the order of whichever symbol ran first."""
-
-
-def replay_inline(symbols: Sequence[str]) -> frozenset[TaskName]:
-    """The tasks a replay runs inline (``TaskRunner``'s ``inline``): every task, less those whose runs for several
-    symbols must go side by side (``SEEN_ACROSS_SYMBOLS``)."""
-    every = frozenset(TaskName)
-    return every if len(symbols) <= 1 else every - SEEN_ACROSS_SYMBOLS

@@ -30,7 +30,7 @@ from triplegain.coordinator.degradation import LevelEffects, effects
 from triplegain.coordinator.health import HealthMonitor
 from triplegain.coordinator.replay import CandleReplay, ReplayProgress
 from triplegain.coordinator.runner import TaskRunner
-from triplegain.coordinator.tasks import agent_tasks, replay_inline
+from triplegain.coordinator.tasks import agent_tasks
 from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger
 from triplegain.llm.masking import HistoryMask
 from triplegain.market import Candle, Timeframe
@@ -156,7 +156,7 @@ async def agents_service(
             agent_tasks(pipeline, stepped_effects),
             symbols,
             clock=clock,
-            inline=replay_inline(symbols) if replaying else (),
+            inline=replaying,
         )
         await record_agent_views(bus, PostgresAgentOutputLog(writer), topics=SHARED_AGENT_TOPICS)
         await stack.enter_async_context(runner)

@@ -38,7 +38,7 @@ from triplegain.coordinator.resolver import ConflictResolver, build_resolver_gat
 from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
 from triplegain.coordinator.snapshot import load_snapshot
-from triplegain.coordinator.tasks import replay_inline, scheduled_tasks
+from triplegain.coordinator.tasks import scheduled_tasks
 from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger, build_gateway
 from triplegain.llm.masking import HistoryMask
 from triplegain.market import Candle, Timeframe
@@ -260,7 +260,7 @@ async def trading_system(
             symbols,
             clock=clock,
             on_finished=coordinator.record_task_run,
-            inline=replay_inline(symbols) if replaying else (),
+            inline=replaying,
         )
         # Views are an account's only through their daemon run: without one, none are attributed to restore.
         views = [output_from_record(r) for r in await latest_agent_outputs(db, account)] if run_id is not None else None
