@@ -415,3 +415,57 @@ async def test_no_runner_task_is_left_with_an_unretrieved_exception(clock: FakeC
     del caller
     gc.collect()
     assert errors == []
+
+
+# ------------------------------------------------------------------------------------------------ inline (replay)
+
+
+def inline_runner(settings: ScheduleSettings, clock: FakeClock, reports: Reports, **fns: TaskFn) -> TaskRunner:
+    tasks: dict[TaskName, TaskFn] = {name: Probe() for name in TaskName}
+    tasks.update({TaskName(name): fn for name, fn in fns.items()})
+    return TaskRunner(settings, tasks, SYMBOLS, clock=clock, on_finished=reports, inline=True)
+
+
+async def test_inline_runs_are_awaited_in_the_caller_one_symbol_after_another(clock: FakeClock) -> None:
+    seen: list[tuple[str | None, asyncio.Task[Any] | None, int]] = []
+    caller = asyncio.current_task()
+
+    async def body(symbol: str | None, _now: datetime) -> None:
+        seen.append((symbol, asyncio.current_task(), len(seen)))
+        clock.advance(2)
+
+    reports = Reports()
+    r = inline_runner(schedule(), clock, reports, technical=body)
+    runs = await r.run_task(TaskName.TECHNICAL, T0)
+    assert seen == [("BTC/USDT", caller, 0), ("ETH/USDT", caller, 1)], "no task of their own, in symbol order"
+    assert [(run.symbol, run.status, run.finished_at) for run in runs] == [
+        ("BTC/USDT", TaskStatus.SUCCEEDED, T0 + timedelta(seconds=2)),
+        ("ETH/USDT", TaskStatus.SUCCEEDED, T0 + timedelta(seconds=4)),
+    ]
+    assert reports.runs == runs
+    assert r.last_run(TaskName.TECHNICAL) == T0
+
+
+async def test_an_inline_run_that_raises_is_recorded_failed_and_the_next_symbol_still_runs(clock: FakeClock) -> None:
+    reports = Reports()
+    probe = Probe(error=ValueError("no candles"))
+    r = inline_runner(schedule(), clock, reports, technical=probe)
+    runs = await r.run_task(TaskName.TECHNICAL, T0)
+    assert [(run.status, run.error) for run in runs] == [(TaskStatus.FAILED, "ValueError: no candles")] * 2
+    assert [symbol for symbol, _ in probe.calls] == list(SYMBOLS)
+    assert (r.failures, len(reports.runs)) == (2, 2)
+
+
+async def test_an_inline_run_of_a_disabled_task_or_a_closing_runner_is_skipped(clock: FakeClock) -> None:
+    reports = Reports()
+    probe = Probe()
+    settings = schedule(portfolio=task(3600, enabled=False))
+    r = inline_runner(settings, clock, reports, portfolio=probe, housekeeping=probe)
+    runs = await r.run_task(TaskName.PORTFOLIO, T0)
+    assert [(run.status, run.error) for run in runs] == [(TaskStatus.SKIPPED, "task disabled")] * 2
+    await r.aclose()
+    runs = await r.run_task(TaskName.HOUSEKEEPING, T0)
+    assert [(run.status, run.error) for run in runs] == [(TaskStatus.SKIPPED, "shutting down")]
+    assert probe.calls == []
+    assert r.last_runs == {}
+    assert len(reports.runs) == 3

@@ -164,6 +164,7 @@ class Coordinator:
         self._resolver = resolver
         self._monitor = monitor
         self._account_source = account_source
+        self._tick_account: AccountSnapshot | None = None
         self._sink = order_sink
         self._flatten = flatten
         self._holdings = holdings
@@ -271,7 +272,7 @@ class Coordinator:
             level=self._monitor.level,
             breaker=self._breaker,
             views=self.views(symbol, now),
-            account=self._account_source(now),
+            account=self._account_at(now),
             held=self._holdings(symbol) if self._holdings is not None else 0.0,
             market_data_age=self._monitor.market_data_age(symbol, now),
         )
@@ -325,6 +326,19 @@ class Coordinator:
         if stored.order_stored and stored.write.order is not None:
             await self._place(stored.write.order)
         return stored
+
+    def _account_at(self, now: datetime) -> AccountSnapshot:
+        """The account every decision of the tick at ``now`` reads: as it stood at the tick's first decision.
+
+        Run side by side (live, or a replay of several symbols before its runs went inline), each symbol's
+        decision read the account before another's order of the same tick was placed, since placing waits for the
+        commit; so the decisions of one tick share one reading, and running them one after another (a replay's
+        inline runs, ``coordinator.runner``) decides the same. A candle's fills (``on_equity``) start a new one.
+        """
+        account = self._tick_account
+        if account is None or account.now != now:
+            account = self._tick_account = self._account_source(now)
+        return account
 
     async def _resolve(
         self, decision: Decision, decision_id: uuid.UUID, trail: list[LLMCallRecord]
@@ -522,6 +536,7 @@ class Coordinator:
         The breaker's state is saved when a trip, a new day or week, a new peak or an expired pause changed it;
         an update that only moved the latest equity is not saved (the next update carries it again).
         """
+        self._tick_account = None
         before = self._breaker
         self._breaker, trips = breaker_rules.on_equity(before, equity, now, self._breaker_settings)
         if trips or self._breaker.model_copy(update={"equity": before.equity}) != before:
@@ -530,6 +545,7 @@ class Coordinator:
 
     async def on_trade_closed(self, pnl: float, now: datetime) -> list[Trip]:
         """Check the breaker after a closing fill; trips are recorded and acted on."""
+        self._tick_account = None
         self._breaker, trips = breaker_rules.on_trade_closed(self._breaker, pnl, now, self._breaker_settings)
         await self._tripped(trips, now)
         return trips

@@ -4,6 +4,10 @@ Candles arrive merged in time order. Every candle that closes at one moment is t
 then the clock stands at that moment and the tasks ``schedule.due`` names run through the same
 ``TaskRunner.run_task`` the live schedule uses, dependencies first. A candle older than the clock is still taken
 in; the clock never goes back.
+
+After each tick the replay awaits ``settle`` (the bus drained): every message published at a time is delivered
+at that time, before the clock moves past its TTL, however few times the runs let the event loop turn (in a
+replay they run inline, see ``coordinator.runner``). A view is recorded whatever the database's latency.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ class CandleReplay:
         *,
         clock: FakeClock,
         ingest: Callable[[Candle], Awaitable[None]],
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._schedule = schedule
         self._runner = runner
         self._clock = clock
         self._ingest = ingest
+        self._settle = settle
         self._started_at: datetime | None = None
         self.progress = ReplayProgress()
 
@@ -71,6 +77,8 @@ class CandleReplay:
         for name in due(self._schedule, last_runs, self._started_at, now):
             await self._runner.run_task(name, now)
             self.progress.runs[name] += 1
+        if self._settle is not None:
+            await self._settle()
         self.progress.ticks += 1
 
     def _count(self, candle: Candle) -> None:

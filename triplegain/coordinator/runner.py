@@ -6,6 +6,15 @@ find every run still in flight, give it a grace period and then cancel it. A (ta
 flight is not waited for: the new run is recorded as skipped, so a task slower than its interval never overlaps
 itself and never piles up. Every outcome, skips included, is a ``TaskRun`` handed to ``on_finished`` (which
 stores it and feeds degradation); nothing a task does is raised to the caller.
+
+In a replay (``inline``) the runs are awaited in the caller instead, one symbol after another, with no task and
+no timeout of their own: the replay loop waits for every run of a tick before the next candle anyway, so a task
+per run bought nothing but its cost (a task, a timeout and several event-loop iterations per run, about a tenth
+of a replay's time). What can block inside a run is bounded where it blocks: an LLM call by its provider's
+timeout, a database statement by ``database.command_timeout_seconds``. A symbol's run reads nothing another
+symbol's run of the same tick changes (the trade decisions of a tick share one reading of the account,
+``Coordinator._account_at``), so one after another they do what they did side by side: the same outcomes, the
+same rows.
 """
 
 from __future__ import annotations
@@ -75,6 +84,7 @@ class TaskRunner:
         *,
         clock: Clock,
         on_finished: Callable[[TaskRun], Awaitable[None]] | None = None,
+        inline: bool = False,
     ) -> None:
         missing = [name.value for name in settings.ordered() if name not in tasks]
         if missing:
@@ -84,6 +94,7 @@ class TaskRunner:
         self._symbols = tuple(symbols)
         self._clock = clock
         self._on_finished = on_finished
+        self._inline = inline
         self._in_flight: dict[TaskKey, _Flight] = {}
         self._last_runs: dict[TaskKey, datetime] = {}
         self._closing = False
@@ -130,6 +141,8 @@ class TaskRunner:
     async def run_task(self, name: TaskName, now: datetime) -> list[TaskRun]:
         """Run task ``name`` as scheduled at ``now`` for each of its symbols; the runs in symbol order."""
         spec = self._settings.spec(name)
+        if self._inline:
+            return [await self._run_inline(name, spec, symbol, now) for symbol in self._symbols_of(spec)]
         outcomes = [self._launch(name, spec, symbol, now) for symbol in self._symbols_of(spec)]
         for outcome in outcomes:
             if isinstance(outcome, TaskRun):
@@ -177,6 +190,25 @@ class TaskRunner:
             await self._report(run)
             cancelled.append(run)
         return cancelled
+
+    async def _run_inline(self, name: TaskName, spec: TaskSpec, symbol: str | None, now: datetime) -> TaskRun:
+        """A replay's run, awaited here: nothing else is in flight, so only a closing runner or a disabled task
+        skips it."""
+        flight = _Flight(name, symbol, now)
+        reason = "shutting down" if self._closing else None if spec.enabled else "task disabled"
+        if reason is not None:
+            _log.info("task run skipped", task=name.value, symbol=symbol, reason=reason)
+            run = self._run(flight, TaskStatus.SKIPPED, reason)
+        else:
+            try:
+                await self._tasks[name](symbol, now)
+            except Exception as error:
+                run = self._failed(flight, error)
+            else:
+                run = self._run(flight, TaskStatus.SUCCEEDED, None)
+            self._record(run)
+        await self._report(run)
+        return run
 
     def _symbols_of(self, spec: TaskSpec) -> tuple[str | None, ...]:
         return self._symbols if spec.per_symbol else (None,)

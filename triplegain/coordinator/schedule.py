@@ -34,6 +34,10 @@ class TaskName(StrEnum):
     HOUSEKEEPING = "housekeeping"
 
 
+_FIELD_OF_TASK = {name: name.value for name in TaskName}
+"""Each task's field in ``ScheduleSettings``."""
+
+
 class TaskSpec(Section):
     """When and how one task runs."""
 
@@ -119,7 +123,8 @@ class ScheduleSettings(Section):
 
     def spec(self, name: TaskName) -> TaskSpec:
         """The declaration of task ``name``."""
-        spec: TaskSpec = getattr(self, name.value)
+        # The field's name from a dict, not ``name.value`` (a Python-level enum property): read for every run.
+        spec: TaskSpec = getattr(self, _FIELD_OF_TASK[name])
         return spec
 
     def ordered(self) -> list[TaskName]:

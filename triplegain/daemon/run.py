@@ -343,7 +343,8 @@ async def _trade(
                 if options.source == "ccxt":
                     await run_live(system, feed, stop, feed_errors)
                 else:
-                    await system.replay(until_stopped(feed, stop))
+                    never_waits = options.agents == "local" and _replay_speed(settings, options) is None
+                    await system.replay(until_stopped(feed, stop, never_waits=never_waits))
             await system.bus.drain()
         finally:
             for task in (watcher, outages):
@@ -488,8 +489,21 @@ async def run_live(system: Scheduled, feed: Feed, stop: StopRequest, feed_errors
         await live.aclose()
 
 
-async def until_stopped(feed: Feed, stop: StopRequest) -> AsyncIterator[Candle]:
-    """The feed's candles until it ends or a stop is requested (a candle already taken in is finished)."""
+async def until_stopped(feed: Feed, stop: StopRequest, *, never_waits: bool = False) -> AsyncIterator[Candle]:
+    """The feed's candles until it ends or a stop is requested (a candle already taken in is finished).
+
+    ``never_waits``: the feed only yields to the loop between candles (a replay from memory at full speed), so its
+    next candle is awaited here directly and the stop checked between candles; otherwise each wait for a candle
+    is a task raced against the stop, which in a full-speed replay cost a task and two turns of the loop a candle.
+    """
+    if never_waits:
+        async for candle in feed:
+            if stop.requested.is_set():
+                return
+            yield candle
+            if stop.requested.is_set():
+                return
+        return
     next_candle = asyncio.ensure_future(anext(feed))
     stopping = asyncio.ensure_future(stop.requested.wait())
     try:
@@ -568,13 +582,19 @@ def _replay_feed(
     symbols and timeframe."""
     if options.source == "replay":
         files = _candle_files(settings, options)
-        speed = options.speed if options.replay_files else settings.market.replay.speed
-        feed: Feed = ReplayFeed(files, clock=wall, speed=speed if paced else None)
+        feed: Feed = ReplayFeed(files, clock=wall, speed=_replay_speed(settings, options) if paced else None)
         return feed, sorted({candle_file.symbol for candle_file in files}), files[0].timeframe
     synthetic = _synthetic_settings(settings, options)
     if not paced:
         synthetic = synthetic.model_copy(update={"speed": None})
     return SyntheticFeed(synthetic, clock=wall), sorted(synthetic.symbols), synthetic.timeframe
+
+
+def _replay_speed(settings: Settings, options: RunOptions) -> float | None:
+    """The pace of a replay or of synthetic candles, relative to candle time; None: as fast as possible."""
+    if options.source == "replay":
+        return options.speed if options.replay_files else settings.market.replay.speed
+    return _synthetic_settings(settings, options).speed
 
 
 def _candle_files(settings: Settings, options: RunOptions) -> list[CandleFile]:

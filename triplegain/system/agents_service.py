@@ -80,7 +80,13 @@ class AgentsService:
         """Run the agents' schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
         if not isinstance(self.clock, FakeClock):
             raise TypeError("a replay runs on a simulated clock (FakeClock)")
-        replay = CandleReplay(self.settings.coordinator.schedule, self.runner, clock=self.clock, ingest=self.ingest)
+        replay = CandleReplay(
+            self.settings.coordinator.schedule,
+            self.runner,
+            clock=self.clock,
+            ingest=self.ingest,
+            settle=self.bus.drain,
+        )
         return await replay.run(candles)
 
 
@@ -146,7 +152,11 @@ async def agents_service(
             return effects(monitor.level, degradation)
 
         runner = TaskRunner(
-            settings.coordinator.schedule, agent_tasks(pipeline, stepped_effects), symbols, clock=clock
+            settings.coordinator.schedule,
+            agent_tasks(pipeline, stepped_effects),
+            symbols,
+            clock=clock,
+            inline=replaying,
         )
         await record_agent_views(bus, PostgresAgentOutputLog(writer), topics=SHARED_AGENT_TOPICS)
         await stack.enter_async_context(runner)

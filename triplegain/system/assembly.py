@@ -109,7 +109,13 @@ class TradingSystem:
         """Run the schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
         if not isinstance(self.clock, FakeClock):
             raise TypeError("a replay runs on a simulated clock (FakeClock)")
-        replay = CandleReplay(self.settings.coordinator.schedule, self.runner, clock=self.clock, ingest=self.ingest)
+        replay = CandleReplay(
+            self.settings.coordinator.schedule,
+            self.runner,
+            clock=self.clock,
+            ingest=self.ingest,
+            settle=self.bus.drain,
+        )
         return await replay.run(candles)
 
 
@@ -254,6 +260,7 @@ async def trading_system(
             symbols,
             clock=clock,
             on_finished=coordinator.record_task_run,
+            inline=replaying,
         )
         # Views are an account's only through their daemon run: without one, none are attributed to restore.
         views = [output_from_record(r) for r in await latest_agent_outputs(db, account)] if run_id is not None else None
