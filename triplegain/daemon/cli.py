@@ -23,6 +23,26 @@ STOPPED_AT_ONCE = 130
 """Exit code after a second SIGINT/SIGTERM (as a shell reports an interrupted command)."""
 
 
+AnswersFromOption = Annotated[
+    int | None,
+    typer.Option(
+        "--answers-from",
+        metavar="RUN",
+        min=1,
+        help="Serve every LLM answer from run RUN's stored calls: no request to any provider (a replay).",
+    ),
+]
+OnMissingOption = Annotated[
+    OnMissing | None,
+    typer.Option(
+        "--on-missing",
+        help="With --answers-from, a question RUN never asked: conservative (no network; the default) or ask "
+        "(the provider, which may cost money).",
+    ),
+]
+"""``--answers-from`` and ``--on-missing``, as ``run`` and ``sweep`` take them."""
+
+
 def parse_speed(value: str | None) -> float | None:
     """``max`` (as fast as possible) or a factor > 0 on candle time (60: an hour of candles per minute)."""
     if value is None or value.strip().lower() == "max":
@@ -68,23 +88,8 @@ def run(
             help="The paper account to trade (its state, orders and runs). Default: coordinator.account.",
         ),
     ] = None,
-    answers_from: Annotated[
-        int | None,
-        typer.Option(
-            "--answers-from",
-            metavar="RUN",
-            min=1,
-            help="Serve every LLM answer from run RUN's stored calls: no request to any provider (a replay).",
-        ),
-    ] = None,
-    on_missing: Annotated[
-        OnMissing | None,
-        typer.Option(
-            "--on-missing",
-            help="With --answers-from, a question RUN never asked: conservative (no network; the default) or ask "
-            "(the provider, which may cost money).",
-        ),
-    ] = None,
+    answers_from: AnswersFromOption = None,
+    on_missing: OnMissingOption = None,
     max_llm_usd: Annotated[
         float | None,
         typer.Option(

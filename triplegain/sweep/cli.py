@@ -15,8 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from triplegain.config import Settings
-from triplegain.daemon.cli import parse_usd
-from triplegain.llm import OnMissing
+from triplegain.daemon.cli import AnswersFromOption, OnMissingOption, parse_usd
 from triplegain.logs import configure_logging
 from triplegain.sweep.grid import build_grid, parse_override, parse_seeds
 from triplegain.sweep.local import LocalProcesses
@@ -62,19 +61,8 @@ def sweep(
         int | None,
         typer.Option("--workers", min=1, metavar="N", help="Worker processes running at once. Default: one a core."),
     ] = None,
-    answers_from: Annotated[
-        int | None,
-        typer.Option(
-            "--answers-from",
-            metavar="RUN",
-            min=1,
-            help="Every run serves its LLM answers from run RUN's stored calls: no request to any provider.",
-        ),
-    ] = None,
-    on_missing: Annotated[
-        OnMissing | None,
-        typer.Option("--on-missing", help="With --answers-from, a question RUN never asked: conservative or ask."),
-    ] = None,
+    answers_from: AnswersFromOption = None,
+    on_missing: OnMissingOption = None,
     max_llm_usd: Annotated[
         float | None,
         typer.Option("--max-llm-usd", metavar="USD", help="Each run's budget for paid LLM calls."),
