@@ -32,6 +32,7 @@ from triplegain.coordinator.settings import CoordinatorSettings
 from triplegain.coordinator.time_limits import time_limit_problems
 from triplegain.errors import ConfigError
 from triplegain.execution.settings import ExecutionSettings
+from triplegain.http.settings import HttpSettings
 from triplegain.llm.settings import LLMSettings
 from triplegain.logs import LoggingSettings
 from triplegain.market.settings import MarketSettings
@@ -59,6 +60,7 @@ ENV_NOT_SETTINGS = frozenset(
         "TRIPLEGAIN_TEST_DATABASE_URL",
         "TRIPLEGAIN_NATS_URL",
         "TRIPLEGAIN_TEST_NATS_URL",
+        "TRIPLEGAIN_HTTP_TOKEN",
     }
 )
 
@@ -79,6 +81,9 @@ class Settings(Section):
         default_factory=ExecutionSettings, description="the paper broker: balances, fees, slippage, market rules"
     )
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="structured logs")
+    http: HttpSettings = Field(
+        default_factory=HttpSettings, description="the daemon's REST API, dashboard, health and metrics over HTTP"
+    )
 
 
 _DEFAULTS: dict[str, Any] = Settings().model_dump(mode="python")

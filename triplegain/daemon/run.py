@@ -49,6 +49,7 @@ from triplegain.coordinator.live import LiveSchedule
 from triplegain.coordinator.runner import TaskRunner
 from triplegain.daemon.continuity import check_continuity
 from triplegain.daemon.control_socket import serving_control
+from triplegain.daemon.http_view import serving_http
 from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
@@ -324,6 +325,7 @@ async def _trade(
         try:
             async with (
                 serving_control(db, account, system.coordinator, home_dir(), environ),
+                serving_http(db, tracker, watch, board, environ),
                 board.showing(tracker, options.status_interval_seconds),
             ):
                 if options.source == "ccxt":
