@@ -11,6 +11,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -98,8 +99,12 @@ class RunResults(BaseModel):
     results: Results
 
 
+MAX_OFFSET = 1_000_000_000
+MAX_ID = 2**63 - 1
+"""The largest run id (bigint)."""
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+RunId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def api_router(context: HttpContext) -> APIRouter:
@@ -112,7 +117,7 @@ def api_router(context: HttpContext) -> APIRouter:
 
     @router.get("/decisions", response_model=Page[DecisionSummary])
     async def decisions(
-        run: Annotated[int | None, Query(ge=1)] = None,
+        run: RunId = None,
         account: Annotated[str | None, Query(min_length=1)] = None,
         symbol: Annotated[str | None, Query(min_length=1)] = None,
         action: DecisionAction | None = None,
@@ -150,7 +155,7 @@ def api_router(context: HttpContext) -> APIRouter:
 
     @router.get("/llm-calls", response_model=Page[LLMCallSummary])
     async def llm_calls(
-        run: Annotated[int | None, Query(ge=1)] = None,
+        run: RunId = None,
         account: Annotated[str | None, Query(min_length=1)] = None,
         provider: Annotated[str | None, Query(min_length=1)] = None,
         purpose: Annotated[str | None, Query(min_length=1)] = None,
@@ -191,7 +196,7 @@ def api_router(context: HttpContext) -> APIRouter:
         return call
 
     @router.get("/results", response_model=RunResults)
-    async def results(run: Annotated[int | None, Query(ge=1)] = None) -> RunResults:
+    async def results(run: RunId = None) -> RunResults:
         """A run's results (the latest run of this daemon's account by default): round trips, win rate, profit
         factor, drawdown, ratios, buy-and-hold, breaker and command events."""
         async with context.reading() as db:
@@ -201,14 +206,14 @@ def api_router(context: HttpContext) -> APIRouter:
         return RunResults(run=chosen, results=figures)
 
     @router.get("/equity", response_model=list[EquityPoint])
-    async def equity(run: Annotated[int | None, Query(ge=1)] = None) -> list[EquityPoint]:
+    async def equity(run: RunId = None) -> list[EquityPoint]:
         """A run's equity after each candle that changed it (the latest run by default)."""
         async with context.reading() as db:
             scope = await report_scope(db, await _run(db, run), context.account)
             return await equity_series(db, scope)
 
     @router.get("/timeline", response_model=list[ResultEvent])
-    async def timeline(run: Annotated[int | None, Query(ge=1)] = None) -> list[ResultEvent]:
+    async def timeline(run: RunId = None) -> list[ResultEvent]:
         """Breaker trips and resets, degradation level changes and operator commands of a run (the latest)."""
         async with context.reading() as db:
             scope = await report_scope(db, await _run(db, run), context.account)
@@ -260,8 +265,8 @@ def api_router(context: HttpContext) -> APIRouter:
 
 def _checked_window(since: datetime | None, until: datetime | None) -> datetime | None:
     if since is not None and until is not None and since >= until:
-        raise HTTPException(
-            422, detail=[{"loc": ["query", "since"], "msg": "since must be before until", "type": "value_error"}]
+        raise RequestValidationError(
+            [{"loc": ("query", "since"), "msg": "since must be before until", "type": "value_error"}]
         )
     return since
 
