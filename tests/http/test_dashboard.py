@@ -42,46 +42,44 @@ def browser(database_url: str) -> Iterator[Browser]:
 def test_the_dashboard_follows_a_replay_shows_a_decision_and_pauses(
     database_url: str, browser: Browser, tmp_path: Path
 ) -> None:
-    url = database_url
-    if True:
-        env = daemon_env(url, tmp_path / "home", 260)
-        args = ["--source", "synthetic", "--seed", SEED, "--account", ACCOUNT, "--speed", "3000"]
-        with web_daemon(url, env, args) as web:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            page.on("console", lambda message: _keep_error(message, errors))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("dialog", _accept)
-            page.add_init_script(f"sessionStorage.setItem('triplegain-token', {TOKEN!r})")
-            page.goto(web.url)
-            page.wait_for_function("document.querySelector('#state').textContent === 'RUNNING'")
-            first_equity = page.text_content("#equity")
+    env = daemon_env(database_url, tmp_path / "home", 260)
+    args = ["--source", "synthetic", "--seed", SEED, "--account", ACCOUNT, "--speed", "3000"]
+    with web_daemon(database_url, env, args) as web:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda message: _keep_error(message, errors))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", _accept)
+        page.add_init_script(f"sessionStorage.setItem('triplegain-token', {TOKEN!r})")
+        page.goto(web.url)
+        page.wait_for_function("document.querySelector('#state').textContent === 'RUNNING'")
+        first_equity = page.text_content("#equity")
 
-            page.check("#filters input[name=conflicts_only]")
-            page.click("#filters button[type=submit]")
-            row = _row_with_llm_calls(page)
-            row.click()
-            page.wait_for_selector("#decision-page:not([hidden]) .llm-prompt")
-            assert "conflict_resolution" in page.text_content("#llm-calls")
-            assert page.locator(".llm-prompt").first.text_content()
-            page.go_back()
-            page.wait_for_selector("#overview:not([hidden])")
-            page.uncheck("#filters input[name=conflicts_only]")
-            page.click("#filters button[type=submit]")
-            assert page.is_hidden("#decision-page")
+        page.check("#filters input[name=conflicts_only]")
+        page.click("#filters button[type=submit]")
+        row = _row_with_llm_calls(page)
+        row.click()
+        page.wait_for_selector("#decision-page:not([hidden]) .llm-prompt")
+        assert "conflict_resolution" in page.text_content("#llm-calls")
+        assert page.locator(".llm-prompt").first.text_content()
+        page.go_back()
+        page.wait_for_selector("#overview:not([hidden])")
+        page.uncheck("#filters input[name=conflicts_only]")
+        page.click("#filters button[type=submit]")
+        assert page.is_hidden("#decision-page")
 
-            page.wait_for_function(
-                "first => document.querySelector('#equity').textContent !== first", arg=first_equity, timeout=60_000
-            )
-            page.wait_for_function("document.querySelectorAll('#positions tbody tr').length > 0")
-            page.screenshot(path=str(tmp_path / SCREENSHOT), full_page=True)
+        page.wait_for_function(
+            "first => document.querySelector('#equity').textContent !== first", arg=first_equity, timeout=60_000
+        )
+        page.wait_for_function("document.querySelectorAll('#positions tbody tr').length > 0")
+        page.screenshot(path=str(tmp_path / SCREENSHOT), full_page=True)
 
-            page.click("#pause")
-            page.wait_for_function("document.querySelector('#message').textContent.includes('PAUSED')")
-            status = run_cli("coordinator", "status", "--account", ACCOUNT, env=env)
-            assert "state        PAUSED" in status.stdout, status.stdout + status.stderr
-            page.wait_for_function("document.querySelector('#state').textContent === 'PAUSED'")
-            assert errors == []
+        page.click("#pause")
+        page.wait_for_function("document.querySelector('#message').textContent.includes('PAUSED')")
+        status = run_cli("coordinator", "status", "--account", ACCOUNT, env=env)
+        assert "state        PAUSED" in status.stdout, status.stdout + status.stderr
+        page.wait_for_function("document.querySelector('#state').textContent === 'PAUSED'")
+        assert errors == []
     copy_to = _artifact_dir()
     if copy_to is not None:
         shutil.copy(tmp_path / SCREENSHOT, copy_to / SCREENSHOT)

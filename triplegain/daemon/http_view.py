@@ -4,16 +4,24 @@ health monitor, spend ledger) and the store watch."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC
 
 from triplegain.clock import WallClock
+from triplegain.config import Settings
 from triplegain.daemon.outage import StoreWatch
 from triplegain.daemon.status import RunTracker, StatusBoard, progress
 from triplegain.http.live import LastDecision, LiveSource, LiveStatus, ProviderCalls, QueueDepth, RecentEvent
 from triplegain.model import BreakerTripped, LevelChanged, StateChanged
 from triplegain.store.database import Database
+
+
+def load_http(settings: Settings) -> None:
+    """Import the HTTP stack (FastAPI, uvicorn: about a second) before trading starts, when HTTP is on."""
+    if settings.http.enabled:
+        importlib.import_module("triplegain.http.server")
 
 
 @asynccontextmanager

@@ -49,7 +49,7 @@ from triplegain.coordinator.live import LiveSchedule
 from triplegain.coordinator.runner import TaskRunner
 from triplegain.daemon.continuity import check_continuity
 from triplegain.daemon.control_socket import serving_control
-from triplegain.daemon.http_view import serving_http
+from triplegain.daemon.http_view import load_http, serving_http
 from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
@@ -128,6 +128,7 @@ async def run_daemon(
     settings: Settings, options: RunOptions, environ: Mapping[str, str], board: StatusBoard
 ) -> RunSummary:
     """Run until the replay ends or a signal arrives; the summary of the run."""
+    load_http(settings)
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
     remote = None
     if options.agents == "remote":

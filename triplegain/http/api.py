@@ -113,7 +113,7 @@ def api_router(context: HttpContext) -> APIRouter:
     @router.get("/status", response_model=LiveStatus)
     async def status() -> LiveStatus:
         """The daemon now: state, level and causes, breaker, equity, positions, last decision, progress."""
-        return context.live()
+        return context.status()
 
     @router.get("/decisions", response_model=Page[DecisionSummary])
     async def decisions(

@@ -26,6 +26,7 @@ from triplegain.errors import TriplegainError, UserError
 from triplegain.http.api import api_router
 from triplegain.http.auth import BearerToken
 from triplegain.http.context import HttpContext
+from triplegain.http.governor import LoopShare
 from triplegain.http.live import LiveStatus
 from triplegain.http.metrics import daemon_registry
 
@@ -37,7 +38,7 @@ def create_app(context: HttpContext) -> FastAPI:
     app = FastAPI(title="triplegain", version=__version__, docs_url=None, redoc_url=None)
     auth = [Depends(BearerToken(context.token))]
     app.include_router(api_router(context), dependencies=auth)
-    registry = daemon_registry(context.live)
+    registry = daemon_registry(context.status)
 
     @app.get("/api/stream", dependencies=auth, response_class=StreamingResponse)
     async def stream() -> StreamingResponse:
@@ -55,7 +56,7 @@ def create_app(context: HttpContext) -> FastAPI:
     async def healthz() -> JSONResponse:
         """200 while the daemon trades or is paused normally; 503 with the reason when the database or the feed
         is gone."""
-        live = context.live()
+        live = context.status()
         reason = unhealthy_reason(live, context.settings.feed_stale_seconds)
         body = {"status": "ok" if reason is None else "unavailable", "state": live.state, "level": live.level}
         return JSONResponse(
@@ -90,6 +91,7 @@ def create_app(context: HttpContext) -> FastAPI:
         logger.error("http request failed", path=request.url.path, error=repr(error))
         return JSONResponse({"detail": "internal error (logged by the daemon)"}, status_code=500)
 
+    app.add_middleware(LoopShare, share=context.settings.max_loop_share, closing=context.closing)
     return app
 
 
@@ -106,7 +108,7 @@ def unhealthy_reason(live: LiveStatus, feed_stale_seconds: float) -> str | None:
 async def _status_events(context: HttpContext) -> AsyncIterator[str]:
     interval = context.settings.stream_interval_seconds
     while not context.closing.is_set():
-        yield f"event: status\ndata: {context.live().model_dump_json()}\n\n"
+        yield f"event: status\ndata: {context.status().model_dump_json()}\n\n"
         try:
             await asyncio.wait_for(context.closing.wait(), timeout=interval)
         except TimeoutError:

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from triplegain.clock import Clock, WallClock
 from triplegain.coordinator.controls import ApplyCommands
-from triplegain.http.live import LiveSource
+from triplegain.http.live import LiveSource, LiveStatus
 from triplegain.http.settings import HttpSettings
 from triplegain.store.database import Database
 
@@ -27,7 +28,17 @@ class HttpContext:
     token: str | None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the server stops: live streams end."""
+    clock: Clock = field(default_factory=WallClock)
     _reads: asyncio.Semaphore | None = None
+    _status: tuple[float, LiveStatus] | None = None
+
+    def status(self) -> LiveStatus:
+        """The daemon's status, taken at most ``settings.status_max_age_seconds`` ago (many clients asking at once
+        share one snapshot)."""
+        now = self.clock.monotonic()
+        if self._status is None or now - self._status[0] > self.settings.status_max_age_seconds:
+            self._status = (now, self.live())
+        return self._status[1]
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Database]:

@@ -5,7 +5,7 @@
 
 The socket is bound first, so a port in use is a ``UserError`` before trading starts and connections made at once
 wait in its backlog. uvicorn never takes the daemon's signal handlers. At the end, live streams are told to end
-and requests still running get ``SHUTDOWN_SECONDS`` before they are cancelled.
+and requests still running are cut at once: the daemon's stop does not wait for its HTTP clients.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from triplegain.http.settings import HttpSettings
 from triplegain.store.database import Database
 
 logger = structlog.get_logger(__name__)
-SHUTDOWN_SECONDS = 2
 BACKLOG = 512
 
 
@@ -65,7 +64,6 @@ async def serving_http(
         log_config=None,
         access_log=False,
         lifespan="off",
-        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
         backlog=BACKLOG,
     )
     server = _InLoopServer(config)
@@ -76,7 +74,8 @@ async def serving_http(
         yield host, port
     finally:
         context.closing.set()
-        server.should_exit = True
+        await asyncio.sleep(0)  # requests waiting for their turn answer 503 before the cut
+        server.should_exit = server.force_exit = True  # the daemon is stopping: requests in flight are cut
         await asyncio.gather(serving, return_exceptions=True)
         listening.close()
 

@@ -20,6 +20,18 @@ class HttpSettings(Section):
     feed_stale_seconds: float = Field(
         default=900.0, gt=0, description="/healthz answers 503 once no candle was taken in for this long (wall time)"
     )
+    max_loop_share: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description=(
+            "most of the daemon's event loop HTTP requests may take (wall time, one request at a time); under a "
+            "flood, requests wait instead of delaying trading"
+        ),
+    )
+    status_max_age_seconds: float = Field(
+        default=0.2, ge=0, le=10, description="how long a snapshot of the daemon's status is reused by requests"
+    )
     max_database_reads: int = Field(
         default=2,
         ge=1,
