@@ -112,9 +112,9 @@ async def replay(
     database_url: str, home: Path, candles: int, *, clients: int | None, env: Mapping[str, str] | None = None
 ) -> tuple[dict[str, Any], Load | None]:
     """One ``triplegain run`` at full speed; with ``clients``, served over HTTP under load. Its summary and load."""
+    port = free_port()
     args = [triplegain_executable(), "run", "--source", "synthetic", "--seed", SEED, "--json-logs"]
-    args += ["--log-level", "info"] if clients is not None else []
-    args += ["--http", "127.0.0.1:0"] if clients is not None else []
+    args += ["--http", f"127.0.0.1:{port}"] if clients is not None else []
     environment = {key: value for key, value in os.environ.items() if not key.startswith("TRIPLEGAIN_")}
     environment |= {
         "TRIPLEGAIN_DATABASE_URL": database_url,
@@ -128,19 +128,44 @@ async def replay(
     )
     assert process.stdout is not None
     stop = asyncio.Event()
-    loading: asyncio.Task[Load] | None = None
+    loading = None
+    if clients is not None:
+        loading = asyncio.create_task(hammer_once_listening(f"http://127.0.0.1:{port}", clients, stop, process))
     last: dict[str, Any] = {}
     async for line in process.stdout:
         with contextlib.suppress(json.JSONDecodeError):
             last = json.loads(line)
-        if clients is not None and loading is None and last.get("event") == "http listening":
-            loading = asyncio.create_task(hammer(f"http://127.0.0.1:{last['port']}", TOKEN, clients, stop))
     code = await process.wait()
     stop.set()
     load = await loading if loading is not None else None
     if code != 0 or "wall_seconds" not in last:
         raise RuntimeError(f"the run failed (exit {code}): {last}")
     return last, load
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def hammer_once_listening(
+    url: str, clients: int, stop: asyncio.Event, process: asyncio.subprocess.Process
+) -> Load:
+    """``hammer`` from the moment the daemon accepts connections (asked every 10 ms; the runs log at their default
+    level, so no log line says it)."""
+    host, port = url.removeprefix("http://").split(":")
+    while process.returncode is None:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        return await hammer(url, TOKEN, clients, stop)
+    return Load()
 
 
 async def stored_rows(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
