@@ -109,6 +109,6 @@ def _accept(dialog: Dialog) -> None:
 
 
 def _artifact_dir() -> Path | None:
-    """Where CI collects artifacts (``TRIPLEGAIN_TEST_ARTIFACTS``); the screenshot stays in the test's tmp dir too."""
-    configured = os.environ.get("TRIPLEGAIN_TEST_ARTIFACTS")
+    """Where CI collects artifacts (``TEST_ARTIFACTS_DIR``); the screenshot stays in the test's tmp dir too."""
+    configured = os.environ.get("TEST_ARTIFACTS_DIR")
     return Path(configured) if configured else None
