@@ -1,0 +1,85 @@
+"""``/metrics`` renders the daemon's live status in Prometheus's text format, from a registry of its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import REGISTRY, generate_latest
+
+from triplegain.http.live import LiveStatus, ProviderCalls, QueueDepth
+from triplegain.http.metrics import daemon_registry
+from triplegain.llm.tally import LATENCY_BUCKETS_SECONDS
+
+
+def status() -> LiveStatus:
+    buckets = [0] * (len(LATENCY_BUCKETS_SECONDS) + 1)
+    buckets[0], buckets[4], buckets[-1] = 2, 1, 1  # two of ≤ 50 ms, one of ≤ 1 s, one above 60 s
+    return LiveStatus(
+        account="paper",
+        state="RUNNING",
+        level="LIMITED",
+        level_causes=("llm_error_rate 0.5",),
+        breaker_trips_active=(),
+        equity=10_250.5,
+        peak_equity=10_500.0,
+        drawdown=0.0238,
+        max_drawdown=0.05,
+        positions={"BTC": 0.1},
+        last_decision=None,
+        progress="candle 10 of 20",
+        candles=10,
+        total_candles=20,
+        last_candle_close=datetime(2024, 1, 1, tzinfo=UTC),
+        decisions_by_action={"hold": 7, "buy": 2},
+        orders_placed=2,
+        fills=1,
+        breaker_trips=3,
+        recent_events=(),
+        llm={
+            "deepseek": ProviderCalls(
+                calls=4,
+                errors=1,
+                cost_usd=0.02,
+                spend_today_usd=0.5,
+                latency_buckets=tuple(buckets),
+                latency_sum_seconds=62.5,
+            )
+        },
+        bus_queues=(QueueDepth(subscription="daemon.events.market_data", topic="market_data", depth=5),),
+        bus_dead_letters=4,
+        writer_backlog=12,
+        database="ok",
+        database_ok=True,
+        feed_staleness_seconds=1.5,
+    )
+
+
+def test_the_status_as_prometheus_text() -> None:
+    text = generate_latest(daemon_registry(status)).decode()
+    for line in (
+        'triplegain_decisions_total{account="paper",action="buy"} 2.0',
+        'triplegain_decisions_total{account="paper",action="hold"} 7.0',
+        'triplegain_orders_total{account="paper"} 2.0',
+        'triplegain_fills_total{account="paper"} 1.0',
+        'triplegain_breaker_trips_total{account="paper"} 3.0',
+        'triplegain_equity{account="paper"} 10250.5',
+        'triplegain_drawdown_ratio{account="paper"} 0.0238',
+        'triplegain_degradation_level{account="paper"} 2.0',
+        'triplegain_writer_backlog_rows{account="paper"} 12.0',
+        'triplegain_bus_dead_letters_total{account="paper"} 4.0',
+        'triplegain_bus_queue_depth{subscription="daemon.events.market_data"} 5.0',
+        'triplegain_candles_total{account="paper"} 10.0',
+        'triplegain_feed_staleness_seconds{account="paper"} 1.5',
+        'triplegain_llm_calls_total{provider="deepseek"} 4.0',
+        'triplegain_llm_errors_total{provider="deepseek"} 1.0',
+        'triplegain_llm_spend_usd_total{provider="deepseek"} 0.02',
+        'triplegain_llm_spend_today_usd{provider="deepseek"} 0.5',
+        'triplegain_llm_latency_seconds_bucket{le="0.05",provider="deepseek"} 2.0',
+        'triplegain_llm_latency_seconds_bucket{le="1.0",provider="deepseek"} 3.0',
+        'triplegain_llm_latency_seconds_bucket{le="60.0",provider="deepseek"} 3.0',
+        'triplegain_llm_latency_seconds_bucket{le="+Inf",provider="deepseek"} 4.0',
+        'triplegain_llm_latency_seconds_count{provider="deepseek"} 4.0',
+        'triplegain_llm_latency_seconds_sum{provider="deepseek"} 62.5',
+    ):
+        assert line in text.splitlines(), line
+    assert b"triplegain_" not in generate_latest(REGISTRY)  # the process-wide registry is left alone
