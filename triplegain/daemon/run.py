@@ -15,6 +15,9 @@ clear message); a ``daemon_runs`` row is written; the paper broker restores the 
 - ccxt: the wall clock, APScheduler's schedule (``coordinator.live``), candles taken in as the exchange closes
   them, until a signal.
 
+While candles flow the daemon answers on its control socket (``daemon.control_socket``) and, with ``--http``
+(``http.enabled``), serves its REST API, dashboard, ``/healthz`` and ``/metrics`` (``daemon.http_view``).
+
 Every candle first reports the feed's new errors (rejected candles, failed requests) to the degradation monitor,
 then reaches the broker (fills of the orders placed at the previous tick, stops and targets), whose
 closed trades and equity go to the breaker, before any task of that candle's time runs. SIGINT or SIGTERM stops
