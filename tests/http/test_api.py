@@ -153,6 +153,8 @@ def test_malformed_requests_are_422_naming_the_field(client: httpx.Client) -> No
         ({"action": "pause", "wait_seconds": -1}, "body.wait_seconds"),
         ({"action": "pause", "surprise": 1}, "body.surprise"),
         ({}, "body.action"),
+        ({"action": "pause", "reason": "a\u0000b"}, "body.reason"),
+        ({"action": "pause", "idempotency_key": "\u0000"}, "body.idempotency_key"),
     ]
     for body, field in cases:
         answer = client.post("/api/commands", json=body)
@@ -166,6 +168,7 @@ def test_malformed_requests_are_422_naming_the_field(client: httpx.Client) -> No
         ({"limit": 0}, "query.limit"),
         ({"action": "jump"}, "query.action"),
         ({"since": "yesterday"}, "query.since"),
+        ({"symbol": "BTC\x00"}, "query.symbol"),
         ({"since": "2024-01-02T00:00:00Z", "until": "2024-01-01T00:00:00Z"}, "query.since"),
     ]:
         answer = client.get("/api/decisions", params=params)

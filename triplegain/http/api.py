@@ -44,6 +44,8 @@ from triplegain.review.results import ResultEvent, Results
 from triplegain.review.results_queries import result_events, scope_results
 
 MAX_PAGE = 500
+NO_NUL = r"^[^\x00]*$"
+"""Text PostgreSQL can hold: no NUL character (refused with 422 before it reaches a query)."""
 MAX_WAIT_SECONDS = 300.0
 """Longest a command request waits for its outcome."""
 Item = TypeVar("Item")
@@ -67,9 +69,13 @@ class CommandRequest(BaseModel):
     action: Literal["pause", "resume", "halt"]
     flatten: bool = Field(default=False, description="halt only: close every position")
     force: bool = Field(default=False, description="resume only: resume from HALTED")
-    reason: str = Field(default="", max_length=2_000)
+    reason: str = Field(default="", max_length=2_000, pattern=NO_NUL)
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200, description="the same key again is the same command, not another"
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="the same key again is the same command, not another",
     )
     wait_seconds: float = Field(default=10.0, gt=0, le=MAX_WAIT_SECONDS, description="how long to wait for the outcome")
 
@@ -102,6 +108,7 @@ class RunResults(BaseModel):
 MAX_OFFSET = 1_000_000_000
 MAX_ID = 2**63 - 1
 """The largest run id (bigint)."""
+Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 RunId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
@@ -118,8 +125,8 @@ def api_router(context: HttpContext) -> APIRouter:
     @router.get("/decisions", response_model=Page[DecisionSummary])
     async def decisions(
         run: RunId = None,
-        account: Annotated[str | None, Query(min_length=1)] = None,
-        symbol: Annotated[str | None, Query(min_length=1)] = None,
+        account: Text = None,
+        symbol: Text = None,
         action: DecisionAction | None = None,
         since: AwareDatetime | None = None,
         until: AwareDatetime | None = None,
@@ -156,10 +163,10 @@ def api_router(context: HttpContext) -> APIRouter:
     @router.get("/llm-calls", response_model=Page[LLMCallSummary])
     async def llm_calls(
         run: RunId = None,
-        account: Annotated[str | None, Query(min_length=1)] = None,
-        provider: Annotated[str | None, Query(min_length=1)] = None,
-        purpose: Annotated[str | None, Query(min_length=1)] = None,
-        symbol: Annotated[str | None, Query(min_length=1)] = None,
+        account: Text = None,
+        provider: Text = None,
+        purpose: Text = None,
+        symbol: Text = None,
         decision: UUID | None = None,
         errors_only: bool = False,
         since: AwareDatetime | None = None,

@@ -5,7 +5,8 @@
 
 The socket is bound first, so a port in use is a ``UserError`` before trading starts and connections made at once
 wait in its backlog. uvicorn never takes the daemon's signal handlers. At the end, live streams are told to end
-and requests still running are cut at once: the daemon's stop does not wait for its HTTP clients.
+and requests still running get ``STOP_SECONDS`` before they are cancelled: a client that never reads cannot hold
+the daemon's stop.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from triplegain.store.database import Database
 
 logger = structlog.get_logger(__name__)
 BACKLOG = 512
+STOP_SECONDS = 1
+"""At the daemon's stop, how long requests still running (e.g. writing to a client that never reads) may take
+before they are cancelled."""
 
 
 class _InLoopServer(uvicorn.Server):
@@ -64,6 +68,7 @@ async def serving_http(
         log_config=None,
         access_log=False,
         lifespan="off",
+        timeout_graceful_shutdown=STOP_SECONDS,
         backlog=BACKLOG,
     )
     server = _InLoopServer(config)
@@ -75,7 +80,7 @@ async def serving_http(
     finally:
         context.closing.set()
         await asyncio.sleep(0)  # requests waiting for their turn answer 503 before the cut
-        server.should_exit = server.force_exit = True  # the daemon is stopping: requests in flight are cut
+        server.should_exit = server.force_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         listening.close()
 
