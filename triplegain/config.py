@@ -33,6 +33,7 @@ from triplegain.coordinator.settings import CoordinatorSettings
 from triplegain.coordinator.time_limits import time_limit_problems
 from triplegain.errors import ConfigError
 from triplegain.execution.settings import ExecutionSettings
+from triplegain.http.settings import HttpSettings
 from triplegain.llm.settings import LLMSettings
 from triplegain.logs import LoggingSettings
 from triplegain.market.settings import MarketSettings
@@ -60,6 +61,7 @@ ENV_NOT_SETTINGS = frozenset(
         "TRIPLEGAIN_TEST_DATABASE_URL",
         "TRIPLEGAIN_NATS_URL",
         "TRIPLEGAIN_TEST_NATS_URL",
+        "TRIPLEGAIN_HTTP_TOKEN",
     }
 )
 
@@ -82,6 +84,9 @@ class Settings(Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="structured logs")
     alerts: AlertsSettings = Field(
         default_factory=AlertsSettings, description="alerts to the operator's webhooks (a Telegram bot, a chat)"
+    )
+    http: HttpSettings = Field(
+        default_factory=HttpSettings, description="the daemon's REST API, dashboard, health and metrics over HTTP"
     )
 
 

@@ -29,9 +29,11 @@ ALLOWED = {
     # value becomes a $n parameter; .sql() joins the fragments, .param() returns "$n".
     ("review/decision_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
     ("review/decision_queries.py", "where.param(decisions.limit)"): "Where.param returns a placeholder",
+    ("review/decision_queries.py", "where.param(decisions.offset)"): "Where.param returns a placeholder",
     ("review/decision_queries.py", "where.param(size)"): "Where.param returns a placeholder",
     ("review/call_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
     ("review/call_queries.py", "where.param(calls.limit)"): "Where.param returns a placeholder",
+    ("review/call_queries.py", "where.param(calls.offset)"): "Where.param returns a placeholder",
     ("review/call_queries.py", "where.param(size)"): "Where.param returns a placeholder",
     ("review/report_queries.py", "where.sql()"): "Where: constant fragments, values as $n",
     ("review/report_queries.py", "fill_where.sql()"): "Where: constant fragments, values as $n",

@@ -44,7 +44,10 @@ def test_the_compose_file_keeps_the_password_out_of_the_environment_and_checks_t
     assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"
     assert daemon["environment"][DATABASE_PASSWORD_FILE_ENV] == "/run/secrets/db_password"
     assert daemon["environment"]["TRIPLEGAIN_DATABASE_URL"] == "postgresql://triplegain@postgres:5432/triplegain"
-    assert daemon["healthcheck"]["test"] == ["CMD", "triplegain", "coordinator", "status", "--healthcheck"]
+    assert daemon["healthcheck"]["test"][:3] == ["CMD", "python", "-c"]
+    assert "http://127.0.0.1:8080/healthz" in daemon["healthcheck"]["test"][3]
+    assert daemon["command"] == ["run", "--http", "0.0.0.0:8080"]
+    assert daemon["ports"] == ["127.0.0.1:8080:8080"]
     assert daemon["restart"] == "on-failure"
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY docker/entrypoint.sh /usr/local/bin/triplegain-entrypoint" in dockerfile

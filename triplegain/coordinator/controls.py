@@ -35,16 +35,24 @@ _PENDING_COMMANDS = "SELECT count(*) FROM coordinator_commands WHERE account = $
 
 
 async def submit_and_wait(
-    db: Database, account: str, command: Command, wait: float, *, apply: ApplyCommands | None = None
+    db: Database,
+    account: str,
+    command: Command,
+    wait: float,
+    *,
+    apply: ApplyCommands | None = None,
+    key: str | None = None,
 ) -> tuple[list[str], bool]:
     """Store ``command`` for ``account`` and wait up to ``wait`` seconds for the running daemon to settle it; the
     lines to print and whether it was applied (or merely recorded, with no daemon running).
 
     ``apply``: the daemon's own ``Coordinator.apply_commands``, when the daemon itself submits (its control socket):
-    it applies the command at once instead of waiting for its NOTIFY to come back."""
+    it applies the command at once instead of waiting for its NOTIFY to come back. ``key``: the client's
+    idempotency key (``store.coordinator_state.submit_command``): a command sent again under it is not stored
+    again, and the answer is that command's outcome."""
     clock = WallClock()
     running = await daemon_running(db, account)
-    command_id = await submit_command(db, account, command, clock.now())
+    command_id = await submit_command(db, account, command, clock.now(), key=key)
     if apply is not None:
         await apply(clock.now())
     if not running:

@@ -35,6 +35,7 @@ from triplegain.coordinator.degradation import (
 from triplegain.llm.calllog import CallLog
 from triplegain.llm.errors import AnswerNotRecorded, BreakerOpen, BudgetExceeded
 from triplegain.llm.models import LLMCallRecord
+from triplegain.llm.tally import CallTally
 from triplegain.model import DegradationLevel
 
 MAX_WINDOW_EVENTS = 10_000
@@ -88,6 +89,8 @@ class HealthMonitor:
         self._interval = interval
         self._last_interval: timedelta | None = None
         self._db_failures = 0
+        self.calls = CallTally()
+        """Every LLM attempt seen, per provider (the daemon's metrics)."""
 
     @property
     def state(self) -> DegradationState:
@@ -109,6 +112,7 @@ class HealthMonitor:
         run's record (``--answers-from``) carries that record's outcome, latency and ``cached``: it counts as it
         counted then, so a re-run steps the level as the run did.
         """
+        self.calls.add(record)
         if record.cached or record.error_class in _NOT_PROVIDER_HEALTH:
             return
         skipped = record.error_class == BreakerOpen.__name__

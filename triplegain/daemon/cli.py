@@ -13,6 +13,8 @@ import typer
 from triplegain.config import Settings
 from triplegain.daemon.run import RunOptions, Source, StoppedBeforeTrading, run_daemon
 from triplegain.daemon.status import StatusBoard
+from triplegain.http.exposure import check_exposure, http_token
+from triplegain.http.settings import HttpSettings
 from triplegain.llm import OnMissing
 from triplegain.logs import configure_logging
 from triplegain.model import account_name
@@ -61,6 +63,15 @@ def parse_usd(value: float | None) -> float | None:
     if value is not None and not (0 <= value < float("inf")):
         raise typer.BadParameter(f"{value!r}: a number of USD ≥ 0", param_hint="--max-llm-usd")
     return value
+
+
+def parse_http(current: HttpSettings, value: str) -> HttpSettings:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) as the HTTP settings, turned on."""
+    host, colon, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise typer.BadParameter(f"{value!r}: HOST:PORT, e.g. 127.0.0.1:8080", param_hint="--http")
+    return current.model_copy(update={"enabled": True, "host": host, "port": int(port)})
 
 
 def run(
@@ -113,6 +124,15 @@ def run(
             help="When another daemon holds the account, wait and take over the moment it stops or dies.",
         ),
     ] = False,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve the REST API, dashboard, /healthz and /metrics here (http.*); beyond loopback only with "
+            "TRIPLEGAIN_HTTP_TOKEN set.",
+        ),
+    ] = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
     log_level: Annotated[
         LogLevel | None,
@@ -124,6 +144,10 @@ def run(
     if account is not None:
         coordinator = settings.coordinator.model_copy(update={"account": account_name(account, "--account")})
         settings = settings.model_copy(update={"coordinator": coordinator})
+    if http is not None:
+        settings = settings.model_copy(update={"http": parse_http(settings.http, http)})
+    if settings.http.enabled:
+        check_exposure(settings.http.host, http_token(os.environ))
     chosen, paths = _source(settings, source, replay, files, check_files=agents == "local")
     replaying = chosen != "ccxt"
     if answers_from is not None and not replaying:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from triplegain.bus import Message, MessageBus, Overflow, Topic
+from triplegain.clock import WallClock
 from triplegain.market import Candle
 from triplegain.model import (
     BreakerTripped,
@@ -44,6 +45,9 @@ class RunEvents:
     recent: deque[BreakerTripped | StateChanged | LevelChanged] = field(
         default_factory=lambda: deque(maxlen=RECENT_EVENTS)
     )
+    wall: WallClock = field(default_factory=WallClock)
+    last_candle_monotonic: float | None = None
+    """When the last candle was heard, on the wall clock's monotonic time (the feed's staleness)."""
 
     async def subscribe(self, bus: MessageBus) -> None:
         """Start hearing the market, trade intent, execution, risk and system topics of ``bus``."""
@@ -65,6 +69,7 @@ class RunEvents:
             self.first_close.setdefault(candle.symbol, candle.close)
             self.last_close[candle.symbol] = candle.close
             self.last_candle_close = candle.close_time
+            self.last_candle_monotonic = self.wall.monotonic()
 
     async def _on_decision(self, message: Message) -> None:
         decision = message.payload

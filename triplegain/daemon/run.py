@@ -15,6 +15,9 @@ clear message); a ``daemon_runs`` row is written; the paper broker restores the 
 - ccxt: the wall clock, APScheduler's schedule (``coordinator.live``), candles taken in as the exchange closes
   them, until a signal.
 
+While candles flow the daemon answers on its control socket (``daemon.control_socket``) and, with ``--http``
+(``http.enabled``), serves its REST API, dashboard, ``/healthz`` and ``/metrics`` (``daemon.http_view``).
+
 Every candle first reports the feed's new errors (rejected candles, failed requests) to the degradation monitor,
 then reaches the broker (fills of the orders placed at the previous tick, stops and targets), whose
 closed trades and equity go to the breaker, before any task of that candle's time runs. SIGINT or SIGTERM stops
@@ -54,6 +57,7 @@ from triplegain.coordinator.live import LiveSchedule
 from triplegain.coordinator.runner import TaskRunner
 from triplegain.daemon.continuity import check_continuity
 from triplegain.daemon.control_socket import serving_control
+from triplegain.daemon.http_view import load_http, serving_http
 from triplegain.daemon.llm_plan import LLMPlan, estimate_spend, plan_llm
 from triplegain.daemon.outage import Bound, DatabaseOutageStop, StoreWatch
 from triplegain.daemon.status import StatusBoard
@@ -133,6 +137,7 @@ async def run_daemon(
     settings: Settings, options: RunOptions, environ: Mapping[str, str], board: StatusBoard
 ) -> RunSummary:
     """Run until the replay ends or a signal arrives; the summary of the run."""
+    load_http(settings)
     # The feed first: a bad candle file is the only line printed, not the second after a note about keys.
     remote = None
     if options.agents == "remote":
@@ -338,6 +343,7 @@ async def _trade(
         try:
             async with (
                 serving_control(db, account, system.coordinator, home_dir(), environ),
+                serving_http(db, tracker, watch, board, environ),
                 board.showing(tracker, options.status_interval_seconds),
             ):
                 if options.source == "ccxt":

@@ -109,6 +109,8 @@ async def list_llm_calls(db: Database, calls: LLMCallFilter) -> list[LLMCallSumm
     statement = f"SELECT {_CALL_SUMMARY_COLUMNS} {_CALLS_FROM} {where.sql()} ORDER BY {_NEWEST_FIRST}"
     if calls.limit is not None:
         statement += f" LIMIT {where.param(calls.limit)}"
+    if calls.offset:
+        statement += f" OFFSET {where.param(calls.offset)}"
     with db.errors("listing LLM calls"):
         rows = await db.pool.fetch(statement, *where.args)
         symbols = await _view_symbols(db, rows)

@@ -128,6 +128,8 @@ async def list_decisions(db: Database, decisions: DecisionFilter) -> list[Decisi
     statement = f"{_SUMMARY_SELECT} {_SUMMARY_JOINS} {where.sql()} ORDER BY d.ts DESC, d.id DESC"
     if decisions.limit is not None:
         statement += f" LIMIT {where.param(decisions.limit)}"
+    if decisions.offset:
+        statement += f" OFFSET {where.param(decisions.offset)}"
     with db.errors("listing decisions"):
         rows = await db.pool.fetch(statement, *where.args)
     return [_summary(row) for row in rows]

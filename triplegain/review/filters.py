@@ -26,6 +26,9 @@ class _TimeWindow(BaseModel):
     since: AwareDatetime | None = Field(default=None, description="from this time on (inclusive)")
     until: AwareDatetime | None = Field(default=None, description="before this time (exclusive)")
     limit: int | None = Field(default=DEFAULT_LIMIT, ge=1, description="at most this many rows; None: all")
+    offset: int = Field(
+        default=0, ge=0, le=2**62, description="skip this many of the newest matches first (a page further)"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

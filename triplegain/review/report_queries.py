@@ -29,6 +29,9 @@ _SELECT_LATEST_RUN = f"SELECT {_RUN_COLUMNS} FROM daemon_runs ORDER BY started_a
 _SELECT_LATEST_RUN_OF = (
     f"SELECT {_RUN_COLUMNS} FROM daemon_runs WHERE account = $1 ORDER BY started_at DESC, id DESC LIMIT 1"
 )
+_SELECT_RUNS_OF = (
+    f"SELECT {_RUN_COLUMNS} FROM daemon_runs WHERE account = $1 ORDER BY started_at DESC, id DESC LIMIT $2 OFFSET $3"
+)
 _RUN_EXTENT = """
     SELECT min(first) AS first, max(last) AS last FROM (
         SELECT min(ts) AS first, max(ts) AS last FROM decisions WHERE run_id = $1
@@ -53,6 +56,13 @@ async def latest_run(db: Database, account: str | None = None) -> DaemonRun | No
         else:
             row = await db.pool.fetchrow(_SELECT_LATEST_RUN_OF, account)
     return None if row is None else DaemonRun(**dict(row))
+
+
+async def list_runs(db: Database, account: str, *, limit: int, offset: int = 0) -> list[DaemonRun]:
+    """The daemon runs of ``account``, started last first, at most ``limit`` after skipping ``offset``."""
+    with db.errors(f"listing the daemon runs of {account}"):
+        rows = await db.pool.fetch(_SELECT_RUNS_OF, account, limit, offset)
+    return [DaemonRun(**dict(row)) for row in rows]
 
 
 async def report_scope(db: Database, run: DaemonRun | None, account: str | None = None) -> ReportScope:

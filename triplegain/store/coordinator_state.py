@@ -88,22 +88,44 @@ async def load_state(db: Database, account: str) -> StateRecord | None:
     return None if row is None else _record(row)
 
 
-async def submit_command(db: Database, account: str, command: Command, now: datetime) -> int:
-    """Queue ``command`` for ``account`` and notify listeners, in one transaction; the new row's id."""
+async def submit_command(
+    db: Database, account: str, command: Command, now: datetime, *, key: str | None = None
+) -> int:
+    """Queue ``command`` for ``account`` and notify listeners, in one transaction; the new row's id.
+
+    ``key``: a client's idempotency key. A command already stored under the same key for the account is not
+    stored again: its id is returned (``CommandError`` when it was another command)."""
     with db.errors(f"submitting the {command.verb.value} command for {account}"):
         async with db.pool.acquire() as connection, connection.transaction():
-            command_id: int = await connection.fetchval(
+            command_id: int | None = await connection.fetchval(
                 """
-                INSERT INTO coordinator_commands (account, verb, args, requested_by, requested_at)
-                VALUES ($1, $2, $3, $4, $5) RETURNING id
+                INSERT INTO coordinator_commands (account, verb, args, requested_by, requested_at, idempotency_key)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (account, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING id
                 """,
                 account,
                 command.verb.value,
                 command.args(),
                 command.requested_by,
                 now,
+                key,
             )
+            if command_id is None:
+                return await _command_of_key(connection, account, command, key)
             await connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, account)
+    return command_id
+
+
+async def _command_of_key(connection: Any, account: str, command: Command, key: str | None) -> int:
+    row = await connection.fetchrow(
+        "SELECT id, verb, args FROM coordinator_commands WHERE account = $1 AND idempotency_key = $2", account, key
+    )
+    if (row["verb"], row["args"]) != (command.verb.value, command.args()):
+        raise CommandError(
+            f"idempotency key {key!r} was used for another command ({row['verb']} {row['args']}, command {row['id']})"
+        )
+    command_id: int = row["id"]
     return command_id
 
 
