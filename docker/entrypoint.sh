@@ -6,10 +6,18 @@
 # restarting it in a loop. Any other failure (1, 75 a database outage) exits as it is and is restarted.
 # SIGTERM and SIGINT are passed to triplegain, which stops cleanly (docker stop, docker compose down).
 
+# The traps are set before triplegain starts, so a signal that comes at once is not lost (nor kills this shell):
+# until the child's pid is known it is kept and passed on right after.
+child=""
+pending=""
+forward() {
+    if [ -n "$child" ]; then kill -"$1" "$child" 2>/dev/null; else pending=$1; fi
+}
+trap 'forward TERM' TERM
+trap 'forward INT' INT
 triplegain "$@" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM
-trap 'kill -INT "$child" 2>/dev/null' INT
+if [ -n "$pending" ]; then kill -"$pending" "$child" 2>/dev/null; fi
 wait "$child"
 code=$?
 # A signal ends `wait` early (with 128 + its number) while triplegain is still stopping: wait for its own code.
