@@ -99,6 +99,43 @@ async def trading_rows(url: str, account: str) -> dict[str, list[tuple[Any, ...]
     }
 
 
+async def difference(url: str, account: str, reference: str, expected: dict[str, list[tuple[Any, ...]]]) -> str:
+    """Where ``account``'s rows first part from ``expected`` (``reference``'s), per table, with both accounts'
+    decisions around that time in full (level, state, run, reason): what a failed comparison needs to be read."""
+    got = await trading_rows(url, account)
+    lines: list[str] = []
+    first_time = None
+    for table, rows in expected.items():
+        index = next((i for i, (a, b) in enumerate(zip(rows, got[table], strict=False)) if a != b), None)
+        if index is None and len(rows) == len(got[table]):
+            continue
+        index = min(len(rows), len(got[table])) if index is None else index
+        lines.append(f"{table}: {len(got[table])} rows against {len(rows)}; first apart at row {index}:")
+        lines.append(f"  {account}: {got[table][index] if index < len(got[table]) else None}")
+        lines.append(f"  {reference}: {rows[index] if index < len(rows) else None}")
+        if table == "decisions":
+            apart = got[table] if index < len(got[table]) else rows
+            first_time = apart[index][1] if index < len(apart) else None
+    if first_time is not None:
+        connection = await asyncpg.connect(url)
+        try:
+            around = await connection.fetch(
+                """
+                SELECT account, symbol, ts, action, confidence, degradation_level, coordinator_state, run_id, reason,
+                       consensus_inputs
+                FROM decisions
+                WHERE account = ANY($1) AND ts BETWEEN $2::timestamptz - interval '15 minutes' AND $2::timestamptz
+                ORDER BY ts, symbol, account
+                """,
+                [account, reference],
+                first_time,
+            )
+        finally:
+            await connection.close()
+        lines.extend(f"  {tuple(row)}" for row in around)
+    return "\n".join(lines)
+
+
 async def agent_llm_calls(url: str) -> dict[str | None, int]:
     """The agents' LLM calls (no decision) per account of their run; None: the agents service's (no run)."""
     connection = await asyncpg.connect(url)

@@ -31,6 +31,7 @@ from tests.builders import nth_candle
 from tests.faults.daemon_process import Event
 from tests.nats.processes import (
     agents_service,
+    difference,
     event_named,
     finished,
     remote_coordinator,
@@ -113,7 +114,7 @@ async def test_a_replay_through_nats_waits_while_nats_is_away_and_loses_and_doub
     assert stored == summary["published"] == summary["candles"] + await shared_views(url)
     taken = event_named(coordinator, "nats ingress closed")
     assert (taken["taken"], taken["duplicates"], taken["expired"]) == (stored, 0, 0)
-    assert await trading_rows(url, "remote") == expected
+    assert await trading_rows(url, "remote") == expected, await difference(url, "remote", "reference", expected)
 
 
 LIVE_CONFIG = """

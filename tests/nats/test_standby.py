@@ -17,6 +17,7 @@ from tests.faults.test_crash_recovery import is_progress
 from tests.nats.processes import (
     agents_service,
     decisions_made,
+    difference,
     finished,
     remote_coordinator,
     role_env,
@@ -98,5 +99,5 @@ async def test_a_standby_takes_over_at_each_of_ten_kills_and_ends_as_an_uninterr
         process.send(signal.SIGTERM)
         finished(process, within=60)
 
-    assert await trading_rows(url, "standby") == expected
+    assert await trading_rows(url, "standby") == expected, await difference(url, "standby", "reference", expected)
     assert max(takeovers) <= TAKEOVER_BOUND_SECONDS, takeovers
