@@ -59,6 +59,27 @@ async def test_a_hold_is_stored_with_its_task_run_at_the_next_snapshot_and_an_or
         assert state == "PAUSED"
 
 
+async def test_an_order_is_committed_only_after_the_holds_and_runs_before_it(migrated_database: Database) -> None:
+    """A crash right after an order must not leave earlier holds to be decided again at restart: they would see
+    the position the order opened (a hot standby once sold at 05:35 what the dead daemon bought at 07:45)."""
+    db = migrated_database
+    async with coordinator_harness(db) as harness:
+        coordinator = harness.coordinator
+        await harness.publish(*agreeing("ETH/USDT", Bias.LONG), *agreeing("BTC/USDT", Bias.LONG))
+        await coordinator.submit(Command(verb=Verb.PAUSE, reason="test"), T0)
+        held = await coordinator.decide("ETH/USDT", T0 + timedelta(minutes=5))
+        assert held is not None
+        assert held.write.decision.action == "hold"
+        await coordinator.record_task_run(finished_run("ETH/USDT", 5))
+        assert (await stored(db, "decisions"), await stored(db, "task_runs")) == (0, 0)
+
+        await coordinator.submit(Command(verb=Verb.RESUME, reason="test"), T0 + timedelta(minutes=6))
+        bought = await coordinator.decide("BTC/USDT", T0 + timedelta(minutes=10))
+        assert bought is not None
+        assert bought.write.decision.action == "buy"
+        assert (await stored(db, "decisions"), await stored(db, "orders"), await stored(db, "task_runs")) == (2, 1, 1)
+
+
 async def test_a_failed_save_keeps_its_holds_and_runs_for_the_next(migrated_database: Database) -> None:
     db = migrated_database
     async with coordinator_harness(db) as harness:

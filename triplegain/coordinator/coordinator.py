@@ -369,6 +369,10 @@ class Coordinator:
                 confirm(decision, state), decision_id=decision_id, account=self.account, run_id=self._run_id, now=now
             )
 
+        # What was decided before is saved first (the holds and task runs waiting for a snapshot): a crash after
+        # this commit must never leave this decision stored and earlier ones to be made again at restart, where
+        # they would see the position this one opens (a failure here is counted by ``_save``).
+        await self._save(now)
         try:
             stored = await commit_decision(self._db, self.account, build)
         except DatabaseError:
