@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import pytest
 
+from tests.e2e.cli import STARTED, kill_started
 from tests.stubs.llm_server import LLMStubServer
 from triplegain.store import Database, migrate, open_database_at
 from triplegain.store.database import url_with_database
@@ -55,6 +56,15 @@ def scratch_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="triplegain-tests-", dir=parent))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_running() -> Iterator[None]:
+    """A test that fails half-way (an agents service, a standby waiting) leaves none of its processes running to
+    load the machine for the tests after it; processes of wider-scoped fixtures, started before, are left alone."""
+    since = len(STARTED)
+    yield
+    kill_started(since)
 
 
 @pytest.fixture(autouse=True)

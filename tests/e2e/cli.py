@@ -37,9 +37,13 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 6
     )
 
 
+STARTED: list[subprocess.Popen[str]] = []
+"""Every long-running command started, so that what a failed test leaves running is stopped (``kill_started``)."""
+
+
 def start_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
     """Start a long-running command (the daemon); its stdout and stderr are pipes."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [triplegain_executable(), *args],
         cwd=REPO,
         env=cli_env(env),
@@ -47,3 +51,14 @@ def start_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
     )
+    STARTED.append(process)
+    return process
+
+
+def kill_started(since: int) -> None:
+    """SIGKILL the commands started since ``len(STARTED)`` was ``since`` that still run, and forget them."""
+    for process in STARTED[since:]:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    del STARTED[since:]
