@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from triplegain.clock import FakeClock
+from triplegain.clock import Clock, FakeClock
 from triplegain.coordinator.runner import TaskRunner
 from triplegain.coordinator.schedule import ScheduleSettings, TaskName, due
 from triplegain.market import Candle
@@ -87,3 +87,17 @@ class CandleReplay:
         if progress.first_close is None:
             progress.first_close = candle.close_time
         progress.last_close = candle.close_time
+
+
+async def replay_candles(
+    schedule: ScheduleSettings,
+    runner: TaskRunner,
+    clock: Clock,
+    ingest: Callable[[Candle], Awaitable[None]],
+    settle: Callable[[], Awaitable[None]],
+    candles: AsyncIterable[Candle],
+) -> ReplayProgress:
+    """Run ``schedule`` at candle time over ``candles`` (``clock`` must be a ``FakeClock``: ``TypeError``)."""
+    if not isinstance(clock, FakeClock):
+        raise TypeError("a replay runs on a simulated clock (FakeClock)")
+    return await CandleReplay(schedule, runner, clock=clock, ingest=ingest, settle=settle).run(candles)

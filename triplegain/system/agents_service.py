@@ -24,11 +24,11 @@ import structlog
 from triplegain.agents.pipeline import AgentPipeline
 from triplegain.agents.recording import record_agent_views
 from triplegain.bus import MessageBus
-from triplegain.clock import Clock, FakeClock, WallClock
+from triplegain.clock import Clock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.degradation import LevelEffects, effects
 from triplegain.coordinator.health import HealthMonitor
-from triplegain.coordinator.replay import CandleReplay, ReplayProgress
+from triplegain.coordinator.replay import ReplayProgress, replay_candles
 from triplegain.coordinator.runner import TaskRunner
 from triplegain.coordinator.tasks import agent_tasks
 from triplegain.llm import LLMGateway, RecordedAnswers, SpendLedger
@@ -78,16 +78,8 @@ class AgentsService:
 
     async def replay(self, candles: AsyncIterable[Candle]) -> ReplayProgress:
         """Run the agents' schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
-        if not isinstance(self.clock, FakeClock):
-            raise TypeError("a replay runs on a simulated clock (FakeClock)")
-        replay = CandleReplay(
-            self.settings.coordinator.schedule,
-            self.runner,
-            clock=self.clock,
-            ingest=self.ingest,
-            settle=self.bus.drain,
-        )
-        return await replay.run(candles)
+        schedule = self.settings.coordinator.schedule
+        return await replay_candles(schedule, self.runner, self.clock, self.ingest, self.bus.drain, candles)
 
 
 @asynccontextmanager

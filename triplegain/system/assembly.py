@@ -27,13 +27,13 @@ from triplegain.agents.pipeline import AgentPipeline, Balances
 from triplegain.agents.publishing import AGENT_TOPICS
 from triplegain.agents.recording import output_from_record, record_agent_views
 from triplegain.bus import MessageBus, Topic
-from triplegain.clock import Clock, FakeClock, WallClock
+from triplegain.clock import Clock, WallClock
 from triplegain.config import Settings
 from triplegain.coordinator.coordinator import AccountSource, Coordinator, Flatten, Holdings, OrderSink
 from triplegain.coordinator.decision import DecisionRules
 from triplegain.coordinator.degradation import LevelEffects, effects
 from triplegain.coordinator.health import HealthMonitor, ObservingCallLog
-from triplegain.coordinator.replay import CandleReplay, ReplayProgress
+from triplegain.coordinator.replay import ReplayProgress, replay_candles
 from triplegain.coordinator.resolver import ConflictResolver, build_resolver_gateways
 from triplegain.coordinator.runner import TaskKey, TaskRunner
 from triplegain.coordinator.schedule import TaskName
@@ -107,16 +107,8 @@ class TradingSystem:
 
     async def replay(self, candles: AsyncIterable[Candle]) -> ReplayProgress:
         """Run the schedule at candle time over ``candles`` (the clock must be a ``FakeClock``)."""
-        if not isinstance(self.clock, FakeClock):
-            raise TypeError("a replay runs on a simulated clock (FakeClock)")
-        replay = CandleReplay(
-            self.settings.coordinator.schedule,
-            self.runner,
-            clock=self.clock,
-            ingest=self.ingest,
-            settle=self.bus.drain,
-        )
-        return await replay.run(candles)
+        schedule = self.settings.coordinator.schedule
+        return await replay_candles(schedule, self.runner, self.clock, self.ingest, self.bus.drain, candles)
 
 
 async def take_in(pipeline: AgentPipeline, monitor: HealthMonitor, bus: MessageBus, candle: Candle) -> None:
