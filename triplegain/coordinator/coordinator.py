@@ -356,9 +356,9 @@ class Coordinator:
 
     def _hold(self, decision: Decision, decision_id: uuid.UUID, now: datetime) -> StoredDecision:
         """A hold is stored with the next snapshot (housekeeping's, or the one saved before an order is committed),
-        in the transaction that saves its task run (a hold places
-        nothing, so it needs no lock on the state row; a transaction of its own per decision cost a round trip
-        per symbol and tick). A resolved hold is committed at once instead: its LLM calls refer to it."""
+        in the transaction that saves its task run (a hold places nothing, so it needs no lock on the state row; a
+        transaction of its own per decision cost a round trip per symbol and tick). A resolved hold is committed at
+        once instead: its LLM calls refer to it."""
         write = decision_write(decision, decision_id=decision_id, account=self.account, run_id=self._run_id, now=now)
         self._unsaved.holds.append(write)
         self._check_bound()
