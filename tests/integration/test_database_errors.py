@@ -170,3 +170,15 @@ async def _until_sleeping(pool: Any, pid: int) -> None:
     query = "SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $1"
     while not await pool.fetchval(query, pid):
         pass
+
+
+@pytest.mark.postgres
+async def test_a_database_without_the_schema_says_to_migrate(empty_database_url: str) -> None:
+    async with open_database_at(empty_database_url, TEST_DATABASE_CONFIG) as db:
+        with pytest.raises(DatabaseError) as failed, db.errors("listing the alerts"):
+            await db.pool.fetch("SELECT * FROM alerts")
+
+    assert str(failed.value) == (
+        f'listing the alerts failed on {db.server}: relation "alerts" does not exist (the database\'s schema is '
+        "missing or older than this triplegain: run triplegain db migrate)"
+    )

@@ -185,6 +185,8 @@ def error_reason(exc: BaseException, timeout_seconds: float | None = None) -> st
         reason = f"cannot resolve the host name ({exc.strerror})"
     elif isinstance(exc, OSError):
         reason = _socket_reason(exc)
+    elif isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+        reason = f"{exc} (the database's schema is missing or older than this triplegain: run triplegain db migrate)"
     else:
         reason = str(exc)
     return " ".join(reason.split())
