@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -20,9 +20,33 @@ from triplegain.logs import configure_logging
 from triplegain.model import account_name
 from triplegain.system.assembly import AgentsPlacement
 
+if TYPE_CHECKING:
+    from triplegain.daemon.agents import AgentsSummary  # imports nats-py: only for the agents command
+    from triplegain.daemon.summary import RunSummary
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 STOPPED_AT_ONCE = 130
 """Exit code after a second SIGINT/SIGTERM (as a shell reports an interrupted command)."""
+
+
+FilesArgument = Annotated[list[Path] | None, typer.Argument(help="More candle files for --replay.", show_default=False)]
+SourceOption = Annotated[
+    Source | None,
+    typer.Option("--source", help="ccxt (live public candles), replay or synthetic. Default: market.source."),
+]
+ReplayOption = Annotated[
+    list[Path] | None,
+    typer.Option("--replay", help="Replay these CSV candle files (implies --source replay).", dir_okay=False),
+]
+SpeedOption = Annotated[
+    str | None, typer.Option("--speed", help="Replay speed: a factor on candle time, or 'max'. Default: max.")
+]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of --source synthetic.")]
+JsonLogsOption = Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")]
+LogLevelOption = Annotated[
+    LogLevel | None, typer.Option("--log-level", help="Default: logging.level live; warning in a replay.")
+]
+"""The candle source and log options ``run`` and ``agents`` share."""
 
 
 AnswersFromOption = Annotated[
@@ -76,21 +100,11 @@ def parse_http(current: HttpSettings, value: str) -> HttpSettings:
 
 def run(
     ctx: typer.Context,
-    files: Annotated[
-        list[Path] | None, typer.Argument(help="More candle files for --replay.", show_default=False)
-    ] = None,
-    source: Annotated[
-        Source | None,
-        typer.Option("--source", help="ccxt (live public candles), replay or synthetic. Default: market.source."),
-    ] = None,
-    replay: Annotated[
-        list[Path] | None,
-        typer.Option("--replay", help="Replay these CSV candle files (implies --source replay).", dir_okay=False),
-    ] = None,
-    speed: Annotated[
-        str | None, typer.Option("--speed", help="Replay speed: a factor on candle time, or 'max'. Default: max.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --source synthetic.")] = None,
+    files: FilesArgument = None,
+    source: SourceOption = None,
+    replay: ReplayOption = None,
+    speed: SpeedOption = None,
+    seed: SeedOption = None,
     account: Annotated[
         str | None,
         typer.Option(
@@ -133,11 +147,8 @@ def run(
             "TRIPLEGAIN_HTTP_TOKEN set.",
         ),
     ] = None,
-    json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
-    log_level: Annotated[
-        LogLevel | None,
-        typer.Option("--log-level", help="Default: logging.level live; warning in a replay (the status shows it)."),
-    ] = None,
+    json_logs: JsonLogsOption = False,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run the paper-trading daemon until the replay ends or Ctrl-C / SIGTERM (a second one stops at once)."""
     settings = ctx.obj.settings()
@@ -175,30 +186,16 @@ def run(
     except StoppedBeforeTrading as stopped:
         typer.echo(str(stopped), err=True)
         raise typer.Exit(0) from None
-    if json_logs:
-        typer.echo(summary.model_dump_json())
-    else:
-        for line in summary.lines():
-            typer.echo(line)
+    _print_summary(summary, json_logs)
 
 
 def agents(
     ctx: typer.Context,
-    files: Annotated[
-        list[Path] | None, typer.Argument(help="More candle files for --replay.", show_default=False)
-    ] = None,
-    source: Annotated[
-        Source | None,
-        typer.Option("--source", help="ccxt (live public candles), replay or synthetic. Default: market.source."),
-    ] = None,
-    replay: Annotated[
-        list[Path] | None,
-        typer.Option("--replay", help="Replay these CSV candle files (implies --source replay).", dir_okay=False),
-    ] = None,
-    speed: Annotated[
-        str | None, typer.Option("--speed", help="Replay speed: a factor on candle time, or 'max'. Default: max.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --source synthetic.")] = None,
+    files: FilesArgument = None,
+    source: SourceOption = None,
+    replay: ReplayOption = None,
+    speed: SpeedOption = None,
+    seed: SeedOption = None,
     max_llm_usd: Annotated[
         float | None,
         typer.Option(
@@ -207,11 +204,8 @@ def agents(
             help="Run budget: once the agents' paid LLM calls cost this, they stop and the baselines stand.",
         ),
     ] = None,
-    json_logs: Annotated[bool, typer.Option("--json-logs", help="structlog JSON lines on stdout.")] = False,
-    log_level: Annotated[
-        LogLevel | None,
-        typer.Option("--log-level", help="Default: logging.level live; warning in a replay."),
-    ] = None,
+    json_logs: JsonLogsOption = False,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run the technical, regime and sentiment agents for every account, publishing candles and views to NATS."""
     from triplegain.daemon.agents import run_agents  # imports nats-py: only for this command
@@ -231,11 +225,7 @@ def agents(
     except asyncio.CancelledError:
         typer.echo("stopped at once (second signal)", err=True)
         raise typer.Exit(STOPPED_AT_ONCE) from None
-    if json_logs:
-        typer.echo(summary.model_dump_json())
-    else:
-        for line in summary.lines():
-            typer.echo(line)
+    _print_summary(summary, json_logs)
 
 
 def _source(
@@ -265,3 +255,11 @@ def _logging(settings: Settings, log_level: LogLevel | None, json_logs: bool, re
 def _board(json_logs: bool) -> StatusBoard:
     interactive = sys.stdout.isatty() and not json_logs
     return StatusBoard(sys.stdout if interactive else sys.stderr, rich_panel=interactive)
+
+
+def _print_summary(summary: RunSummary | AgentsSummary, json_logs: bool) -> None:
+    if json_logs:
+        typer.echo(summary.model_dump_json())
+    else:
+        for line in summary.lines():
+            typer.echo(line)
