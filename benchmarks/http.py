@@ -3,14 +3,16 @@ a slow client (never reading) and N concurrent API clients hammer it.
 
     python -m benchmarks.http [--candles N] [--clients N] [--tries N]
 
-Each try runs ``triplegain run --source synthetic --seed 8 --speed max`` twice on throwaway databases on
-TRIPLEGAIN_DATABASE_URL's server (required): once plain, once with ``--http 127.0.0.1:0``
-and the load started the moment it listens (status, decision lists, metrics and a decision's page, in a loop,
-from ``--clients`` connections; plus one client that asks for a large page and never reads, and one that never
-finishes its request). Prints one JSON document: the runs' ``wall_seconds`` (the daemon's own figure, trading
-only), the median overhead in % (target: at most 10 %), the requests served during the loaded runs, and whether
-the two runs' decisions, orders and fills were equal. The load runs in this process: on a small machine its CPU
-competes with the daemon's, so the overhead is an upper bound.
+Each try runs ``triplegain run --source synthetic --seed 8 --speed max`` twice, back to back, on throwaway
+databases on TRIPLEGAIN_DATABASE_URL's server (required): once plain, once with ``--http 127.0.0.1:0`` and the load
+started the moment it listens (status, decision lists, metrics and a decision's page, in a loop, from
+``--clients`` connections; plus one client that asks for a large page and never reads, and one that never finishes
+its request). Which of the two runs first alternates between tries, so a machine slowing down or speeding up
+during the benchmark does not count as overhead. Prints one JSON document: the runs' ``wall_seconds`` (the
+daemon's own figure, trading only), the overhead of each try and their median in % (target: at most 10 %), the
+daemon's CPU time overhead (median), the requests served during the loaded runs, and whether the two runs'
+decisions, orders and fills were equal. The load runs in this process: on a small machine its CPU competes with
+the daemon's, so the overhead is an upper bound.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -196,31 +199,60 @@ async def scratch_database(server_url: str) -> AsyncIterator[str]:
             await connection.close()
 
 
+def child_cpu_seconds() -> float:
+    """CPU seconds (user and system) of this process's children that have ended: a run's daemon, once awaited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Pair:
+    """One try: the same replay plain and under load, run back to back (which first alternates between tries)."""
+
+    plain_seconds: float
+    loaded_seconds: float
+    plain_cpu_seconds: float
+    loaded_cpu_seconds: float
+
+    @property
+    def overhead_pct(self) -> float:
+        return 100 * (self.loaded_seconds / self.plain_seconds - 1)
+
+    @property
+    def cpu_overhead_pct(self) -> float:
+        return 100 * (self.loaded_cpu_seconds / self.plain_cpu_seconds - 1)
+
+
 async def measure(server_url: str, candles: int, clients: int, tries: int) -> dict[str, Any]:
-    plain_seconds: list[float] = []
-    loaded_seconds: list[float] = []
+    pairs: list[Pair] = []
     requests, errors, equal = 0, [], True
     with tempfile.TemporaryDirectory() as scratch:
-        for _ in range(tries):
+        for index in range(tries):
             async with scratch_database(server_url) as plain_url, scratch_database(server_url) as loaded_url:
-                plain, _ = await replay(plain_url, Path(scratch) / "plain", candles, clients=None)
-                loaded, load = await replay(loaded_url, Path(scratch) / "loaded", candles, clients=clients)
-                assert load is not None
-                plain_seconds.append(plain["wall_seconds"])
-                loaded_seconds.append(loaded["wall_seconds"])
-                requests += load.requests
-                errors += load.errors
+                figures: dict[bool, tuple[float, float]] = {}
+                for loaded in (False, True) if index % 2 == 0 else (True, False):
+                    before = child_cpu_seconds()
+                    url, name = (loaded_url, "loaded") if loaded else (plain_url, "plain")
+                    summary, load = await replay(
+                        url, Path(scratch) / name, candles, clients=clients if loaded else None
+                    )
+                    figures[loaded] = (summary["wall_seconds"], child_cpu_seconds() - before)
+                    if load is not None:
+                        requests += load.requests
+                        errors += load.errors
+                pairs.append(Pair(figures[False][0], figures[True][0], figures[False][1], figures[True][1]))
                 equal = equal and await stored_rows(plain_url) == await stored_rows(loaded_url)
-    plain_median, loaded_median = statistics.median(plain_seconds), statistics.median(loaded_seconds)
-    overhead = 100 * (loaded_median - plain_median) / plain_median
+    overheads = sorted(pair.overhead_pct for pair in pairs)
     return {
         "candles_per_symbol": candles,
         "clients": clients,
         "tries": tries,
-        "plain_wall_seconds": plain_seconds,
-        "http_loaded_wall_seconds": loaded_seconds,
-        "overhead_pct": round(overhead, 1),
+        "plain_wall_seconds": [round(pair.plain_seconds, 3) for pair in pairs],
+        "http_loaded_wall_seconds": [round(pair.loaded_seconds, 3) for pair in pairs],
+        "overhead_pct": round(statistics.median(overheads), 1),
+        "overhead_pct_of_each_try": [round(value, 1) for value in overheads],
         "target_overhead_pct": TARGET_OVERHEAD_PCT,
+        "daemon_cpu_overhead_pct": round(statistics.median(pair.cpu_overhead_pct for pair in pairs), 1),
         "requests_served": requests,
         "server_errors": errors[:5],
         "rows_equal": equal,
@@ -231,7 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candles", type=positive, default=1000, help="synthetic candles per symbol")
     parser.add_argument("--clients", type=positive, default=200)
-    parser.add_argument("--tries", type=positive, default=3)
+    parser.add_argument("--tries", type=positive, default=8, help="pairs of runs (plain first in even tries)")
     options = parser.parse_args()
     server_url = os.environ.get("TRIPLEGAIN_DATABASE_URL", "").strip()
     if not server_url:

@@ -45,6 +45,12 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first, each kept in its order: under ``-n auto`` the workers start on the long
+    ones together and finish on short ones, instead of one worker ending alone on a long test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def scratch_dir() -> Iterator[Path]:
     """A temporary folder under /var/tmp, removed at the end of the session.

@@ -21,8 +21,11 @@ def triplegain_executable() -> str:
 
 
 def cli_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a command runs with: the user's, without TRIPLEGAIN_*, plus ``env``."""
-    return {**_BASE_ENV, "COLUMNS": "200", **(env or {})}
+    """The environment a command runs with: the user's, without TRIPLEGAIN_*, plus ``env``; its data directory is
+    the test's (``TRIPLEGAIN_HOME``, set for every test by ``tests/conftest.py``) unless ``env`` names another, so
+    no command writes into the developer's own."""
+    home = {"TRIPLEGAIN_HOME": os.environ["TRIPLEGAIN_HOME"]} if "TRIPLEGAIN_HOME" in os.environ else {}
+    return {**_BASE_ENV, "COLUMNS": "200", **home, **(env or {})}
 
 
 def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -56,6 +56,7 @@ async def runs_of(url: str, prefix: str) -> list[tuple[str, bool, str | None]]:
     return [(row["account"], row["ended"], row["exit_reason"]) for row in rows]
 
 
+@pytest.mark.slow
 async def test_a_sweep_of_two_settings_on_two_workers_reports_both_runs(
     tmp_path: Path, env: dict[str, str], empty_database_url: str
 ) -> None:

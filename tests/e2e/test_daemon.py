@@ -82,6 +82,7 @@ async def counts(url: str) -> dict[str, int]:
         await connection.close()
 
 
+@pytest.mark.slow
 async def test_operator_control_a_crash_and_a_restart_lose_and_duplicate_nothing(
     env: dict[str, str], empty_database_url: str
 ) -> None:
@@ -140,6 +141,7 @@ async def test_operator_control_a_crash_and_a_restart_lose_and_duplicate_nothing
     assert "after the crash" in final.stdout
 
 
+@pytest.mark.slow
 async def test_sigterm_stops_cleanly_and_a_second_signal_at_once(env: dict[str, str], empty_database_url: str) -> None:
     clean = daemon(env, "3000")
     wait_until_running(env, clean)

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, 
 from tests.e2e.cli import run_cli
 from tests.http.web_daemon import SEED, TOKEN, daemon_env, fresh_database, web_daemon
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
 CHROMIUM = Path("/usr/bin/chromium")
 ACCOUNT = "browser"
 SCREENSHOT = "dashboard.png"

@@ -38,11 +38,16 @@ class WebDaemon:
 
 
 def daemon_env(database_url: str, home: Path, candles: int, token: str | None = TOKEN) -> dict[str, str]:
-    """The environment of a daemon on ``database_url`` replaying ``candles`` synthetic candles per symbol."""
+    """The environment of a daemon on ``database_url`` replaying ``candles`` synthetic candles per symbol.
+
+    Its requests still take turns but rest for none of the wall time (``http.max_loop_share`` 1): these tests ask
+    one route after another, and what they check is the routes. The rests are checked in
+    ``tests/unit/test_http_governor.py``, and the default share under a flood in ``test_load.py``."""
     env = {
         "TRIPLEGAIN_DATABASE_URL": database_url,
         "TRIPLEGAIN_HOME": str(home),
         "TRIPLEGAIN_MARKET__SYNTHETIC__COUNT": str(candles),
+        "TRIPLEGAIN_HTTP__MAX_LOOP_SHARE": "1",
     }
     return env | ({"TRIPLEGAIN_HTTP_TOKEN": token} if token is not None else {})
 

@@ -138,6 +138,7 @@ async def test_synthetic_candles_land_in_postgres(migrated_database: Database) -
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 async def test_the_real_candles_replay_into_postgres_without_a_rejected_candle(migrated_database: Database) -> None:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the real candle files are not here: {SHARED_DATA} is absent")

@@ -2,11 +2,11 @@
 
 The app runs in the daemon's own event loop, so a flood of requests would otherwise delay trading by the time it
 takes to answer them. ``LoopShare`` lets one request at a time compute its answer and, after it, rests long
-enough for its wall time to be at most ``share`` of the whole: at 0.05, a request that took 2 ms is followed by
-38 ms in which no other request starts. The rest of a request (sending its body to a client that may never read
-it) happens outside the bound, in that request's own task. The live stream, commands and ``/healthz`` go around
-it: a stream sends one small event a second, a command mostly waits for its row to be settled, and the health
-check (a shared snapshot) must answer under a flood.
+enough for its wall time to be at most ``share`` of the whole: at 0.02 (the default), a request that took 2 ms
+is followed by 98 ms in which no other request starts. The rest of a request (sending its body to a client that
+may never read it) happens outside the bound, in that request's own task. The live stream, commands and
+``/healthz`` go around it: a stream sends one small event a second, a command mostly waits for its row to be
+settled, and the health check (a shared snapshot) must answer under a flood.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ class HttpSettings(Section):
         default=900.0, gt=0, description="/healthz answers 503 once no candle was taken in for this long (wall time)"
     )
     max_loop_share: float = Field(
-        default=0.05,
+        default=0.02,
         gt=0,
         le=1,
         description=(
             "most of the daemon's event loop HTTP requests may take (wall time, one request at a time); under a "
-            "flood, requests wait instead of delaying trading"
+            "flood, requests wait instead of delaying trading (0.02: a 2 ms answer, then 98 ms before the next)"
         ),
     )
     status_max_age_seconds: float = Field(
