@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -9,7 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import TEST_DATABASE_CONFIG, unique_name
-from triplegain.store import describe_url, load_migrations, migrate, open_database
+from triplegain.store import describe_url, load_migrations, migrate, open_database, open_database_at
+from triplegain.store.settings import DatabaseSettings
 
 
 @pytest.mark.postgres
@@ -58,3 +60,26 @@ async def test_without_a_url_the_embedded_server_in_the_data_directory_is_used(
 )
 def test_a_server_is_described_without_user_or_password(url: str, described: str) -> None:
     assert describe_url(url) == described
+
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(30)
+async def test_a_cancelled_block_cuts_the_pool_instead_of_waiting_for_a_connection_never_given_back(
+    migrated_database_url: str,
+) -> None:
+    settings = DatabaseSettings(pool_min_size=1, pool_max_size=4, command_timeout_seconds=300)
+    holding = asyncio.Event()
+
+    async def stopped_at_once() -> None:
+        async with open_database_at(migrated_database_url, settings) as db:
+            await db.pool.acquire()  # work cut mid-statement: its connection never comes back
+            holding.set()
+            await asyncio.Event().wait()
+
+    block = asyncio.create_task(stopped_at_once())
+    await holding.wait()
+    block.cancel()
+    done, _ = await asyncio.wait({block}, timeout=15)
+    assert done, "the pool waited for the connection (command_timeout_seconds: 300 s) instead of being cut"
+    assert block.cancelled()

@@ -241,7 +241,18 @@ async def _pooled(
             pool=pool, server=server, embedded=embedded, command_timeout_seconds=config.command_timeout_seconds
         )
     finally:
-        await _close(pool, config.command_timeout_seconds)
+        if _being_cancelled():
+            pool.terminate()
+        else:
+            await _close(pool, config.command_timeout_seconds)
+
+
+def _being_cancelled() -> bool:
+    """Whether the task closing the pool is being cancelled (a daemon stopped at once by a second signal): the work
+    holding connections was cut mid-statement and may never give them back, so the pool is cut too instead of
+    waiting ``command_timeout_seconds`` for them. What was acknowledged is already committed."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _close(pool: Any, limit_seconds: float) -> None:
