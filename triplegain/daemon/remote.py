@@ -43,6 +43,7 @@ from triplegain.market.feeds.replay import CandleFile
 from triplegain.market.settings import ReplayFile
 from triplegain.system.assembly import SHARED_AGENT_TOPICS
 from triplegain.system.payloads import decode_payload
+from triplegain.waiting import unless_set
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -167,16 +168,8 @@ class RemoteFeed:
 
 async def first_candle(feed: RemoteFeed, stop: asyncio.Event) -> Candle | None:
     """The stream's first candle (waiting for the agents service to publish one); None when a stop comes first."""
-    reading = asyncio.ensure_future(anext(feed))
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not reading.done():
-            reading.cancel()
-        await asyncio.gather(reading, stopping, return_exceptions=True)
-    return reading.result() if reading.done() and not reading.cancelled() else None
+    reading = await unless_set(anext(feed), stop)
+    return None if reading.cancelled() else reading.result()
 
 
 def remote_clock(market: RemoteMarket, first: Candle | None) -> Clock:

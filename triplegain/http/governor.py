@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from triplegain.clock import Clock, WallClock
+from triplegain.waiting import unless_set
 
 UNBOUNDED_PATHS = frozenset({"/api/stream", "/api/commands", "/healthz"})
 
@@ -73,17 +74,10 @@ class LoopShare:
 
     async def _turn_or_closing(self) -> bool:
         """Wait for this request's turn (True), or for the server to stop (False)."""
-        turn = asyncio.ensure_future(self._turn.acquire())
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait({turn, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not turn.done():
-                turn.cancel()
-        if turn.done() and not turn.cancelled():
-            if self._closing.is_set():
-                self._turn.release()
-                return False
-            return True
-        return False
+        turn = await unless_set(self._turn.acquire(), self._closing)
+        if turn.cancelled():
+            return False
+        if self._closing.is_set():
+            self._turn.release()
+            return False
+        return True

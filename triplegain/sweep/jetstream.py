@@ -40,6 +40,7 @@ from triplegain.bus.jetstream import MSG_ID, JetStreamLink, connect_jetstream, e
 from triplegain.bus.settings import NatsSettings
 from triplegain.sweep.work import Listener, RunOutcome, RunStarted, SweepRun
 from triplegain.sweep.worker import execute
+from triplegain.waiting import unless_set
 
 logger = structlog.get_logger(__name__)
 
@@ -173,15 +174,8 @@ class JetStreamSource:
         """The next event; None when a run's heartbeat is overdue or a stop was asked first."""
         deadline = min((seen + self._timeout for _, seen in alive.values()), default=None)
         wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-        getting = asyncio.ensure_future(events.get())
-        stopping = asyncio.ensure_future(self._stopped.wait())
-        try:
-            done, _ = await asyncio.wait({getting, stopping}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pending in (getting, stopping):
-                pending.cancel()
-        del done
-        return getting.result() if getting.done() and not getting.cancelled() else None
+        getting = await unless_set(events.get(), self._stopped, give_up_after=wait)
+        return None if getting.cancelled() else getting.result()
 
     def _fail_silent(
         self, alive: dict[int, tuple[str, float]], outcomes: dict[int, RunOutcome], listener: Listener
